@@ -1,0 +1,47 @@
+"""Zest Explorer's engine: architecture-independent model distances from predictions alone.
+
+The pipeline, in data-flow order (one module each):
+reference → segmentation → perturbation → probe (model-independent parts) → queries → local_fit →
+signature → alignment → distance.
+
+References
+----------
+Jia et al., "A Zest of LIME: Towards Architecture-Independent Model Distances", ICLR 2023.
+Ribeiro et al., "Why Should I Trust You?", KDD 2016 (LIME, arXiv:1602.04938).
+"""
+from .alignment import Alignment, align_classes
+from .cache import SignatureCache
+from .config import ZestConfig
+from .distance import (
+    IncompatibleSignaturesError,
+    distance_matrix,
+    relative_distance,
+    signature_distance_matrix,
+    zest_distance,
+)
+from .queries import ModelInputError, ModelOutputError, model_fingerprint, resolve_device
+from .reference import ReferenceSet
+from .segmentation import default_segmentation_params, segment_image
+from .signature import Signature, SignatureFileError, compute_signature
+
+__all__ = [
+    "Alignment",
+    "IncompatibleSignaturesError",
+    "ModelInputError",
+    "ModelOutputError",
+    "ReferenceSet",
+    "Signature",
+    "SignatureCache",
+    "SignatureFileError",
+    "ZestConfig",
+    "align_classes",
+    "compute_signature",
+    "default_segmentation_params",
+    "distance_matrix",
+    "model_fingerprint",
+    "relative_distance",
+    "resolve_device",
+    "segment_image",
+    "signature_distance_matrix",
+    "zest_distance",
+]

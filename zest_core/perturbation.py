@@ -1,0 +1,101 @@
+"""Perturbation: random super-pixel masks, and the perturbed images they select, composed in batches."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+
+def sample_masks(num_segments: int, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw LIME's binary masks over the super-pixels of one image.
+
+    Each entry keeps (1) or hides (0) a super-pixel with probability 1/2; the first mask keeps every
+    super-pixel, as LIME does, so that the unperturbed image is always among the samples.
+
+    Returns
+    -------
+    masks : ndarray of uint8, shape (num_samples, num_segments)
+    """
+    if num_segments < 1 or num_samples < 1:
+        raise ValueError(f"need at least one segment and one sample, got {num_segments} and {num_samples}")
+    masks = rng.integers(0, 2, size=(num_samples, num_segments), dtype=np.uint8)
+    masks[0, :] = 1
+    return masks
+
+
+def image_masks(num_segments: np.ndarray, num_samples: int, seed: int) -> list[np.ndarray]:
+    """Masks for every image; image n's masks depend only on (seed, n, its segment count)."""
+    return [
+        sample_masks(int(k), num_samples, np.random.default_rng([seed, index]))
+        for index, k in enumerate(num_segments)
+    ]
+
+
+def fill_images(
+    images: torch.Tensor, segments: torch.Tensor, fill: str, fill_value: float = 0.0
+) -> torch.Tensor:
+    """The image each hidden super-pixel is replaced from, per reference image.
+
+    Parameters
+    ----------
+    images : Tensor [N, C, H, W] in [0, 1]
+    segments : LongTensor [N, H, W], labels 0..K_n-1
+    fill : {"mean_color", "constant", "dataset_mean"}
+        Each super-pixel's own mean colour (LIME's ``hide_color=None``), ``fill_value``, or the
+        per-channel mean over the whole reference set.
+    """
+    if fill == "constant":
+        return torch.full_like(images, float(fill_value))
+    if fill == "dataset_mean":
+        return images.mean(dim=(0, 2, 3), keepdim=True).expand_as(images).clone()
+    if fill != "mean_color":
+        raise ValueError(f"fill must be mean_color, constant or dataset_mean; got {fill!r}")
+    n, channels, height, width = images.shape
+    # Offset labels per image so one scatter computes every image's segment means at once.
+    counts_per_image = segments.flatten(1).amax(dim=1) + 1
+    offsets = torch.cumsum(counts_per_image, 0) - counts_per_image
+    flat_labels = (segments + offsets.view(n, 1, 1)).flatten()
+    total = int(counts_per_image.sum())
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, channels)
+    sums = torch.zeros(total, channels, dtype=images.dtype, device=images.device).index_add_(0, flat_labels, pixels)
+    sizes = torch.bincount(flat_labels, minlength=total).to(images.dtype).unsqueeze(1)
+    means = sums / sizes
+    return means[flat_labels].view(n, height, width, channels).permute(0, 3, 1, 2).contiguous()
+
+
+def compose(
+    image: torch.Tensor, fill: torch.Tensor, segments: torch.Tensor, masks: torch.Tensor
+) -> torch.Tensor:
+    """Perturbed copies of one image: keep the super-pixels a mask keeps, fill the others.
+
+    Parameters
+    ----------
+    image, fill : Tensor [C, H, W]
+    segments : LongTensor [H, W]
+    masks : Tensor [B, K] of 0/1
+
+    Returns
+    -------
+    Tensor [B, C, H, W]
+    """
+    keep = masks.bool()[:, segments].unsqueeze(1)  # [B, 1, H, W]
+    return torch.where(keep, image.unsqueeze(0), fill.unsqueeze(0))
+
+
+def batch_plan(num_images: int, num_samples: int, batch_size: int) -> Iterator[list[tuple[int, int, int]]]:
+    """Split the N×L perturbed samples into batches of (image, first, stop) runs.
+
+    Batches span image boundaries so that every forward pass but the last is full.
+    """
+    total = num_images * num_samples
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        runs = []
+        position = start
+        while position < stop:
+            image, first = divmod(position, num_samples)
+            run_stop = min(num_samples, first + (stop - position))
+            runs.append((image, first, run_stop))
+            position += run_stop - first
+        yield runs

@@ -1,0 +1,96 @@
+"""The probe: everything model-independent, computed once per (reference set, config) and reused.
+
+It holds the segments, the masks, the local-fit operators and the images and fills on the engine's
+device, so that a signature for a new model costs only that model's forward passes plus one small
+matrix product per image.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import ZestConfig
+from .local_fit import fit_operator
+from .perturbation import fill_images, image_masks
+from .reference import ReferenceSet
+from .segmentation import segment_reference_set
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Segments, masks and fit operators for one (reference set, config), on one device."""
+
+    refset_fingerprint: str
+    config: ZestConfig
+    segments: np.ndarray  # int32 [N, H, W]
+    masks: list[np.ndarray]  # uint8 [L, K_n] per image
+    device: torch.device
+    images: torch.Tensor  # [N, C, H, W] in [0, 1], config.dtype
+    fills: torch.Tensor  # [N, C, H, W]
+    segments_device: torch.Tensor  # long [N, H, W]
+    masks_device: list[torch.Tensor]  # bool [L, K_n]
+    operators: list[torch.Tensor]  # float64 [K_n + 1, L]
+
+    @property
+    def num_images(self) -> int:
+        return int(self.segments.shape[0])
+
+    @property
+    def num_segments(self) -> np.ndarray:
+        return np.array([m.shape[1] for m in self.masks])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+
+_PROBES: "OrderedDict[tuple, Probe]" = OrderedDict()
+_MAX_PROBES = 4
+
+
+def prepare_probe(
+    refset: ReferenceSet,
+    config: ZestConfig,
+    device: torch.device,
+    progress: ProgressFn | None = None,
+) -> Probe:
+    """Build (or fetch from memory) the probe for this reference set and config on ``device``."""
+    if len(refset) == 0:
+        raise ValueError("refset: the reference set is empty (0 images)")
+    key = (refset.fingerprint(), config.fingerprint(science_only=True), str(device))
+    if key in _PROBES:
+        _PROBES.move_to_end(key)
+        return _PROBES[key]
+    segments = segment_reference_set(
+        refset, config.segmentation, config.segmentation_params, seed=config.seed, progress=progress
+    )
+    num_segments = segments.reshape(len(refset), -1).max(axis=1) + 1
+    masks = image_masks(num_segments, config.num_samples, config.seed)
+    operators = [
+        fit_operator(m, config.mode, kernel_width=config.kernel_width, alpha=config.ridge_alpha) for m in masks
+    ]
+    dtype = getattr(torch, config.dtype)
+    images = refset.as_tensor(device, dtype)
+    segments_device = torch.from_numpy(segments).to(device=device, dtype=torch.long)
+    probe = Probe(
+        refset_fingerprint=refset.fingerprint(),
+        config=config,
+        segments=segments,
+        masks=masks,
+        device=device,
+        images=images,
+        fills=fill_images(images, segments_device, config.fill, config.fill_value),
+        segments_device=segments_device,
+        masks_device=[torch.from_numpy(m).to(device=device, dtype=torch.bool) for m in masks],
+        operators=[torch.from_numpy(op).to(device) for op in operators],
+    )
+    _PROBES[key] = probe
+    while len(_PROBES) > _MAX_PROBES:
+        _PROBES.popitem(last=False)
+    return probe

@@ -1,0 +1,265 @@
+"""Signatures: the N local linear models of one model, side by side (C × ΣK), and how to compute them."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .cache import SignatureCache
+from .config import ZestConfig
+from .probe import ProgressFn, prepare_probe
+from .queries import ModelFn, model_fingerprint, query_batches, resolve_device
+from .reference import ReferenceSet
+
+FORMAT_VERSION = 1
+
+
+class SignatureFileError(ValueError):
+    """A signature file is missing pieces, corrupt, or from an incompatible version."""
+
+
+@dataclass
+class Signature:
+    """One model's Zest signature over one reference set.
+
+    Attributes
+    ----------
+    weights : list of ndarray, each (C, K_n)
+        Image n's local linear model: the weight of each super-pixel for each class.
+    intercepts : ndarray (C, N) or None
+        The local models' intercepts (``mode="lime"`` only; the zest fit has none).
+    segments : ndarray of int32, (N, H, W)
+        The super-pixels the weights refer to.
+    config : ZestConfig
+    model_fingerprint : str or None
+        Content hash of the model (None for a bare callable).
+    refset_fingerprint : str
+    class_names : list of str, optional
+    """
+
+    weights: list[np.ndarray]
+    intercepts: np.ndarray | None
+    segments: np.ndarray
+    config: ZestConfig
+    model_fingerprint: str | None
+    refset_fingerprint: str
+    class_names: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    @property
+    def num_images(self) -> int:
+        return len(self.weights)
+
+    def matrix(self) -> np.ndarray:
+        """The signature as one C × ΣK matrix (images' local models side by side)."""
+        return np.concatenate(self.weights, axis=1)
+
+    def image_columns(self) -> np.ndarray:
+        """Start column of each image in :meth:`matrix` (length N + 1)."""
+        return np.concatenate([[0], np.cumsum([w.shape[1] for w in self.weights])])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the signature as ``.npz``, atomically (temporary file, then rename)."""
+        path = Path(path)
+        matrix = self.matrix()
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "model_fingerprint": self.model_fingerprint,
+            "refset_fingerprint": self.refset_fingerprint,
+            "class_names": self.class_names,
+            "metadata": self.metadata,
+            "checksum": _checksum(matrix),
+        }
+        arrays = {
+            "matrix": matrix,
+            "columns": self.image_columns(),
+            "segments": self.segments,
+            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        }
+        if self.intercepts is not None:
+            arrays["intercepts"] = self.intercepts
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(path, buffer.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Signature":
+        """Read a signature written by :meth:`save`.
+
+        Raises
+        ------
+        SignatureFileError
+            If the file is unreadable, truncated, altered or of another format version.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise SignatureFileError(f"{path}: no such signature file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            meta = json.loads(arrays["meta"].tobytes().decode())
+            matrix, columns, segments = arrays["matrix"], arrays["columns"], arrays["segments"]
+            config = ZestConfig.from_dict(meta["config"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TypeError) as error:
+            raise SignatureFileError(f"{path}: not a readable signature file ({type(error).__name__}: {error})") from error
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise SignatureFileError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        if meta.get("checksum") != _checksum(matrix):
+            raise SignatureFileError(f"{path}: checksum mismatch, the file was altered or damaged")
+        if len(columns) != segments.shape[0] + 1 or columns[-1] != matrix.shape[1]:
+            raise SignatureFileError(f"{path}: the weight columns do not match the {segments.shape[0]} segment maps")
+        weights = [matrix[:, columns[i]:columns[i + 1]] for i in range(len(columns) - 1)]
+        return cls(
+            weights=weights,
+            intercepts=arrays.get("intercepts"),
+            segments=segments,
+            config=config,
+            model_fingerprint=meta["model_fingerprint"],
+            refset_fingerprint=meta["refset_fingerprint"],
+            class_names=meta.get("class_names"),
+            metadata=meta.get("metadata") or {},
+        )
+
+
+def compute_signature(
+    model: ModelFn,
+    refset: ReferenceSet,
+    config: ZestConfig | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    cache: SignatureCache | str | os.PathLike | bool | None = None,
+) -> Signature:
+    """Compute a model's Zest signature: N local linear models of its outputs over super-pixel masks.
+
+    Parameters
+    ----------
+    model : callable
+        Maps a float tensor [B, C, H, W] in [0, 1] pixel space to scores [B, classes]; an
+        ``nn.Module`` is one (it is run in eval mode on the engine's device and restored after).
+        The model's own normalisation belongs to the model (or its adapter).
+    refset : ReferenceSet
+    config : ZestConfig, optional
+        Defaults to ``ZestConfig()``.
+    progress : callable (done, total, stage), optional
+        Called as segmentation ("segment"), queries ("query") and fitting advance.
+    cache : SignatureCache, path, bool or None
+        Where signatures are cached: None uses the default folder ($ZEST_CACHE_DIR or
+        ~/.cache/zest), False disables caching. Models without a content fingerprint are never cached.
+
+    Returns
+    -------
+    Signature
+
+    Raises
+    ------
+    ValueError
+        For an empty reference set; ModelInputError if the model cannot take the images;
+        ModelOutputError if it returns NaN/inf or scores of the wrong shape.
+
+    References
+    ----------
+    .. [1] Jia, Yaghini, Choquette-Choo, Dullerud, Thudi, Chandrasekaran & Papernot, "A Zest of
+       LIME: Towards Architecture-Independent Model Distances", ICLR 2023, Algorithm 1.
+    """
+    config = config or ZestConfig()
+    if not isinstance(refset, ReferenceSet):
+        raise TypeError(f"refset must be a ReferenceSet, got {type(refset).__name__}")
+    if len(refset) == 0:
+        raise ValueError("refset: the reference set is empty (0 images)")
+    if not callable(model):
+        raise TypeError(f"model must be callable (images -> scores), got {type(model).__name__}")
+    store = _resolve_cache(cache)
+    fingerprint = model_fingerprint(model)
+    key = None
+    if store is not None and fingerprint is not None:
+        key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())
+        cached = store.load(key)
+        if cached is not None:
+            if progress is not None:
+                progress(1, 1, "cached")
+            return cached
+
+    device = resolve_device(config.device)
+    probe = prepare_probe(refset, config, device, progress)
+    # Stream the fit: each image's local model is its operator times its outputs, accumulated batch
+    # by batch, so the N×L outputs are never all held at once.
+    local_models: list[torch.Tensor | None] = [None] * probe.num_images
+    for runs, targets in query_batches(
+        model, probe, batch_size=config.batch_size, amp=config.amp, targets=config.targets, progress=progress
+    ):
+        row = 0
+        for image, first, stop in runs:
+            contribution = probe.operators[image][:, first:stop] @ targets[row:row + stop - first]
+            current = local_models[image]
+            local_models[image] = contribution if current is None else current + contribution
+            row += stop - first
+    stacked = [m.cpu().numpy() for m in local_models]  # each (K_n + 1, C)
+    weights = [np.ascontiguousarray(m[:-1].T) for m in stacked]
+    intercepts = np.stack([m[-1] for m in stacked], axis=1) if config.mode == "lime" else None
+    signature = Signature(
+        weights=weights,
+        intercepts=intercepts,
+        segments=probe.segments,
+        config=config,
+        model_fingerprint=fingerprint,
+        refset_fingerprint=refset.fingerprint(),
+        class_names=_class_names(model, weights[0].shape[0]),
+    )
+    if progress is not None:
+        progress(probe.num_images, probe.num_images, "fit")
+    if key is not None:
+        store.store(key, signature)
+    return signature
+
+
+def _class_names(model: Any, num_classes: int) -> list[str] | None:
+    names = getattr(model, "class_names", None)
+    if isinstance(names, Sequence) and not isinstance(names, str) and len(names) == num_classes:
+        return [str(n) for n in names]
+    return None
+
+
+def _resolve_cache(cache: SignatureCache | str | os.PathLike | bool | None) -> SignatureCache | None:
+    if cache is False:
+        return None
+    if cache is None or cache is True:
+        return SignatureCache()
+    if isinstance(cache, SignatureCache):
+        return cache
+    return SignatureCache(cache)
+
+
+def _checksum(matrix: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(matrix).tobytes()).hexdigest()[:32]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

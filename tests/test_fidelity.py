@@ -1,0 +1,103 @@
+"""The engine against independent references: the lime package, the paper's algorithm, known answers."""
+import numpy as np
+import pytest
+import torch
+from lime.lime_base import LimeBase
+from sklearn.metrics import pairwise_distances
+
+from zest_core import ReferenceSet, ZestConfig, compute_signature
+from zest_core.probe import prepare_probe
+
+from conftest import make_cnn
+
+
+def _lime_kernel(d, kernel_width=0.25):  # lime_image.LimeImageExplainer's kernel, written out
+    return np.sqrt(np.exp(-(d**2) / kernel_width**2))
+
+
+@pytest.mark.parametrize("targets", ["logits", "probabilities"])
+def test_lime_mode_equals_the_lime_package(digits_refset, targets):
+    config = ZestConfig(num_samples=150, batch_size=64, mode="lime", fill="mean_color", targets=targets, device="cpu")
+    model = make_cnn(0)
+    signature = compute_signature(model, digits_refset, config, cache=False)
+    probe = prepare_probe(digits_refset, config, torch.device("cpu"))
+    base = LimeBase(_lime_kernel, verbose=False)
+    for n, masks in enumerate(probe.masks):
+        # The outputs LIME would see: the same perturbed images, queried one image at a time.
+        with torch.no_grad():
+            from zest_core.perturbation import compose
+
+            batch = compose(probe.images[n], probe.fills[n], probe.segments_device[n], probe.masks_device[n])
+            outputs = model(batch).double()
+            outputs = torch.softmax(outputs, 1) if targets == "probabilities" else outputs
+        outputs = outputs.numpy()
+        distances = pairwise_distances(masks, masks[0].reshape(1, -1), metric="cosine").ravel()
+        for label in range(10):
+            intercept, explanation, _, _ = base.explain_instance_with_data(
+                masks, outputs, distances, label, num_features=masks.shape[1], feature_selection="none"
+            )
+            reference = np.zeros(masks.shape[1])
+            for feature, weight in explanation:
+                reference[feature] = weight
+            np.testing.assert_allclose(signature.weights[n][label], reference, rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(signature.intercepts[label, n], intercept, rtol=1e-5, atol=1e-8)
+
+
+def _paper_algorithm_1(model, refset, segments, masks, fill_value):
+    """A plain transcription of Zest's Algorithm 1 with its loops, as the authors' code runs it:
+    perturb super-pixel by super-pixel, query, then W = pinv(XᵀX) Xᵀ Y per image, no intercept."""
+    signature = []
+    for n in range(len(refset)):
+        image = refset.images[n].astype(np.float64) / 255.0
+        perturbed = []
+        for mask in masks[n]:
+            temp = image.copy()
+            for z in np.where(mask == 0)[0]:
+                temp[segments[n] == z] = fill_value
+            perturbed.append(temp)
+        inputs = torch.tensor(np.stack(perturbed), dtype=torch.float32).unsqueeze(1)
+        with torch.no_grad():
+            outputs = np.concatenate([model(inputs[i:i + 7]).double().numpy() for i in range(0, len(inputs), 7)])
+        x = masks[n].astype(np.float64)
+        w = np.linalg.pinv(x.T @ x) @ x.T @ outputs  # K × C
+        signature.append(w.T)
+    return np.concatenate(signature, axis=1)
+
+
+def test_zest_mode_equals_a_transcription_of_algorithm_1(digits_refset):
+    config = ZestConfig(num_samples=100, batch_size=33, fill="constant", fill_value=0.0, device="cpu")
+    model = make_cnn(1)
+    signature = compute_signature(model, digits_refset, config, cache=False)
+    probe = prepare_probe(digits_refset, config, torch.device("cpu"))
+    reference = _paper_algorithm_1(model, digits_refset, signature.segments, probe.masks, 0.0)
+    np.testing.assert_allclose(signature.matrix(), reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
+
+
+def test_a_linear_model_gets_its_exact_superpixel_coefficients(digits_refset):
+    """f(x) = Σ a·x is linear in the masks when the fill is 0: super-pixel k's weight is Σ_{p∈k} a_p x_p."""
+    torch.manual_seed(0)
+    coefficients = torch.randn(3, 28 * 28, dtype=torch.float64)
+
+    def linear_model(x):
+        return x.flatten(1).double() @ coefficients.T
+
+    config = ZestConfig(num_samples=80, fill="constant", fill_value=0.0, device="cpu", dtype="float64")
+    signature = compute_signature(linear_model, digits_refset, config, cache=False)
+    for n, weights in enumerate(signature.weights):
+        pixels = digits_refset.images[n].astype(np.float64).ravel() / 255.0
+        segments = signature.segments[n].ravel()
+        expected = np.stack([np.bincount(segments, coefficients[c].numpy() * pixels) for c in range(3)])
+        np.testing.assert_allclose(weights, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_fills_replace_hidden_superpixels_as_documented(digits_refset):
+    from zest_core.perturbation import fill_images
+
+    images = digits_refset.as_tensor()
+    segments = torch.from_numpy(np.stack([np.arange(28 * 28).reshape(28, 28) // 392] * len(digits_refset)))
+    mean_colour = fill_images(images, segments, "mean_color")
+    top = images[:, :, :14].mean(dim=(1, 2, 3))
+    np.testing.assert_allclose(mean_colour[:, 0, 0, 0].numpy(), top.numpy(), rtol=1e-6)
+    dataset_mean = fill_images(images, segments, "dataset_mean")
+    np.testing.assert_allclose(dataset_mean[3, 0, 5, 5].item(), images.mean().item(), rtol=1e-6)
+    assert torch.all(fill_images(images, segments, "constant", 0.25) == 0.25)

@@ -1,0 +1,66 @@
+"""Segmentation fits the image: about 10–40 super-pixels at 28, 32 and 224 px, on real images."""
+import numpy as np
+import pytest
+from skimage import data, transform
+
+from zest_core import segment_image
+from zest_core.segmentation import segment_reference_set
+
+PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "cat", "hubble_deep_field", "immunohistochemistry", "retina"]
+
+
+def _photos(side: int) -> list[np.ndarray]:
+    out = []
+    for name in PHOTOS:
+        image = getattr(data, name)()
+        image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
+        out.append((transform.resize(image, (side, side), anti_aliasing=True) * 255).astype(np.uint8))
+    return out
+
+
+@pytest.mark.parametrize("side", [28, 32, 224])
+@pytest.mark.parametrize("method", ["quickshift", "slic", "felzenszwalb"])
+def test_default_parameters_give_10_to_40_superpixels_on_photographs(side, method):
+    counts = [segment_image(image, method).max() + 1 for image in _photos(side)]
+    assert 10 <= np.median(counts) <= 40, counts
+    if method == "quickshift":  # the default method is held to every image, not just the median
+        assert min(counts) >= 5 and max(counts) <= 80, counts
+
+
+def test_default_quickshift_on_real_digits_is_not_lime_degenerate(mnist_digits):
+    images = mnist_digits[0][:40]
+    counts = [segment_image(image).max() + 1 for image in images]
+    assert 10 <= np.median(counts) <= 40 and min(counts) >= 5, counts
+    # LIME's own defaults collapse a 28×28 digit to one or two super-pixels: the reason for the rule.
+    lime_counts = [segment_image(image, kernel_size=4, max_dist=200, ratio=0.2).max() + 1 for image in images[:10]]
+    assert max(lime_counts) <= 3
+
+
+def test_labels_are_dense_and_follow_obvious_regions():
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:16, 16:] = (255, 0, 0)
+    image[16:, :16] = (0, 255, 0)
+    image[16:, 16:] = (0, 0, 255)
+    for method in ("quickshift", "slic", "felzenszwalb"):
+        labels = segment_image(image, method)
+        assert labels.dtype == np.int32 and set(np.unique(labels)) == set(range(labels.max() + 1))
+        for label in range(labels.max() + 1):  # every super-pixel lies within one colour quadrant
+            colours = {tuple(c) for c in image[labels == label]}
+            assert len(colours) == 1, (method, label, colours)
+
+
+def test_greyscale_images_are_segmented(mnist_digits):
+    labels = segment_image(mnist_digits[0][0])
+    assert labels.shape == (28, 28) and labels.max() >= 1
+
+
+def test_user_parameters_override_the_defaults(mnist_digits):
+    image = mnist_digits[0][0]
+    assert not np.array_equal(segment_image(image), segment_image(image, max_dist=2.0))
+
+
+def test_reference_set_segmentation_reports_progress(digits_refset):
+    calls = []
+    result = segment_reference_set(digits_refset, progress=lambda d, t, s: calls.append((d, t, s)))
+    assert result.shape == (6, 28, 28)
+    assert calls[-1] == (6, 6, "segment")

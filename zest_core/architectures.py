@@ -21,6 +21,11 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
+            # Without this check a 1-channel batch would broadcast silently against 3 channel means.
+            raise ValueError(
+                f"expected images [B, {self.mean.shape[1]}, H, W], got a tensor of shape {tuple(x.shape)}"
+            )
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 

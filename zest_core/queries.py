@@ -55,7 +55,7 @@ def model_fingerprint(model: Any) -> str | None:
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:32]
 
 
@@ -114,7 +114,7 @@ def check_outputs(outputs: Any, batch: int, num_classes: int | None) -> torch.Te
         )
     if num_classes is not None and outputs.shape[1] != num_classes:
         raise ModelOutputError(
-            f"the model returned {outputs.shape[1]} classes in one batch and {num_classes} in another"
+            f"the model returned {num_classes} classes in earlier batches and {outputs.shape[1]} in this one"
         )
     if not outputs.is_floating_point():
         outputs = outputs.to(torch.float64)

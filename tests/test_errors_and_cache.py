@@ -1,0 +1,191 @@
+"""Bad input gets a clear error; the signature cache is keyed on content and never trusts a bad file."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from zest_core import (
+    IncompatibleSignaturesError,
+    ModelInputError,
+    ModelOutputError,
+    ReferenceSet,
+    Signature,
+    SignatureCache,
+    SignatureFileError,
+    ZestConfig,
+    compute_signature,
+    zest_distance,
+)
+
+from conftest import make_cnn
+
+
+# --- bad models ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_a_model_returning_nan_or_inf_is_refused(digits_refset, small_config, bad_value):
+    def broken(x):
+        scores = torch.zeros(x.shape[0], 10)
+        scores[-1, 3] = bad_value
+        return scores
+
+    with pytest.raises(ModelOutputError, match="NaN or infinite"):
+        compute_signature(broken, digits_refset, small_config)
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (lambda x: torch.zeros(x.shape[0]), r"shape \(50,\)"),
+        (lambda x: torch.zeros(x.shape[0] - 1, 10), r"shape \(49, 10\) for a batch of 50"),
+        (lambda x: torch.zeros(x.shape[0], 2, 5), r"expected \[50, classes\]"),
+        (lambda x: (torch.zeros(x.shape[0], 10),), "tuple"),
+        (lambda x: "scores", "expected"),
+    ],
+)
+def test_outputs_of_the_wrong_shape_are_refused(digits_refset, small_config, model, message):
+    with pytest.raises(ModelOutputError, match=message):
+        compute_signature(model, digits_refset, small_config)
+
+
+def test_a_model_changing_its_class_count_is_refused(digits_refset, small_config):
+    calls = []
+
+    def unstable(x):
+        calls.append(1)
+        return torch.zeros(x.shape[0], 10 if len(calls) == 1 else 9)
+
+    with pytest.raises(ModelOutputError, match="10 classes in earlier batches and 9"):
+        compute_signature(unstable, digits_refset, small_config)
+
+
+def test_a_model_for_other_image_sizes_gets_a_clear_error(digits_refset, small_config):
+    from zest_core.architectures import ResNet20
+
+    with pytest.raises(ModelInputError, match=r"first batch.*1-channel 28×28"):
+        compute_signature(ResNet20(), digits_refset, small_config)
+
+    class Declared(torch.nn.Module):
+        input_shape = (3, 32, 32)
+
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 10)
+
+    with pytest.raises(ModelInputError, match=r"expects inputs of shape \(3, 32, 32\).*\(1, 28, 28\)"):
+        compute_signature(Declared(), digits_refset, small_config)
+
+
+# --- bad reference sets and configs ----------------------------------------------------------------
+
+def test_empty_and_malformed_reference_sets_are_refused():
+    with pytest.raises(ValueError, match="empty"):
+        ReferenceSet.from_arrays(np.zeros((0, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        ReferenceSet.from_arrays([])
+    with pytest.raises(ValueError, match="same size"):
+        ReferenceSet.from_arrays([np.zeros((28, 28), np.uint8), np.zeros((32, 32), np.uint8)])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ReferenceSet.from_arrays(np.full((2, 8, 8), 3.0))
+    with pytest.raises(ValueError, match="channels last"):
+        ReferenceSet.from_arrays(np.zeros((2, 3, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="labels"):
+        ReferenceSet.from_arrays(np.zeros((2, 8, 8), np.uint8), labels=[1, 2, 3])
+
+
+def test_invalid_config_values_are_named():
+    with pytest.raises(ValueError, match="fill must be one of"):
+        ZestConfig(fill="zeros")
+    with pytest.raises(ValueError, match="num_samples must be >= 2"):
+        ZestConfig(num_samples=1)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        ZestConfig(batch_size=2.5)
+
+
+def test_signatures_from_different_reference_sets_or_configs_are_not_compared(digits_refset, mnist_digits, small_config):
+    model = make_cnn(0)
+    a = compute_signature(model, digits_refset, small_config, cache=False)
+    other_refset = ReferenceSet.from_arrays(mnist_digits[0][100:106])
+    with pytest.raises(IncompatibleSignaturesError, match="different reference sets"):
+        zest_distance(a, compute_signature(model, other_refset, small_config, cache=False))
+    with pytest.raises(IncompatibleSignaturesError, match="num_samples=120 vs 130"):
+        zest_distance(a, compute_signature(model, digits_refset, small_config.replace(num_samples=130), cache=False))
+    # Execution fields (batch size, device) do not change what a signature means.
+    same = compute_signature(model, digits_refset, small_config.replace(batch_size=17), cache=False)
+    assert zest_distance(a, same) == pytest.approx(0.0, abs=1e-9)
+
+
+# --- the cache ----------------------------------------------------------------------------------
+
+def test_a_second_computation_comes_from_the_cache(digits_refset, small_config, isolated_cache):
+    model = make_cnn(0)
+    first = compute_signature(model, digits_refset, small_config)
+    assert len(list(isolated_cache.glob("*.zsig.npz"))) == 1
+
+    def must_not_run(*_):
+        raise AssertionError("the model was queried although the signature is cached")
+
+    stages = []
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    cached = compute_signature(model, digits_refset, small_config, progress=lambda d, t, s: stages.append(s))
+    assert calls == [] and stages == ["cached"]
+    assert np.array_equal(cached.matrix(), first.matrix())
+
+
+def test_any_change_of_model_refset_or_config_gives_a_new_key(digits_refset, mnist_digits, small_config, isolated_cache):
+    model = make_cnn(0)
+    compute_signature(model, digits_refset, small_config)
+    compute_signature(model, digits_refset, small_config.replace(batch_size=51))
+    compute_signature(model, ReferenceSet.from_arrays(mnist_digits[0][:6]), small_config)
+    with torch.no_grad():
+        model.fc2.bias[0] += 1e-3  # one weight changes: a different model
+    compute_signature(model, digits_refset, small_config)
+    assert len(list(isolated_cache.glob("*.zsig.npz"))) == 4
+
+
+def test_a_corrupt_cache_file_is_recomputed_with_a_warning(digits_refset, small_config, isolated_cache):
+    model = make_cnn(0)
+    first = compute_signature(model, digits_refset, small_config)
+    (path,) = isolated_cache.glob("*.zsig.npz")
+    for damage in (b"garbage", path.read_bytes()[: path.stat().st_size // 2]):
+        path.write_bytes(damage)
+        with pytest.warns(UserWarning, match="corrupt signature cache file"):
+            again = compute_signature(model, digits_refset, small_config)
+        assert np.array_equal(again.matrix(), first.matrix())
+        assert Signature.load(path).matrix().shape == first.matrix().shape  # rewritten, readable
+
+
+def test_an_altered_signature_file_fails_its_checksum(digits_refset, small_config, tmp_path):
+    signature = compute_signature(make_cnn(0), digits_refset, small_config, cache=False)
+    path = signature.save(tmp_path / "a.npz")
+    data = dict(np.load(path))
+    data["matrix"] = data["matrix"] * 1.01
+    np.savez(path, **data)
+    with pytest.raises(SignatureFileError, match="checksum"):
+        Signature.load(path)
+    with pytest.raises(SignatureFileError, match="no such"):
+        Signature.load(tmp_path / "missing.npz")
+
+
+def test_save_and_load_round_trip(digits_refset, tmp_path):
+    config = ZestConfig(num_samples=60, mode="lime", device="cpu")
+    signature = compute_signature(make_cnn(0), digits_refset, config, cache=False)
+    loaded = Signature.load(signature.save(tmp_path / "sig.npz"))
+    assert np.array_equal(loaded.matrix(), signature.matrix())
+    assert np.array_equal(loaded.intercepts, signature.intercepts)
+    assert np.array_equal(loaded.segments, signature.segments)
+    assert loaded.config == config and loaded.model_fingerprint == signature.model_fingerprint
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_bare_callables_are_computed_but_never_cached(digits_refset, small_config, isolated_cache):
+    model = make_cnn(0)
+    compute_signature(lambda x: model(x), digits_refset, small_config)
+    assert not isolated_cache.exists() or not list(isolated_cache.glob("*.zsig.npz"))
+
+
+def test_the_callers_module_is_restored(digits_refset, small_config):
+    model = make_cnn(0).train()
+    compute_signature(model, digits_refset, small_config, cache=False)
+    assert model.training

@@ -46,8 +46,8 @@ def make_cnn(seed: int, num_classes: int = 10) -> torch.nn.Module:
     return SmallCNN(num_classes=num_classes).eval()
 
 
-class PermutedOutputs(torch.nn.Module):
-    """A model whose output classes are a fixed permutation of another model's."""
+class SelectedOutputs(torch.nn.Module):
+    """A model whose outputs are some of another model's, in a given order (a permutation or a subset)."""
 
     def __init__(self, model: torch.nn.Module, permutation: np.ndarray) -> None:
         super().__init__()

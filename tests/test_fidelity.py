@@ -15,32 +15,56 @@ def _lime_kernel(d, kernel_width=0.25):  # lime_image.LimeImageExplainer's kerne
     return np.sqrt(np.exp(-(d**2) / kernel_width**2))
 
 
+class RecordingModel(torch.nn.Module):
+    """Wraps a model and keeps every output it returns, in call order."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.outputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        self.outputs.append(out.detach().double().cpu())
+        return out
+
+
 @pytest.mark.parametrize("targets", ["logits", "probabilities"])
 def test_lime_mode_equals_the_lime_package(digits_refset, targets):
     config = ZestConfig(num_samples=150, batch_size=64, mode="lime", fill="mean_color", targets=targets, device="cpu")
-    model = make_cnn(0)
+    model = RecordingModel(make_cnn(0))
     signature = compute_signature(model, digits_refset, config, cache=False)
     probe = prepare_probe(digits_refset, config, torch.device("cpu"))
+    # LimeBase gets exactly the outputs the engine saw (image-major order), so only the fits are compared.
+    outputs = torch.cat(model.outputs).view(len(digits_refset), config.num_samples, -1)
+    if targets == "probabilities":
+        outputs = torch.softmax(outputs, dim=2)
     base = LimeBase(_lime_kernel, verbose=False)
     for n, masks in enumerate(probe.masks):
-        # The outputs LIME would see: the same perturbed images, queried one image at a time.
-        with torch.no_grad():
-            from zest_core.perturbation import compose
-
-            batch = compose(probe.images[n], probe.fills[n], probe.segments_device[n], probe.masks_device[n])
-            outputs = model(batch).double()
-            outputs = torch.softmax(outputs, 1) if targets == "probabilities" else outputs
-        outputs = outputs.numpy()
         distances = pairwise_distances(masks, masks[0].reshape(1, -1), metric="cosine").ravel()
         for label in range(10):
             intercept, explanation, _, _ = base.explain_instance_with_data(
-                masks, outputs, distances, label, num_features=masks.shape[1], feature_selection="none"
+                masks, outputs[n].numpy(), distances, label, num_features=masks.shape[1], feature_selection="none"
             )
             reference = np.zeros(masks.shape[1])
             for feature, weight in explanation:
                 reference[feature] = weight
-            np.testing.assert_allclose(signature.weights[n][label], reference, rtol=1e-5, atol=1e-8)
-            np.testing.assert_allclose(signature.intercepts[label, n], intercept, rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(signature.weights[n][label], reference, rtol=1e-5, atol=1e-12)
+            np.testing.assert_allclose(signature.intercepts[label, n], intercept, rtol=1e-5, atol=1e-12)
+
+
+def test_perturbed_images_are_the_masked_reference_images(digits_refset):
+    """What the model sees: kept super-pixels show the image, hidden ones the fill, pixel for pixel."""
+    config = ZestConfig(num_samples=20, batch_size=7, fill="constant", fill_value=0.5, device="cpu")
+    seen = []
+    compute_signature(lambda x: (seen.append(x.clone()), x.flatten(1)[:, :3])[1], digits_refset, config, cache=False)
+    probe = prepare_probe(digits_refset, config, torch.device("cpu"))
+    images = torch.cat(seen).view(len(digits_refset), 20, 28, 28).numpy()
+    for n in range(len(digits_refset)):
+        for l in (0, 5, 19):
+            keep = probe.masks[n][l][probe.segments[n]].astype(bool)
+            expected = np.where(keep, digits_refset.images[n] / 255.0, 0.5)
+            np.testing.assert_allclose(images[n, l], expected, atol=1e-7)
 
 
 def _paper_algorithm_1(model, refset, segments, masks, fill_value):

@@ -5,7 +5,7 @@ import pytest
 from zest_core import align_classes, compute_signature, zest_distance
 from zest_core.alignment import match_classes
 
-from conftest import PermutedOutputs, ScaledOutputs, make_cnn
+from conftest import SelectedOutputs, ScaledOutputs, make_cnn
 
 
 def test_distance_to_itself_is_zero_and_distances_are_symmetric(digits_refset, small_config):
@@ -63,7 +63,7 @@ def test_a_permuted_copy_is_aligned_back_exactly(digits_refset, small_config, me
     model = make_cnn(0)
     permutation = np.random.default_rng(3).permutation(10)
     a = compute_signature(model, digits_refset, small_config, cache=False)
-    b = compute_signature(PermutedOutputs(model, permutation), digits_refset, small_config, cache=False)
+    b = compute_signature(SelectedOutputs(model, permutation), digits_refset, small_config, cache=False)
     assert zest_distance(a, b, align="none") > 0.1
     alignment = align_classes(a, b, method)
     # B's output j is A's class permutation[j], so A's class c pairs with B's output argwhere(permutation == c).
@@ -76,7 +76,7 @@ def test_fewer_classes_are_matched_into_the_larger_model(digits_refset, small_co
     model = make_cnn(0)
     keep = np.array([7, 2, 5, 0, 9])
     a = compute_signature(model, digits_refset, small_config, cache=False)
-    subset = compute_signature(PermutedOutputs(model, keep), digits_refset, small_config, cache=False)
+    subset = compute_signature(SelectedOutputs(model, keep), digits_refset, small_config, cache=False)
     alignment = align_classes(a, subset)
     assert alignment.cost.shape == (10, 5)
     assert sorted(map(tuple, alignment.pairs.tolist())) == sorted((int(c), j) for j, c in enumerate(keep))

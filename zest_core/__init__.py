@@ -14,6 +14,7 @@ from .cache import SignatureCache
 from .config import ZestConfig
 from .distance import (
     IncompatibleSignaturesError,
+    alignment_method,
     distance_matrix,
     relative_distance,
     signature_distance_matrix,
@@ -35,6 +36,7 @@ __all__ = [
     "SignatureFileError",
     "ZestConfig",
     "align_classes",
+    "alignment_method",
     "compute_signature",
     "default_segmentation_params",
     "distance_matrix",

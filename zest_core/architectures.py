@@ -24,7 +24,7 @@ class Normalize(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
             # Without this check a 1-channel batch would broadcast silently against 3 channel means.
             raise ValueError(
-                f"expected images [B, {self.mean.shape[1]}, H, W], got a tensor of shape {tuple(x.shape)}"
+                f"expected images [B, {self.mean.shape[1]}, H, W], got a tensor of shape {list(x.shape)}"
             )
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 

@@ -17,25 +17,28 @@ Errors in the inputs are reported as ``zest: error: ...`` on stderr with exit st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .alignment import align_classes
 from .architectures import ARCHITECTURES, build_architecture
 from .cache import SignatureCache
 from .config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
 from .datasets import load_mnist, load_npz_reference
-from .distance import ALIGN_CHOICES, METRICS, signature_distance_matrix, zest_distance
+from .demo import DEMO_NUM_SAMPLES, run_demo
+from .distance import ALIGN_CHOICES, METRICS, alignment_method, check_compatible, signature_distance_matrix, zest_distance
+from .progress import ProgressBar
 from .reference import ReferenceSet
 from .signature import Signature, compute_signature
 
@@ -123,7 +126,8 @@ def load_model(spec: str) -> LoadedModel:
 def _load_torchscript(spec: str) -> LoadedModel:
     _require_file(spec, "model file")
     try:
-        module = torch.jit.load(spec, map_location="cpu")
+        with _quiet_torch():
+            module = torch.jit.load(spec, map_location="cpu")
     except Exception as error:  # noqa: BLE001 - torch raises many types for a file it cannot read
         hint = (
             f"; if it is a state_dict, pass it as ARCH:{spec} with ARCH one of {', '.join(sorted(ARCHITECTURES))}"
@@ -141,7 +145,8 @@ def _load_state_dict_model(spec: str, arch: str, weights: str) -> LoadedModel:
         )
     _require_file(weights, "weights file")
     try:
-        state = torch.load(weights, weights_only=True, map_location="cpu")
+        with _quiet_torch():
+            state = torch.load(weights, weights_only=True, map_location="cpu")
     except Exception as error:  # noqa: BLE001 - pickle and zip errors alike mean "not a state_dict file"
         raise CLIError(f"{weights}: not a readable state_dict file ({_first_line(error)})") from error
     state = _check_state_dict(weights, state)
@@ -150,25 +155,63 @@ def _load_state_dict_model(spec: str, arch: str, weights: str) -> LoadedModel:
     try:
         module.load_state_dict(state)
     except RuntimeError as error:
-        raise CLIError(f"{weights}: the weights do not fit architecture {arch!r} ({_first_line(error)})") from error
+        problem = _mismatch(module, state)
+        raise CLIError(f"{weights}: the weights do not fit architecture {arch!r}: {problem}") from error
     return LoadedModel(spec=spec, module=module.eval(), in_channels=in_channels)
 
 
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """Silence torch's deprecation and dispatch warnings while loading; failures still raise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 def _check_state_dict(path: str, state: Any) -> dict[str, torch.Tensor]:
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not state:
         raise CLIError(
             f"{path}: expected a state_dict (a dict of parameter names to tensors, as torch.save(model.state_dict())), "
-            f"got {type(state).__name__}"
+            f"got {'an empty dict' if isinstance(state, dict) else type(state).__name__}"
+        )
+    name = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if name is not None:
+        raise CLIError(
+            f"{path}: expected a state_dict of tensors, but its entry {name!r} is a {type(state[name]).__name__} "
+            "(a training checkpoint? save model.state_dict() itself)"
         )
     return state
 
 
+def _mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """How a state_dict differs from a module's: missing, unexpected or differently shaped entries."""
+    expected = module.state_dict()
+    problems = [
+        ("missing", [k for k in expected if k not in state]),
+        ("unexpected", [k for k in state if k not in expected]),
+        ("of another shape", [k for k in expected if k in state and expected[k].shape != state[k].shape]),
+    ]
+    return "; ".join(f"{len(keys)} {what} (e.g. {keys[0]!r})" for what, keys in problems if keys) or "incompatible"
+
+
 def infer_shape(path: str, state: dict[str, torch.Tensor]) -> tuple[int, int]:
-    """(num_classes, in_channels) of a state_dict: rows of its last 2-D weight, inputs of its first conv."""
+    """(num_classes, in_channels) of a state_dict: rows of its last 2-D weight, inputs of its first conv.
+
+    Parameters
+    ----------
+    path : str
+        The weights file, for error messages.
+    state : dict of str to Tensor
+        Entries in registration order, as ``Module.state_dict()`` returns them.
+    """
     convs = [t for name, t in state.items() if name.endswith(".weight") and t.ndim == 4]
     linears = [t for name, t in state.items() if name.endswith(".weight") and t.ndim == 2]
     if not convs or not linears:
-        raise CLIError(f"{path}: expected a state_dict with a convolution and a final linear layer, found neither or one")
+        raise CLIError(
+            f"{path}: expected a state_dict with convolution (4-D) and linear (2-D) weights, "
+            f"got {len(convs)} and {len(linears)}"
+        )
     return int(linears[-1].shape[0]), int(convs[0].shape[1])
 
 
@@ -204,12 +247,13 @@ def _require_file(path: str, what: str) -> None:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+    lines = str(error).strip().splitlines()
+    first_sentence = lines[0].split(". ")[0] if lines else ""
+    return f"{type(error).__name__}: {first_sentence}".rstrip(": ")
 
 
 # --------------------------------------------------------------------------------------------------
-# Configuration and progress
+# Configuration and signatures
 # --------------------------------------------------------------------------------------------------
 
 
@@ -224,39 +268,6 @@ def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
     if args.no_cache:
         return False
     return SignatureCache(args.cache_dir) if args.cache_dir else None
-
-
-class ProgressBar:
-    """A tqdm bar on stderr fed by ``compute_signature``'s ``progress(done, total, stage)`` callback.
-
-    The bar restarts, with the stage as its description, whenever the stage changes. Setting
-    ``TQDM_DISABLE=1`` hides it.
-    """
-
-    def __init__(self, label: str = "") -> None:
-        self.label = label
-        self._bar: tqdm | None = None
-        self._stage: str | None = None
-
-    def __call__(self, done: int, total: int, stage: str) -> None:
-        if self._bar is None:
-            self._bar = tqdm(total=total, file=sys.stderr, unit="step", leave=False, dynamic_ncols=True)
-        if stage != self._stage:
-            self._stage = stage
-            self._bar.reset(total=total)
-            self._bar.set_description(f"{self.label}{stage}", refresh=False)
-        self._bar.update(done - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def __enter__(self) -> "ProgressBar":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def signature_of(
@@ -283,6 +294,9 @@ def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Sig
     base = ZestConfig(**loaded[0].config.science_dict()) if loaded else None
     config = config_from_args(args, base)
     refset = _refset_for(inputs, args)
+    if refset is not None and loaded and loaded[0].refset_fingerprint != refset.fingerprint():
+        first = next(item.spec for item in inputs if item.signature is not None)
+        raise CLIError(f"{first} was computed on another reference set than --refset {args.refset}; use the same one")
     cache = cache_from_args(args)
     result = []
     for index, item in enumerate(inputs):
@@ -291,6 +305,11 @@ def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Sig
         else:
             label = f"model {index + 1}/{len(inputs)} ({item.spec}): "
             result.append(signature_of(item.model, refset, config, cache, label))
+    for item, signature in zip(inputs[1:], result[1:]):
+        try:
+            check_compatible(result[0], signature)
+        except ValueError as error:
+            raise CLIError(f"{inputs[0].spec} vs {item.spec}: {error}") from error
     return result
 
 
@@ -322,13 +341,6 @@ def cmd_signature(args: argparse.Namespace) -> int:
         f"over {signature.num_images} reference images"
     )
     return EXIT_OK
-
-
-def alignment_method(align: str, classes_a: int, classes_b: int) -> str | None:
-    """The class-matching method ``zest_distance(..., align=align)`` runs, or None when it runs none."""
-    if align == "none" or (align == "auto" and classes_a == classes_b):
-        return None
-    return "greedy" if align == "auto" else align
 
 
 def cmd_distance(args: argparse.Namespace) -> int:
@@ -383,7 +395,8 @@ def _matrix_csv(names: Sequence[str], matrix: np.ndarray) -> str:
 
 
 def _matrix_json(names: Sequence[str], matrix: np.ndarray, args: argparse.Namespace) -> str:
-    return json.dumps({"models": list(names), "metric": args.metric, "align": args.align, "matrix": matrix.tolist()}) + "\n"
+    report = {"models": list(names), "metric": args.metric, "align": args.align, "matrix": matrix.tolist()}
+    return json.dumps(report) + "\n"
 
 
 def _format_number(value: float) -> str:
@@ -392,9 +405,7 @@ def _format_number(value: float) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``zest demo``: train small MNIST models and show what Zest says about them."""
-    from .demo import run_demo  # the demo imports training code the other subcommands never need
-
-    config = config_from_args(args, ZestConfig(num_samples=args.demo_samples))
+    config = config_from_args(args, ZestConfig(num_samples=DEMO_NUM_SAMPLES))
     run_demo(epochs=args.epochs, n=args.n, config=config, cache=cache_from_args(args))
     return EXIT_OK
 
@@ -407,7 +418,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _config_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("signature configuration (defaults: zest_core.ZestConfig)")
-    group.add_argument("--samples", type=int, metavar="L", help="random maskings per reference image")
+    group.add_argument(
+        "--samples", type=int, metavar="L",
+        help=f"random maskings per reference image (default: {ZestConfig().num_samples}; demo: {DEMO_NUM_SAMPLES})",
+    )
     group.add_argument("--segmentation", choices=SEGMENTATION_METHODS, help="super-pixel algorithm")
     group.add_argument("--fill", choices=FILLS, help="what replaces a hidden super-pixel")
     group.add_argument("--mode", choices=MODES, help="local fit: zest (least squares) or lime (kernel ridge)")
@@ -421,14 +435,24 @@ def _config_parent() -> argparse.ArgumentParser:
 
 
 def _comparison_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--refset", metavar="REF", help="mnist, mnist:N or an .npz file (needed unless every input is a signature file)")
-    parser.add_argument("--metric", choices=METRICS, default="cosine", help="distance between signatures (default: cosine)")
+    parser.add_argument(
+        "--refset", metavar="REF", help="mnist, mnist:N or an .npz file (needed unless every input is a signature file)"
+    )
+    parser.add_argument(
+        "--metric", choices=METRICS, default="cosine", help="distance between signatures (default: cosine)"
+    )
     parser.add_argument(
         "--align", choices=ALIGN_CHOICES, default="auto",
         help="class matching; auto matches greedily only when the class counts differ (default: auto)",
     )
 
 
+INPUTS_HELP = (
+    "MODEL is a TorchScript file, ARCH:WEIGHTS.pt (a state_dict; ARCH: " + ", ".join(sorted(ARCHITECTURES)) + ") "
+    "or a signature .npz written by 'zest signature'. REF is mnist, mnist:N (N stratified built-in MNIST digits, "
+    f"default {DEFAULT_MNIST_N}) or an .npz file with an 'images' array. Config flags left unset follow the first "
+    "signature file's config, so a model can be compared with a saved signature."
+)
 MODEL_HELP = "a TorchScript file, ARCH:WEIGHTS.pt (ARCH: " + ", ".join(sorted(ARCHITECTURES)) + ") or a signature .npz"
 
 
@@ -436,7 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``zest`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="zest",
-        description="Zest model distances (Jia et al., ICLR 2023): how similar two image classifiers are, from their predictions alone.",
+        description=(
+            "Zest model distances (Jia et al., ICLR 2023): how similar two image classifiers are, "
+            "from their predictions alone."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config = _config_parent()
@@ -447,24 +474,30 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the signature")
     sign.set_defaults(handler=cmd_signature)
 
-    dist = commands.add_parser("distance", parents=[config], help="the Zest distance between two models")
+    dist = commands.add_parser(
+        "distance", parents=[config], help="the Zest distance between two models", description=INPUTS_HELP
+    )
     dist.add_argument("a", metavar="A", help=MODEL_HELP)
     dist.add_argument("b", metavar="B", help=MODEL_HELP)
     _comparison_flags(dist)
     dist.add_argument("--json", action="store_true", help="print one JSON object with the details")
     dist.set_defaults(handler=cmd_distance)
 
-    matrix = commands.add_parser("matrix", parents=[config], help="distances between every pair of models")
+    matrix = commands.add_parser(
+        "matrix", parents=[config], help="distances between every pair of models", description=INPUTS_HELP
+    )
     matrix.add_argument("models", metavar="MODEL", nargs="+", help=MODEL_HELP)
     _comparison_flags(matrix)
     matrix.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default: csv)")
     matrix.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     matrix.set_defaults(handler=cmd_matrix)
 
-    demo = commands.add_parser("demo", parents=[config], help="train small MNIST models and compare them (offline, ~1 min)")
+    demo = commands.add_parser(
+        "demo", parents=[config], help="train small MNIST models and compare them (offline, about a minute at most)"
+    )
     demo.add_argument("--epochs", type=int, default=2, help="training epochs of the base models (default: 2)")
     demo.add_argument("--n", type=int, default=32, help="reference digits (default: 32)")
-    demo.set_defaults(handler=cmd_demo, demo_samples=500)
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -120,7 +120,9 @@ def load_npz_reference(path: str | os.PathLike) -> ReferenceSet:
     if arrays is None:
         raise ValueError(f"{path}: expected an .npz archive of named arrays, got a single .npy array")
     if "images" not in arrays:
-        found = ", ".join(sorted(arrays)) or "no arrays"
+        names = sorted(arrays)
+        found = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        found = found or "no arrays"
         raise ValueError(f"{path}: expected an 'images' array in the .npz, found {found}")
     try:
         return ReferenceSet.from_arrays(arrays["images"], arrays.get("labels"), provenance=str(path))

@@ -23,10 +23,10 @@ from torch import nn
 
 from .alignment import align_classes
 from .cache import SignatureCache
-from .cli import ProgressBar
 from .config import ZestConfig
 from .datasets import MNIST_PROVENANCE, load_mnist
 from .distance import distance_matrix, relative_distance, zest_distance
+from .progress import ProgressBar
 from .reference import ReferenceSet
 from .signature import Signature
 from .training import accuracy, init_model, train_classifier
@@ -36,6 +36,7 @@ FINETUNE_LEARNING_RATE = LEARNING_RATE / 10
 BATCH_SIZE = 128
 FINETUNE_ORDER_SEED = 1000  # the fine-tuning data order differs from every base model's
 PERMUTATION_SEED = 0
+DEMO_NUM_SAMPLES = 500  # L: maskings per reference digit (the paper uses 1000)
 UNRELATED_PAIRS = (("A", "B"), ("A", "C"), ("B", "C"))
 
 
@@ -93,7 +94,6 @@ def run_demo(
     n: int = 32,
     config: ZestConfig | None = None,
     cache: SignatureCache | bool | None = None,
-    train_limit: int | None = None,
 ) -> DemoResult:
     """Train the five demo models, compute their Zest distances and print everything to stdout.
 
@@ -104,26 +104,25 @@ def run_demo(
     n : int
         Reference digits, drawn stratified from the test split.
     config : ZestConfig, optional
-        Defaults to ``ZestConfig(num_samples=500)``.
+        Defaults to ``ZestConfig(num_samples=DEMO_NUM_SAMPLES)``.
     cache : SignatureCache, bool or None
         As :func:`zest_core.compute_signature`'s ``cache``.
-    train_limit : int, optional
-        Train on only the first this many training digits (for quick tests).
 
     Returns
     -------
     DemoResult
     """
-    config = config or ZestConfig(num_samples=500)
+    config = config or ZestConfig(num_samples=DEMO_NUM_SAMPLES)
     start = time.perf_counter()
     train, test = load_mnist(split="train"), load_mnist(split="test")
-    if train_limit is not None:
-        train = train.subset(range(min(train_limit, len(train))))
-    _say(f"Zest demo on real MNIST digits ({MNIST_PROVENANCE}: {len(train)} train / {len(test)} test), CPU-trained SmallCNNs\n")
+    refset = load_mnist(n, split="test", seed=0)  # drawn first, so a bad n fails before any training
+    _say(
+        f"Zest demo on real MNIST digits ({MNIST_PROVENANCE}: {len(train)} train / {len(test)} test), "
+        "CPU-trained SmallCNNs\n"
+    )
     models = _train_models(train, test, epochs)
     trained = time.perf_counter()
 
-    refset = load_mnist(n, split="test", seed=0)
     _say(
         f"\nZest signatures: N={len(refset)} reference digits (test split, stratified), L={config.num_samples} "
         f"maskings each, segmentation={config.segmentation}, fill={config.fill}, targets={config.targets}"
@@ -140,7 +139,8 @@ def run_demo(
     )
     timings = {"training_s": trained - start, "signatures_s": signed - trained, "total_s": time.perf_counter() - start}
     _say(
-        f"\nWall time: training {timings['training_s']:.1f} s, signatures and distances {timings['signatures_s']:.1f} s, "
+        f"\nWall time: training {timings['training_s']:.1f} s, "
+        f"signatures and distances {timings['signatures_s']:.1f} s, "
         f"total {timings['total_s']:.1f} s ({torch.get_num_threads()} torch threads)"
         + (f"; {cached} of {len(models)} signatures came from the cache (--no-cache recomputes them)" if cached else "")
     )
@@ -162,7 +162,9 @@ def _train_models(train: ReferenceSet, test: ReferenceSet, epochs: int) -> list[
 
     def base(seed: int) -> nn.Module:
         model = init_model("small_cnn", seed=seed)
-        return train_classifier(model, train.images, train.labels, epochs=epochs, lr=LEARNING_RATE, seed=seed, batch_size=BATCH_SIZE)
+        return train_classifier(
+            model, train.images, train.labels, epochs=epochs, lr=LEARNING_RATE, seed=seed, batch_size=BATCH_SIZE
+        )
 
     recipe = f"{epochs} epoch(s), lr {LEARNING_RATE:g}"
     model_a = base(0)
@@ -171,12 +173,13 @@ def _train_models(train: ReferenceSet, test: ReferenceSet, epochs: int) -> list[
         epochs=1, lr=FINETUNE_LEARNING_RATE, seed=FINETUNE_ORDER_SEED, batch_size=BATCH_SIZE,
     )
     permutation = np.random.default_rng(PERMUTATION_SEED).permutation(10)
+    order = permutation.tolist()
     models = [
         DemoModel("A", model_a, f"SmallCNN, init seed 0, {recipe}", "A"),
         DemoModel("A_finetuned", finetuned, f"A + 1 epoch, lr {FINETUNE_LEARNING_RATE:g}, other data order", "A"),
         DemoModel("B", base(1), f"SmallCNN, init seed 1, {recipe} (unrelated)", "B"),
         DemoModel("C", base(2), f"SmallCNN, init seed 2, {recipe} (unrelated)", "C"),
-        DemoModel("A_permuted", PermutedClasses(model_a, permutation), f"A, output k = A's class {permutation.tolist()}[k]", "A"),
+        DemoModel("A_permuted", PermutedClasses(model_a, permutation), f"A, output k = A's class {order}[k]", "A"),
     ]
     for model in models:
         model.test_accuracy = accuracy(model.module, test.images, test.labels)
@@ -203,7 +206,10 @@ def _signatures_and_matrix(
 def _print_distances(models: list[DemoModel], matrix: np.ndarray, baseline: list[float]) -> np.ndarray:
     """Print the matrix and every pair's distance relative to the unrelated baseline; return the relative matrix."""
     names = [m.name for m in models]
-    _say("\nZest distance matrix (cosine distance between signatures; no class alignment, align='auto' with equal class counts):")
+    _say(
+        "\nZest distance matrix (cosine distance between signatures; no class alignment, "
+        "align='auto' with equal class counts):"
+    )
     _say(" " * 13 + "".join(f"{name:>13}" for name in names))
     for name, row in zip(names, matrix):
         _say(f"{name:<13}" + "".join(f"{value:13.4f}" for value in row))
@@ -214,10 +220,8 @@ def _print_distances(models: list[DemoModel], matrix: np.ndarray, baseline: list
         "below 1 means closer than unrelated models:"
     )
     for (i, first), (j, second) in itertools.combinations(enumerate(models), 2):
-        _say(
-            f"  {first.name + ' – ' + second.name:<26} d = {matrix[i, j]:.4f}   relative {relative_distance(matrix[i, j], baseline):5.2f}"
-            f"   truth: {_relation(first, second)}"
-        )
+        pair = f"{first.name} – {second.name}"
+        _say(f"  {pair:<26} {_distance_text(matrix[i, j], baseline)}   truth: {_relation(first, second)}")
     return relative
 
 
@@ -243,10 +247,15 @@ def _print_permutation(
     correct = int(np.sum(pairs[:, 1] == expected[pairs[:, 0]]))
     recovered = correct == len(expected) == len(pairs)
     _say("\nA vs A_permuted (the same network with its output classes shuffled):")
-    _say(f"  without alignment (align='none'):    d = {unaligned:.4f}   relative {relative_distance(unaligned, baseline):5.2f}")
-    _say(f"  with Hungarian alignment:            d = {aligned:.4f}   relative {relative_distance(aligned, baseline):5.2f}")
-    _say(f"  permutation recovered exactly: {'yes' if recovered else 'NO'} ({correct}/{len(expected)} classes matched correctly)")
+    _say(f"  without alignment (align='none'):    {_distance_text(unaligned, baseline)}")
+    _say(f"  with Hungarian alignment:            {_distance_text(aligned, baseline)}")
+    verdict = "yes" if recovered else "NO"
+    _say(f"  permutation recovered exactly: {verdict} ({correct}/{len(expected)} classes matched correctly)")
     return unaligned, aligned, recovered
+
+
+def _distance_text(distance: float, baseline: list[float]) -> str:
+    return f"d = {distance:.4f}   relative {relative_distance(distance, baseline):5.2f}"
 
 
 def _say(text: str) -> None:

@@ -30,21 +30,30 @@ def check_compatible(sig_a: Signature, sig_b: Signature) -> None:
         raise IncompatibleSignaturesError(f"the signatures were computed with different configs: {details}")
 
 
-def aligned_matrices(sig_a: Signature, sig_b: Signature, align: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """The two signature matrices with matched class rows in the same order."""
+def alignment_method(align: str, classes_a: int, classes_b: int) -> str | None:
+    """The class-matching method that ``align`` runs for these class counts, or None when none runs.
+
+    "auto" matches (greedily, as the paper does) only when the class counts differ.
+    """
     if align not in ALIGN_CHOICES:
         raise ValueError(f"align must be one of {ALIGN_CHOICES}; got {align!r}")
-    check_compatible(sig_a, sig_b)
-    matrix_a, matrix_b = sig_a.matrix(), sig_b.matrix()
-    differ = matrix_a.shape[0] != matrix_b.shape[0]
-    if align == "none" or (align == "auto" and not differ):
-        if differ:
+    if align == "none" or (align == "auto" and classes_a == classes_b):
+        if classes_a != classes_b:
             raise ValueError(
-                f"the models have {matrix_a.shape[0]} and {matrix_b.shape[0]} classes; "
+                f"the models have {classes_a} and {classes_b} classes; "
                 "use align='auto', 'greedy' or 'hungarian' to match them"
             )
+        return None
+    return "greedy" if align == "auto" else align
+
+
+def aligned_matrices(sig_a: Signature, sig_b: Signature, align: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """The two signature matrices with matched class rows in the same order."""
+    check_compatible(sig_a, sig_b)
+    method = alignment_method(align, sig_a.num_classes, sig_b.num_classes)
+    matrix_a, matrix_b = sig_a.matrix(), sig_b.matrix()
+    if method is None:
         return matrix_a, matrix_b
-    method = "greedy" if align == "auto" else align
     pairs = align_classes(sig_a, sig_b, method).pairs
     return matrix_a[pairs[:, 0]], matrix_b[pairs[:, 1]]
 

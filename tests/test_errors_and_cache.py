@@ -34,6 +34,20 @@ def test_a_model_returning_nan_or_inf_is_refused(digits_refset, small_config, ba
         compute_signature(broken, digits_refset, small_config)
 
 
+def test_nan_in_a_later_batch_is_caught_before_a_signature_is_returned(digits_refset, small_config):
+    calls = []
+
+    def late_nan(x):
+        calls.append(1)
+        scores = torch.zeros(x.shape[0], 10)
+        if len(calls) == 4:
+            scores[0, 0] = float("nan")
+        return scores
+
+    with pytest.raises(ModelOutputError, match=r"1 NaN or infinite scores in the 720 perturbed images"):
+        compute_signature(late_nan, digits_refset, small_config)
+
+
 @pytest.mark.parametrize(
     "model, message",
     [

@@ -83,6 +83,35 @@ def compose(
     return torch.where(keep, image.unsqueeze(0), fill.unsqueeze(0))
 
 
+def compose_samples(
+    images: torch.Tensor,
+    fills: torch.Tensor,
+    segments: torch.Tensor,
+    masks: torch.Tensor,
+    image_index: torch.Tensor,
+    mask_index: torch.Tensor,
+) -> torch.Tensor:
+    """Perturbed images for any mix of (image, mask) pairs, in one gather: no per-image Python loop.
+
+    Parameters
+    ----------
+    images, fills : Tensor [N, C, H, W]
+    segments : LongTensor [N, H, W]
+    masks : BoolTensor [N, L, K_max]
+        Every image's masks, padded to the largest segment count (padding is never indexed).
+    image_index, mask_index : LongTensor [B]
+        Which image and which of its masks each output row shows.
+
+    Returns
+    -------
+    Tensor [B, C, H, W]
+    """
+    rows = masks[image_index, mask_index]  # [B, K_max]
+    keep = torch.gather(rows, 1, segments[image_index].flatten(1))  # [B, H*W]
+    keep = keep.view(image_index.shape[0], 1, *segments.shape[1:])
+    return torch.where(keep, images[image_index], fills[image_index])
+
+
 def batch_plan(num_images: int, num_samples: int, batch_size: int) -> Iterator[list[tuple[int, int, int]]]:
     """Split the N×L perturbed samples into batches of (image, first, stop) runs.
 

@@ -34,7 +34,7 @@ class Probe:
     images: torch.Tensor  # [N, C, H, W] in [0, 1], config.dtype
     fills: torch.Tensor  # [N, C, H, W]
     segments_device: torch.Tensor  # long [N, H, W]
-    masks_device: list[torch.Tensor]  # bool [L, K_n]
+    masks_padded: torch.Tensor  # bool [N, L, K_max], each image's masks padded with False
     operators: list[torch.Tensor]  # float64 [K_n + 1, L]
 
     @property
@@ -87,10 +87,17 @@ def prepare_probe(
         images=images,
         fills=fill_images(images, segments_device, config.fill, config.fill_value),
         segments_device=segments_device,
-        masks_device=[torch.from_numpy(m).to(device=device, dtype=torch.bool) for m in masks],
+        masks_padded=_pad_masks(masks).to(device),
         operators=[torch.from_numpy(op).to(device) for op in operators],
     )
     _PROBES[key] = probe
     while len(_PROBES) > _MAX_PROBES:
         _PROBES.popitem(last=False)
     return probe
+
+
+def _pad_masks(masks: list[np.ndarray]) -> torch.Tensor:
+    padded = np.zeros((len(masks), masks[0].shape[0], max(m.shape[1] for m in masks)), dtype=bool)
+    for index, image_masks_ in enumerate(masks):
+        padded[index, :, : image_masks_.shape[1]] = image_masks_
+    return torch.from_numpy(padded)

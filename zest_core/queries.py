@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .perturbation import batch_plan, compose
+from .perturbation import batch_plan, compose_samples
 from .probe import Probe
 
 ModelFn = Callable[[torch.Tensor], Any]
@@ -93,8 +93,12 @@ def to_targets(scores: torch.Tensor, targets: str) -> torch.Tensor:
     raise ValueError(f"targets must be logits, probabilities or log_probabilities; got {targets!r}")
 
 
-def check_outputs(outputs: Any, batch: int, num_classes: int | None) -> torch.Tensor:
-    """Raise ModelOutputError unless ``outputs`` is a finite [batch, classes] matrix."""
+def check_outputs(outputs: Any, batch: int, num_classes: int | None, *, check_finite: bool = True) -> torch.Tensor:
+    """Raise ModelOutputError unless ``outputs`` is a finite [batch, classes] matrix.
+
+    ``check_finite=False`` leaves the NaN/inf test to the caller, which on a GPU can count bad scores
+    on the device and look once at the end instead of synchronising after every batch.
+    """
     if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
         raise ModelOutputError(
             f"the model returned a {type(outputs).__name__} of {len(outputs)} tensors; "
@@ -118,10 +122,14 @@ def check_outputs(outputs: Any, batch: int, num_classes: int | None) -> torch.Te
         )
     if not outputs.is_floating_point():
         outputs = outputs.to(torch.float64)
-    if not bool(torch.isfinite(outputs).all()):
-        bad = int((~torch.isfinite(outputs)).sum())
-        raise ModelOutputError(f"the model returned {bad} NaN or infinite scores in a batch of {batch} images")
+    if check_finite:
+        _raise_if_nonfinite(int((~torch.isfinite(outputs)).sum()), f"a batch of {batch} images")
     return outputs
+
+
+def _raise_if_nonfinite(count: int, where: str) -> None:
+    if count:
+        raise ModelOutputError(f"the model returned {count} NaN or infinite scores in {where}")
 
 
 def query_batches(
@@ -142,14 +150,16 @@ def query_batches(
     num_samples = probe.config.num_samples
     total = probe.num_images * num_samples
     num_classes: int | None = None
+    nonfinite = torch.zeros((), dtype=torch.int64, device=probe.device)
     done = 0
     use_amp = amp and probe.device.type == "cuda"
     with prepared_model(model, probe.device) as ready, torch.inference_mode():
         for runs in batch_plan(probe.num_images, num_samples, batch_size):
-            batch = torch.cat([
-                compose(probe.images[n], probe.fills[n], probe.segments_device[n], probe.masks_device[n][a:b])
-                for n, a, b in runs
-            ])
+            sample = torch.arange(done, done + sum(b - a for _, a, b in runs), device=probe.device)
+            batch = compose_samples(
+                probe.images, probe.fills, probe.segments_device, probe.masks_padded,
+                sample // num_samples, sample % num_samples,
+            )
             try:
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                     raw = ready(batch)
@@ -161,9 +171,13 @@ def query_batches(
                         f"{probe.input_shape[0]}-channel {probe.input_shape[1]}×{probe.input_shape[2]} images?"
                     ) from error
                 raise
-            outputs = check_outputs(raw, batch.shape[0], num_classes)
+            # The first batch is checked at once; later ones count bad scores on the device (no sync).
+            outputs = check_outputs(raw, batch.shape[0], num_classes, check_finite=num_classes is None)
+            if num_classes is not None:
+                nonfinite += (~torch.isfinite(outputs)).sum().to(probe.device)
             num_classes = outputs.shape[1]
             done += batch.shape[0]
             yield runs, to_targets(outputs.to(probe.device), targets)
             if progress is not None:
                 progress(done, total, "query")
+    _raise_if_nonfinite(int(nonfinite), f"the {total} perturbed images")

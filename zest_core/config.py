@@ -48,8 +48,10 @@ class ZestConfig:
         Ridge penalty (lime mode; LIME uses 1).
     seed : int
         Seed of the mask sampler; the same seed gives bit-identical masks.
-    batch_size : int
-        Perturbed images per forward pass (batches span image boundaries).
+    batch_size : int or None
+        Perturbed images per forward pass (batches span image boundaries). None picks it: 256 on
+        the CPU (measured faster than 1000 for small CNNs on 2 cores), and on CUDA as many images as
+        hold about 16 M input values (4096 at 32×32×3, 111 at 224×224×3), to amortise kernel launches.
     device : {"auto", "cpu", "cuda"}
         Where images are composed and models run; "auto" picks CUDA when it is available.
     dtype : {"float32", "float64"}
@@ -68,14 +70,15 @@ class ZestConfig:
     kernel_width: float = 0.25
     ridge_alpha: float = 1.0
     seed: int = 0
-    batch_size: int = 256
+    batch_size: int | None = None
     device: str = "auto"
     dtype: str = "float32"
     amp: bool = False
 
     def __post_init__(self) -> None:
         _check_int("num_samples", self.num_samples, minimum=2)
-        _check_int("batch_size", self.batch_size, minimum=1)
+        if self.batch_size is not None:
+            _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_choice("segmentation", self.segmentation, SEGMENTATION_METHODS)
         _check_choice("fill", self.fill, FILLS)

@@ -35,6 +35,15 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+def effective_batch_size(batch_size: int | None, device: torch.device, input_shape: tuple[int, ...]) -> int:
+    """The configured batch size, or the automatic one (see ``ZestConfig.batch_size``)."""
+    if batch_size is not None:
+        return batch_size
+    if device.type != "cuda":
+        return 256
+    return max(32, min(4096, 2**24 // int(np.prod(input_shape))))
+
+
 def model_fingerprint(model: Any) -> str | None:
     """A content hash of a model, or None when it cannot be computed.
 
@@ -133,7 +142,7 @@ def _raise_if_nonfinite(count: int, where: str) -> None:
 
 
 def query_batches(
-    model: ModelFn, probe: Probe, *, batch_size: int, amp: bool = False, targets: str = "logits",
+    model: ModelFn, probe: Probe, *, batch_size: int | None, amp: bool = False, targets: str = "logits",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Iterator[tuple[list[tuple[int, int, int]], torch.Tensor]]:
     """Yield (runs, targets) for every batch of perturbed images, in the order of ``batch_plan``.
@@ -154,7 +163,8 @@ def query_batches(
     done = 0
     use_amp = amp and probe.device.type == "cuda"
     with prepared_model(model, probe.device) as ready, torch.inference_mode():
-        for runs in batch_plan(probe.num_images, num_samples, batch_size):
+        size = effective_batch_size(batch_size, probe.device, probe.input_shape)
+        for runs in batch_plan(probe.num_images, num_samples, size):
             sample = torch.arange(done, done + sum(b - a for _, a, b in runs), device=probe.device)
             batch = compose_samples(
                 probe.images, probe.fills, probe.segments_device, probe.masks_padded,

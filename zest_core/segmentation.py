@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -84,10 +86,16 @@ def segment_reference_set(
     """Segment every reference image; returns int32 labels of shape (N, H, W)."""
     params = params or {}
     result = np.empty((len(refset),) + refset.image_size, dtype=np.int32)
-    for index, image in enumerate(refset.images):
-        result[index] = segment_image(image, method, seed=seed, **params)
-        if progress is not None:
-            progress(index + 1, len(refset), "segment")
+
+    def segment(index: int) -> int:
+        result[index] = segment_image(refset.images[index], method, seed=seed, **params)
+        return index
+
+    # scikit-image's segmentations release the GIL, so threads segment images in parallel.
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for done, _ in enumerate(pool.map(segment, range(len(refset))), start=1):
+            if progress is not None:
+                progress(done, len(refset), "segment")
     return result
 
 

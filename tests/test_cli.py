@@ -35,13 +35,13 @@ PERMUTATION = [3, 0, 9, 1, 7, 2, 8, 4, 6, 5]
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, str]:
     """Model files: two random SmallCNN state_dicts, A traced to TorchScript, A class-permuted, an RGB
-    SmallCNN, a training checkpoint (not a bare state_dict) and junk bytes."""
+    SmallCNN, a training checkpoint keeping its state_dict under a key load_model does not know, and junk bytes."""
     folder = tmp_path_factory.mktemp("models")
     model_a, model_b = init_model("small_cnn", seed=0), init_model("small_cnn", seed=1)
     names = ("a.pt", "b.pt", "a_script.pt", "a_permuted.pt", "rgb.pt", "checkpoint.pt", "junk.pt")
     paths = {name: str(folder / name) for name in names}
     torch.save(model_a.state_dict(), paths["a.pt"])
-    torch.save({"state_dict": model_a.state_dict(), "epoch": 3}, paths["checkpoint.pt"])
+    torch.save({"weights": model_a.state_dict(), "epoch": 3}, paths["checkpoint.pt"])
     torch.save(model_b.state_dict(), paths["b.pt"])
     torch.save(init_model("small_cnn", seed=0, in_channels=3).state_dict(), paths["rgb.pt"])
     example = torch.rand(2, 1, 28, 28)
@@ -238,7 +238,7 @@ def test_progress_bar_goes_to_stderr(capsys, files, tmp_path, monkeypatch):
         (["distance", "small_cnn:missing.pt", "{a_script.pt}", *TINY], ["missing.pt", "no such file"]),
         (["distance", "small_cnn:{junk.pt}", "{a_script.pt}", *TINY], ["{junk.pt}", "not a readable state_dict"]),
         (["distance", "small_cnn:{a_script.pt}", "{a.pt}", *TINY], ["{a_script.pt}", "not a readable state_dict"]),
-        (["distance", "small_cnn:{checkpoint.pt}", "{a_script.pt}", *TINY], ["{checkpoint.pt}", "entry 'state_dict'"]),
+        (["distance", "small_cnn:{checkpoint.pt}", "{a_script.pt}", *TINY], ["{checkpoint.pt}", "entry 'weights'"]),
         (["distance", "small_cnn:{rgb.pt}", "{a_script.pt}", *TINY], ["{rgb.pt}", "3-channel", "1-channel"]),
         (["distance", "missing.npz", "{a_script.pt}", *TINY], ["missing.npz", "no such file"]),
         (["distance", "{a_script.pt}", "{a_script.pt}", "--refset", "nope.npz"], ["nope.npz", "no such reference"]),
@@ -286,6 +286,23 @@ def _substitute(text: str, fill: dict[str, str]) -> str:
     for key, value in fill.items():
         text = text.replace(key, value)
     return text
+
+
+def test_pickled_models_need_trust_pickle_and_onnx_files_are_models(capsys, files, tmp_path):
+    whole = tmp_path / "whole.pt"
+    torch.save(init_model("small_cnn", seed=0), whole)
+    code, _, err = run(capsys, "distance", str(whole), f"small_cnn:{files['a.pt']}", *TINY)
+    assert code == 2 and str(whole) in err and "--trust-pickle" in err and "arbitrary code" in err
+    assert distance(capsys, str(whole), f"small_cnn:{files['a.pt']}", "--trust-pickle") == pytest.approx(0.0, abs=1e-9)
+
+    exported = tmp_path / "a.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            init_model("small_cnn", seed=0).eval(), (torch.rand(2, 1, 28, 28),), str(exported), dynamo=False,
+            dynamic_axes={"input": {0: "batch"}}, input_names=["input"],
+        )
+    assert distance(capsys, str(exported), f"small_cnn:{files['a.pt']}") == pytest.approx(0.0, abs=1e-6)
 
 
 # --- demo -------------------------------------------------------------------------------------------

@@ -20,6 +20,11 @@ from .distance import (
     signature_distance_matrix,
     zest_distance,
 )
+from .cifar import load_cifar
+from .datasets import load_mnist, load_npz_reference
+from .endpoint import EndpointError, EndpointModel
+from .image_folder import load_image_folder, reference_from_uploads
+from .models import Classifier, ModelLoadError, load_model
 from .queries import ModelInputError, ModelOutputError, model_fingerprint, resolve_device
 from .reference import ReferenceSet
 from .segmentation import default_segmentation_params, segment_image
@@ -27,8 +32,12 @@ from .signature import Signature, SignatureFileError, compute_signature
 
 __all__ = [
     "Alignment",
+    "Classifier",
+    "EndpointError",
+    "EndpointModel",
     "IncompatibleSignaturesError",
     "ModelInputError",
+    "ModelLoadError",
     "ModelOutputError",
     "ReferenceSet",
     "Signature",
@@ -40,7 +49,13 @@ __all__ = [
     "compute_signature",
     "default_segmentation_params",
     "distance_matrix",
+    "load_cifar",
+    "load_image_folder",
+    "load_mnist",
+    "load_model",
+    "load_npz_reference",
     "model_fingerprint",
+    "reference_from_uploads",
     "relative_distance",
     "resolve_device",
     "segment_image",

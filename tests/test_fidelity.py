@@ -5,7 +5,7 @@ import torch
 from lime.lime_base import LimeBase
 from sklearn.metrics import pairwise_distances
 
-from zest_core import ReferenceSet, ZestConfig, compute_signature
+from zest_core import ZestConfig, compute_signature
 from zest_core.probe import prepare_probe
 
 from conftest import make_cnn

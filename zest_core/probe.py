@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .cache import SignatureCache
 from .config import ZestConfig
 from .local_fit import fit_operator
 from .perturbation import fill_images, image_masks
@@ -59,24 +60,30 @@ def prepare_probe(
     config: ZestConfig,
     device: torch.device,
     progress: ProgressFn | None = None,
+    *,
+    cache: SignatureCache | None = None,
 ) -> Probe:
-    """Build (or fetch from memory) the probe for this reference set and config on ``device``."""
+    """Build (or fetch from memory) the probe for this reference set and config on ``device``.
+
+    With a ``cache``, the segment maps are read from (or written to) it, so that another process
+    does not segment the same reference set again.
+    """
     if len(refset) == 0:
         raise ValueError("refset: the reference set is empty (0 images)")
     key = (refset.fingerprint(), config.fingerprint(science_only=True), str(device))
     if key in _PROBES:
         _PROBES.move_to_end(key)
         return _PROBES[key]
-    segments = segment_reference_set(
-        refset, config.segmentation, config.segmentation_params, seed=config.seed, progress=progress
-    )
+    segments = _segments(refset, config, progress, cache)
     num_segments = segments.reshape(len(refset), -1).max(axis=1) + 1
     masks = image_masks(num_segments, config.num_samples, config.seed)
     operators = [
         fit_operator(m, config.mode, kernel_width=config.kernel_width, alpha=config.ridge_alpha) for m in masks
     ]
     dtype = getattr(torch, config.dtype)
-    images = refset.as_tensor(device, dtype)
+    # Channels-last on purpose: measured about 25% faster CPU convolutions than contiguous NCHW,
+    # and compose_samples keeps the layout of the images it gathers from.
+    images = refset.as_tensor(device, dtype).contiguous(memory_format=torch.channels_last)
     segments_device = torch.from_numpy(segments).to(device=device, dtype=torch.long)
     probe = Probe(
         refset_fingerprint=refset.fingerprint(),
@@ -101,3 +108,22 @@ def _pad_masks(masks: list[np.ndarray]) -> torch.Tensor:
     for index, image_masks_ in enumerate(masks):
         padded[index, :, : image_masks_.shape[1]] = image_masks_
     return torch.from_numpy(padded)
+
+
+def _segments(
+    refset: ReferenceSet, config: ZestConfig, progress: ProgressFn | None, cache: SignatureCache | None
+) -> np.ndarray:
+    key = None
+    if cache is not None:
+        key = SignatureCache.segments_key(
+            refset.fingerprint(), config.segmentation, config.segmentation_params, config.seed
+        )
+        cached = cache.load_segments(key)
+        if cached is not None and cached.shape == (len(refset),) + refset.image_size:
+            return cached
+    segments = segment_reference_set(
+        refset, config.segmentation, config.segmentation_params, seed=config.seed, progress=progress
+    )
+    if key is not None:
+        cache.store_segments(key, segments)
+    return segments

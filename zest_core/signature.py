@@ -1,21 +1,18 @@
 """Signatures: the N local linear models of one model, side by side (C × ΣK), and how to compute them."""
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .cache import SignatureCache
+from .cache import SignatureCache, array_checksum, atomic_write_bytes
 from .config import ZestConfig
 from .probe import ProgressFn, prepare_probe
 from .queries import ModelFn, model_fingerprint, query_batches, resolve_device
@@ -83,7 +80,7 @@ class Signature:
             "refset_fingerprint": self.refset_fingerprint,
             "class_names": self.class_names,
             "metadata": self.metadata,
-            "checksum": _checksum(matrix),
+            "checksum": array_checksum(matrix),
         }
         arrays = {
             "matrix": matrix,
@@ -120,7 +117,7 @@ class Signature:
             raise SignatureFileError(f"{path}: not a readable signature file ({type(error).__name__}: {error})") from error
         if meta.get("format_version") != FORMAT_VERSION:
             raise SignatureFileError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
-        if meta.get("checksum") != _checksum(matrix):
+        if meta.get("checksum") != array_checksum(matrix):
             raise SignatureFileError(f"{path}: checksum mismatch, the file was altered or damaged")
         if len(columns) != segments.shape[0] + 1 or columns[-1] != matrix.shape[1]:
             raise SignatureFileError(f"{path}: the weight columns do not match the {segments.shape[0]} segment maps")
@@ -196,7 +193,7 @@ def compute_signature(
             return cached
 
     device = resolve_device(config.device)
-    probe = prepare_probe(refset, config, device, progress)
+    probe = prepare_probe(refset, config, device, progress, cache=store)
     # Stream the fit: each image's local model is its operator times its outputs, accumulated batch
     # by batch, so the N×L outputs are never all held at once.
     local_models: list[torch.Tensor | None] = [None] * probe.num_images
@@ -245,21 +242,3 @@ def _resolve_cache(cache: SignatureCache | str | os.PathLike | bool | None) -> S
     return SignatureCache(cache)
 
 
-def _checksum(matrix: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(matrix).tobytes()).hexdigest()[:32]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise

@@ -1,5 +1,6 @@
 """Properties a model distance must have: identity, symmetry, seeds, scale invariance, permutations."""
 import numpy as np
+import torch
 import pytest
 
 from zest_core import align_classes, compute_signature, zest_distance
@@ -101,3 +102,19 @@ def test_relative_distance(digits_refset):
         relative_distance(0.2, [])
     with pytest.raises(ValueError, match="positive"):
         relative_distance(0.2, [0.0])
+
+
+@pytest.mark.parametrize("fill", ["mean_color", "constant", "dataset_mean"])
+def test_models_receive_channels_last_batches(digits_refset, small_config, fill):
+    """The layout measured ~25% faster for CPU convolutions than contiguous NCHW (bench/)."""
+    from zest_core import ReferenceSet
+
+    colour = ReferenceSet.from_arrays(np.stack([digits_refset.images] * 3, axis=-1))
+    layouts = []
+
+    def model(x):
+        layouts.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        return x.flatten(1)[:, :4]
+
+    compute_signature(model, colour, small_config.replace(fill=fill), cache=False)
+    assert layouts and all(layouts)

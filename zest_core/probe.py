@@ -92,7 +92,9 @@ def prepare_probe(
         masks=masks,
         device=device,
         images=images,
-        fills=fill_images(images, segments_device, config.fill, config.fill_value),
+        fills=fill_images(images, segments_device, config.fill, config.fill_value).contiguous(
+            memory_format=torch.channels_last
+        ),
         segments_device=segments_device,
         masks_padded=_pad_masks(masks).to(device),
         operators=[torch.from_numpy(op).to(device) for op in operators],

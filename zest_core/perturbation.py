@@ -64,25 +64,6 @@ def fill_images(
     return means[flat_labels].view(n, height, width, channels).permute(0, 3, 1, 2).contiguous()
 
 
-def compose(
-    image: torch.Tensor, fill: torch.Tensor, segments: torch.Tensor, masks: torch.Tensor
-) -> torch.Tensor:
-    """Perturbed copies of one image: keep the super-pixels a mask keeps, fill the others.
-
-    Parameters
-    ----------
-    image, fill : Tensor [C, H, W]
-    segments : LongTensor [H, W]
-    masks : Tensor [B, K] of 0/1
-
-    Returns
-    -------
-    Tensor [B, C, H, W]
-    """
-    keep = masks.bool()[:, segments].unsqueeze(1)  # [B, 1, H, W]
-    return torch.where(keep, image.unsqueeze(0), fill.unsqueeze(0))
-
-
 def compose_samples(
     images: torch.Tensor,
     fills: torch.Tensor,

@@ -10,6 +10,14 @@ Jia et al., "A Zest of LIME: Towards Architecture-Independent Model Distances", 
 Ribeiro et al., "Why Should I Trust You?", KDD 2016 (LIME, arXiv:1602.04938).
 """
 from .alignment import Alignment, align_classes
+from .baselines import cka_similarity, linear_cka, prediction_agreement
+from .benchmarks import (
+    bootstrap_distance_interval,
+    epoch_curves,
+    refsize_study,
+    reuse_benchmark,
+    write_reuse_report,
+)
 from .cache import SignatureCache
 from .config import ZestConfig
 from .distance import (
@@ -24,14 +32,21 @@ from .cifar import load_cifar
 from .datasets import load_mnist, load_npz_reference
 from .endpoint import EndpointError, EndpointModel
 from .image_folder import load_image_folder, reference_from_uploads
+from .modeldiff import InputPairs, ModelDiff, decision_distance_vector, generate_pairs, modeldiff_similarity
 from .models import Classifier, ModelLoadError, load_model
 from .queries import ModelInputError, ModelOutputError, model_fingerprint, resolve_device
 from .reference import ReferenceSet
 from .segmentation import default_segmentation_params, segment_image
 from .signature import Signature, SignatureFileError, compute_signature
+from .zoo import Zoo, ZooConfig, ZooError, build_zoo, load_zoo, load_zoo_model
 
 __all__ = [
     "Alignment",
+    "InputPairs",
+    "ModelDiff",
+    "Zoo",
+    "ZooConfig",
+    "ZooError",
     "Classifier",
     "EndpointError",
     "EndpointModel",
@@ -45,6 +60,20 @@ __all__ = [
     "SignatureFileError",
     "ZestConfig",
     "align_classes",
+    "bootstrap_distance_interval",
+    "build_zoo",
+    "cka_similarity",
+    "decision_distance_vector",
+    "epoch_curves",
+    "generate_pairs",
+    "linear_cka",
+    "load_zoo",
+    "load_zoo_model",
+    "modeldiff_similarity",
+    "prediction_agreement",
+    "refsize_study",
+    "reuse_benchmark",
+    "write_reuse_report",
     "alignment_method",
     "compute_signature",
     "default_segmentation_params",

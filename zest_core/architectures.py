@@ -1,7 +1,9 @@
-"""Architectures the project names: CIFAR ResNet-20 and a small MNIST CNN, taking [0, 1] pixel input.
+"""Architectures the project names: CIFAR ResNet-20, a small MNIST CNN and LeNet-5, taking [0, 1] pixel input.
 
 Every network here normalises its own input (a model's normalisation belongs to the model, not to
-the engine), so it can be handed to :func:`zest_core.compute_signature` as it is.
+the engine), so it can be handed to :func:`zest_core.compute_signature` as it is. Each splits into
+``features(x)`` (the penultimate activations, used by feature distillation) and a last linear layer,
+so that ``forward(x) == last_layer(features(x))``.
 """
 from __future__ import annotations
 
@@ -62,10 +64,13 @@ class ResNet20(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(64, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(self.normalize(x))))
         out = self.layers(out)
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+        return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
 
 
 class SmallCNN(nn.Module):
@@ -79,13 +84,46 @@ class SmallCNN(nn.Module):
         self.fc1 = nn.Linear(2 * width * 7 * 7, 64)
         self.fc2 = nn.Linear(64, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         out = F.max_pool2d(F.relu(self.conv1(self.normalize(x))), 2)
         out = F.max_pool2d(F.relu(self.conv2(out)), 2)
-        return self.fc2(F.relu(self.fc1(torch.flatten(out, 1))))
+        return F.relu(self.fc1(torch.flatten(out, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.features(x))
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet20": ResNet20, "small_cnn": SmallCNN}
+class LeNet5(nn.Module):
+    """LeNet-5 for 28×28 greyscale digits (LeCun et al., Proc. IEEE 1998), with ReLU and max pooling.
+
+    A second, differently shaped MNIST architecture: 5×5 convolutions and three linear layers, where
+    :class:`SmallCNN` has 3×3 convolutions and two.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.normalize = Normalize((0.1307,) * in_channels, (0.3081,) * in_channels)
+        self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.max_pool2d(F.relu(self.conv1(self.normalize(x))), 2)
+        out = F.max_pool2d(F.relu(self.conv2(out)), 2)
+        return F.relu(self.fc2(F.relu(self.fc1(torch.flatten(out, 1)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(self.features(x))
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet20": ResNet20, "small_cnn": SmallCNN, "lenet5": LeNet5}
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """The convolution and linear layers of ``model``, in registration (input-to-output) order."""
+    return [module for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
 
 
 def build_architecture(name: str, num_classes: int = 10, in_channels: int | None = None) -> nn.Module:

@@ -6,6 +6,8 @@ Usage (``zest SUBCOMMAND --help`` for every flag)::
     zest distance A B --refset REF [--metric cosine|l1|l2|linf] [--align auto|none|greedy|hungarian] [--json]
     zest matrix M1 M2 ... --refset REF [--format csv|json] [-o FILE]
     zest demo [--epochs E] [--n N]
+    zest zoo build [--out DIR] [--tiny] [--seed S]
+    zest zoo list [--root DIR] [--json]
 
 MODEL is any spec of :func:`zest_core.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
 (a state_dict of an architecture of :data:`zest_core.architectures.ARCHITECTURES` or of a torchvision
@@ -307,6 +309,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_zoo_build(args: argparse.Namespace) -> int:
+    """``zest zoo build``: train the demo zoo (about 2-5 minutes on 2 CPU cores) with a progress bar."""
+    from . import zoo
+
+    config = zoo.ZooConfig.tiny(seed=args.seed) if args.tiny else zoo.ZooConfig(seed=args.seed)
+    target = Path(args.out) if args.out else zoo.default_zoo_dir()
+    print(f"Building the demo zoo in {target} ({'tiny' if args.tiny else 'full'} configuration, seed {args.seed})",
+          file=sys.stderr)
+    with ProgressBar("zoo: ") as bar:
+        built = zoo.build_zoo(target, config, progress=bar)
+    size = sum(f.stat().st_size for f in built.root.rglob("*") if f.is_file())
+    print(f"{len(built.entries)} models, {size / 2**20:.1f} MiB, built in {built.info['build']['seconds']:.0f} s: "
+          f"{built.root / zoo.MANIFEST_NAME}")
+    return EXIT_OK
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    """``zest zoo list``: the zoo's models, their relations and held-out accuracies."""
+    from . import zoo
+
+    built = zoo.load_zoo(args.root)
+    if args.json:
+        print(json.dumps([entry.to_dict() for entry in built.entries.values()], indent=1))
+        return EXIT_OK
+    print(f"{'name':<34} {'arch':<10} {'relation':<18} {'source':<9} {'task':<6} {'accuracy':>8}  checkpoints")
+    for entry in built.entries.values():
+        epochs = ",".join(map(str, entry.checkpoints)) or "-"
+        print(f"{entry.name:<34} {entry.arch:<10} {entry.relation:<18} {entry.source or '-':<9} {entry.task:<6} "
+              f"{100 * entry.accuracy:7.2f}%  {epochs}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------------------------------
 # Parser and entry point
 # --------------------------------------------------------------------------------------------------
@@ -417,6 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=2, help="training epochs of the base models (default: 2)")
     demo.add_argument("--n", type=int, default=32, help="reference digits (default: 32)")
     demo.set_defaults(handler=cmd_demo)
+
+    zoo_parser = commands.add_parser("zoo", help="the demo zoo of related and unrelated MNIST models")
+    zoo_commands = zoo_parser.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
+    build = zoo_commands.add_parser("build", help="train the demo zoo (replaces the zoo in --out once complete)")
+    build.add_argument("--out", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
+    build.add_argument("--tiny", action="store_true", help="a seconds-long zoo of one source per architecture, for tests")
+    build.add_argument("--seed", type=int, default=0, help="seed every model derives from (default: 0)")
+    build.set_defaults(handler=cmd_zoo_build)
+    listing = zoo_commands.add_parser("list", help="the zoo's models, relations and held-out accuracies")
+    listing.add_argument("--root", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
+    listing.add_argument("--json", action="store_true", help="print the manifest's model entries as JSON")
+    listing.set_defaults(handler=cmd_zoo_list)
     return parser
 
 

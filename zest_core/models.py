@@ -45,7 +45,7 @@ from .queries import model_fingerprint
 OUTPUTS = ("logits", "probabilities")
 IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # The image size (H, W) each project architecture is built for.
-NATIVE_SIZES = {"resnet20": (32, 32), "small_cnn": (28, 28)}
+NATIVE_SIZES = {"resnet20": (32, 32), "small_cnn": (28, 28), "lenet5": (28, 28)}
 # Keys under which training checkpoints commonly keep the state_dict.
 CHECKPOINT_KEYS = ("state_dict", "net", "model")
 ONNX_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}

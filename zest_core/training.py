@@ -6,7 +6,7 @@ normalisation belongs to the model.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -35,6 +35,11 @@ def init_model(name: str, *, seed: int, **kwargs: Any) -> nn.Module:
         return build_architecture(name, **kwargs)
 
 
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+EpochFn = Callable[[int, nn.Module], None]
+SCHEDULES = ("constant", "onecycle")
+
+
 def train_classifier(
     model: nn.Module,
     images: np.ndarray,
@@ -44,6 +49,10 @@ def train_classifier(
     lr: float = 1e-3,
     seed: int = 0,
     batch_size: int = 64,
+    schedule: str = "constant",
+    shift: int = 0,
+    parameters: Iterable[nn.Parameter] | None = None,
+    on_epoch: EpochFn | None = None,
 ) -> nn.Module:
     """Train ``model`` in place with Adam on the cross-entropy loss; deterministic given ``seed``.
 
@@ -53,13 +62,63 @@ def train_classifier(
         Maps float images [B, C, H, W] in [0, 1] to class scores [B, classes].
     images : ndarray, uint8, shape (N, H, W) or (N, H, W, 3)
     labels : ndarray of int, shape (N,)
+    epochs, lr, seed, batch_size, schedule, shift, parameters, on_epoch
+        As :func:`fit`.
+
+    Returns
+    -------
+    nn.Module
+        The same model, trained, in eval mode.
+    """
+    inputs, targets = _as_tensors(images, labels)
+
+    def cross_entropy(net: nn.Module, batch: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(net(batch), targets[rows])
+
+    return fit(
+        model, inputs, cross_entropy, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size,
+        schedule=schedule, shift=shift, parameters=parameters, on_epoch=on_epoch,
+    )
+
+
+def fit(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    loss: LossFn,
+    *,
+    epochs: int = 1,
+    lr: float = 1e-3,
+    seed: int = 0,
+    batch_size: int = 64,
+    schedule: str = "constant",
+    shift: int = 0,
+    parameters: Iterable[nn.Parameter] | None = None,
+    on_epoch: EpochFn | None = None,
+) -> nn.Module:
+    """Minimise ``loss`` over ``inputs`` with Adam, in place; deterministic given ``seed``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    inputs : Tensor, float [N, C, H, W] in [0, 1]
+    loss : callable (model, batch, rows) -> scalar Tensor
+        ``batch`` is the (possibly shifted) images of the dataset rows ``rows``; the loss looks up
+        whatever targets it needs (labels, a teacher's outputs on ``batch``) by itself.
     epochs : int
         Passes over the data (0 leaves the model unchanged).
     lr : float
-        Adam's learning rate.
+        Adam's learning rate: constant, or the peak of a one-cycle schedule (Smith & Topin, 2019).
     seed : int
-        Seeds the data order of every epoch (the model's initial weights are the caller's).
+        Seeds the data order and the shifts (the model's initial weights are the caller's).
     batch_size : int
+    schedule : {"constant", "onecycle"}
+    shift : int
+        Augmentation: every image is translated by a random whole number of pixels in [-shift, shift]
+        along each axis (zero padding); 0 trains on the images as they are.
+    parameters : iterable of Parameter, optional
+        What the optimiser updates (default: all of the model's); the rest stays frozen.
+    on_epoch : callable (epoch, model), optional
+        Called in eval mode after every epoch (1-based), to checkpoint or evaluate.
 
     Returns
     -------
@@ -68,26 +127,53 @@ def train_classifier(
     """
     _check_positive("epochs", epochs, allow_zero=True)
     _check_positive("batch_size", batch_size)
+    _check_positive("shift", shift, allow_zero=True)
     if not float(lr) > 0:
         raise ValueError(f"lr: expected a positive learning rate, got {lr}")
-    inputs, targets = _as_tensors(images, labels)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")
+    trainable = list(model.parameters() if parameters is None else parameters)
+    if not trainable:
+        raise ValueError("parameters: expected at least one parameter to train, got none")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
+    optimizer = torch.optim.Adam(trainable, lr=lr)
+    steps_per_epoch = -(-len(inputs) // batch_size)
+    scheduler = None
+    if schedule == "onecycle" and epochs > 0:
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    for epoch in range(1, epochs + 1):
+        model.train()
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(inputs), batch_size):
-            batch = order[start:start + batch_size]
+            rows = order[start:start + batch_size]
+            batch = random_shift(inputs[rows], shift, generator) if shift else inputs[rows]
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(inputs[batch]), targets[batch]).backward()
+            loss(model, batch, rows).backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+        model.eval()
+        if on_epoch is not None:
+            on_epoch(epoch, model)
     return model.eval()
+
+
+def random_shift(images: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image [C, H, W] of a batch by its own random offsets in [-shift, shift], zero-padded."""
+    count, _, height, width = images.shape
+    padded = F.pad(images, (shift, shift, shift, shift))
+    offsets = torch.randint(0, 2 * shift + 1, (2, count), generator=generator)
+    rows = torch.arange(height)[None, :] + offsets[0][:, None]  # [B, H]
+    cols = torch.arange(width)[None, :] + offsets[1][:, None]  # [B, W]
+    batch = torch.arange(count)[:, None, None]
+    # Advanced indexing puts the indexed axes first: [B, H, W, C] → [B, C, H, W].
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
     """The model's predicted class (argmax of its scores) for every image, evaluated in eval mode."""
-    inputs = _as_inputs(images)
+    inputs = as_inputs(images)
     was_training = model.training
     model.eval()
     try:
@@ -103,13 +189,13 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predictions == _as_labels(labels, len(predictions)).numpy()))
 
 
-def _as_inputs(images: np.ndarray) -> torch.Tensor:
+def as_inputs(images: np.ndarray) -> torch.Tensor:
     """uint8 pixel images → float tensor [N, C, H, W] in [0, 1] (validated as a reference set is)."""
     return ReferenceSet.from_arrays(np.asarray(images)).as_tensor()
 
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    inputs = _as_inputs(images)
+    inputs = as_inputs(images)
     return inputs, _as_labels(labels, len(inputs))
 
 

@@ -8,6 +8,7 @@ Usage (``zest SUBCOMMAND --help`` for every flag)::
     zest demo [--epochs E] [--n N]
     zest zoo build [--out DIR] [--tiny] [--seed S]
     zest zoo list [--root DIR] [--json]
+    zest bench reuse|epochs|refsize|unlearning [--zoo DIR] [--n N] [--samples L] [--out DIR]
 
 MODEL is any spec of :func:`zest_core.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
 (a state_dict of an architecture of :data:`zest_core.architectures.ARCHITECTURES` or of a torchvision
@@ -341,6 +342,36 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``zest bench STUDY``: one of the papers' studies on the demo zoo, written as JSON + Plotly HTML."""
+    from . import studies, zoo
+
+    built = zoo.load_zoo(args.zoo)
+    config = config_from_args(args)
+    cache = cache_from_args(args)
+    out = Path(args.out)
+    refset = load_mnist(args.n, split="test", seed=args.ref_seed)
+    with ProgressBar(f"bench {args.study}: ") as bar:
+        if args.study == "reuse":
+            result = studies.reuse_study(built, refset, config, methods=args.methods, align=args.align,
+                                         progress=bar, cache=cache)
+            paths = studies.write_reuse(result, out)
+            print(result.to_markdown())
+        elif args.study == "epochs":
+            data = studies.epochs_study(built, refset, config, k=args.k, progress=bar, cache=cache)
+            paths = studies.write_study(data, studies.epochs_figure(data), out, "epochs")
+        elif args.study == "refsize":
+            data = studies.refsize_study_on_zoo(built, refset, config, repeats=args.repeats, progress=bar, cache=cache)
+            paths = studies.write_study(data, studies.refsize_figure(data), out, "refsize")
+        else:
+            data = studies.unlearning_study(built, config, progress=bar, cache=cache)
+            paths = studies.write_study(data, studies.unlearning_figure(data), out, "unlearning")
+    if args.study != "reuse":
+        print(studies.summary_markdown(data))
+    print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------------------------------
 # Parser and entry point
 # --------------------------------------------------------------------------------------------------
@@ -463,6 +494,26 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--root", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
     listing.add_argument("--json", action="store_true", help="print the manifest's model entries as JSON")
     listing.set_defaults(handler=cmd_zoo_list)
+
+    bench = commands.add_parser(
+        "bench", parents=[config], help="the papers' studies on the demo zoo (reuse table, epochs, reference size, unlearning)"
+    )
+    bench.add_argument("study", choices=("reuse", "epochs", "refsize", "unlearning"),
+                       help="reuse: Zest Table 5 with ModelDiff; epochs: Fig. 2; refsize: Fig. 3; unlearning: §5.3")
+    bench.add_argument("--zoo", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
+    bench.add_argument("--n", type=int, default=DEFAULT_MNIST_N,
+                       help=f"reference digits, stratified from the held-out split (default: {DEFAULT_MNIST_N}; "
+                            "unlearning always uses the 128-digit forget set)")
+    bench.add_argument("--ref-seed", type=int, default=0, help="seed of the reference-digit draw (default: 0)")
+    bench.add_argument("--out", default="bench/results", metavar="DIR", help="output folder (default: bench/results)")
+    bench.add_argument("--methods", nargs="+", default=["zest-cosine", "zest-l2", "modeldiff", "agreement"],
+                       choices=("zest-cosine", "zest-l2", "modeldiff", "agreement", "cka"), help="reuse: methods")
+    bench.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
+                       help="reuse: class matching for Zest (default: greedy, as the authors' code; auto skips "
+                            "equal class counts and so misses label-permuted copies)")
+    bench.add_argument("--k", type=int, default=1, help="epochs: compare checkpoint t with t+k (default: 1)")
+    bench.add_argument("--repeats", type=int, default=10, help="refsize: draws per reference-set size (default: 10)")
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 

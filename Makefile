@@ -3,6 +3,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export TQDM_DISABLE := 1
+# Playwright drives Debian's chromium (/usr/bin/chromium) and must never download a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: install run test bench
 
@@ -16,9 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m zest_core.cli demo
+	$(VENV)/bin/streamlit run app.py
 
 test: $(STAMP)
+	# The browser test needs Debian's chromium; install it when missing (as root, or through passwordless sudo).
+	command -v chromium >/dev/null || (sudo -n true 2>/dev/null && sudo apt-get install -y chromium || apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

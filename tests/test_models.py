@@ -200,7 +200,7 @@ def test_bad_files_raise_a_model_load_error_naming_the_file(tmp_path, bad_files,
 
 def test_an_unknown_architecture_is_named_with_the_known_ones(bad_files):
     spec = f"resnet99:{bad_files['state']}"
-    known = "unknown architecture 'resnet99'; expected one of resnet20, small_cnn"
+    known = "unknown architecture 'resnet99'; expected one of lenet5, resnet20, small_cnn"
     with pytest.raises(ModelLoadError, match=known) as info:
         load_model(spec)
     assert str(info.value).startswith(spec) and "resnet18" in str(info.value)

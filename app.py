@@ -1,0 +1,72 @@
+"""Zest Explorer: point-and-click comparison of two image classifiers (``streamlit run app.py``).
+
+This is the Setup page: choose models A and B, the reference images and the parameters, then run.
+The pages in ``pages/`` show what the comparison found.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import compute, figures, layout
+from dashboard.setup import missing_inputs, render_controls
+from dashboard.ui import error_boundary, show_figure
+
+zoo, zoo_message, _ = layout.page("Setup")
+st.markdown(
+    "Compare two image classifiers from their predictions alone with **Zest** (Jia et al., ICLR 2023): "
+    "both models answer on the same masked super-pixel versions of N reference images, a linear model "
+    "(LIME) is fitted per image, and the two sets of local models are compared by cosine distance."
+)
+if zoo is None:
+    st.info(f"{zoo_message} You can still compare model files, `ARCH:weights` specs or HTTP endpoints.")
+
+setup = render_controls(zoo, zoo_message)
+st.divider()
+
+missing = missing_inputs(setup)
+stored = compute.stored_comparison(setup.key())
+run = st.button("Run comparison", key="run", type="primary", disabled=bool(missing))
+if missing:
+    st.info(f"Choose {', '.join(missing)} to run a comparison.")
+    st.stop()
+
+if stored is not None and not run:
+    compute.store_comparison(stored)  # revisiting a computed setup shows it at once
+elif run:
+    with error_boundary("Loading the reference images"):
+        refset = setup.refset.load()
+    bar = st.progress(0.0, text="Starting…")
+
+    def show(progress) -> None:
+        bar.progress(progress.fraction(), text=progress.text())
+
+    with error_boundary("The comparison"):
+        try:
+            comparison = compute.run_comparison(
+                setup.key(), {"A": setup.model_a, "B": setup.model_b}, refset, setup.config,
+                metric=setup.metric, align=setup.align, baseline=setup.baseline, n_boot=setup.n_boot,
+                level=setup.level, seed=setup.seed, zoo=zoo, sink=show,
+            )
+        finally:
+            bar.empty()
+    compute.store_comparison(comparison)
+    st.rerun()  # draw the page (and the sidebar's summary) again, now with the result
+
+if stored is None:
+    st.info("Press **Run comparison** to compute the signatures of both models (cached for the next time).")
+    st.stop()
+
+result = stored.result
+left, middle, right = st.columns(3)
+left.metric("Zest distance", f"{result.distance:.4f}", help=f"{result.metric} distance between the signatures")
+middle.metric("Relative distance", "n/a" if result.relative is None else f"{result.relative:.3f}",
+              help="distance / mean distance between unrelated models; below 1 means closer than unrelated models")
+right.metric("Verdict", result.verdict.label)
+show_figure(
+    figures.distance_context(result.distance, result.interval, result.baseline, result.verdict.label, result.metric),
+    key="setup_context", filename="distance_context",
+)
+st.success(
+    f"{stored.title}: computed in {stored.timings.get('total_s', 0.0):.1f} s. "
+    "The pages on the left explain the result."
+)

@@ -1,0 +1,352 @@
+"""The shared controls: models A and B, the reference set and the parameters, kept in session state.
+
+:func:`render_controls` draws the widgets (on the Setup page, ``app.py``); :func:`current_setup`
+rebuilds the same :class:`Setup` from session state on any page, with the defaults for anything
+never set, so pages that need only the reference set and the config work without a visit to Setup.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import streamlit as st
+
+from zest_core import ReferenceSet, ZestConfig
+from zest_core.alignment import ALIGN_METHODS
+from zest_core.architectures import ARCHITECTURES
+from zest_core.config import FILLS, MODES, SEGMENTATION_METHODS
+from zest_core.distance import METRICS
+
+from . import compute
+from .compute import ModelChoice
+from .ui import default
+
+SOURCES = ("Demo zoo", "Upload", "Path", "HTTP endpoint")
+REF_SOURCES = ("Built-in MNIST digits", "Image folder", "Upload images")
+ALIGN_CHOICES = ("auto", "none") + ALIGN_METHODS
+MODEL_FILE_TYPES = ["pt", "pth", "ts", "onnx", "bin", "ckpt"]
+IMAGE_FILE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "ppm", "pgm"]
+FINAL = "final"
+BASELINE_DEFAULT_COUNT = 3
+
+# Demo defaults: a fresh comparison of two small models, with the baseline, well under a minute on 2 CPU cores.
+DEFAULTS: dict[str, Any] = {
+    "ref_source": REF_SOURCES[0],
+    "ref_folder": "",
+    "ref_resize": False,
+    "ref_height": 28,
+    "ref_width": 28,
+    "n": 32,
+    "num_samples": 500,
+    "segmentation": "quickshift",
+    "fill": "dataset_mean",
+    "mode": "zest",
+    "metric": "cosine",
+    "align": "auto",
+    "seed": 0,
+    "n_boot": 200,
+    "level": 0.95,
+}
+MODEL_KEYS = ("source", "zoo", "epoch", "path", "url", "arch")
+SETUP_KEYS = tuple(DEFAULTS) + tuple(f"{slot}_{name}" for slot in ("a", "b") for name in MODEL_KEYS) + ("baseline",)
+
+
+@dataclass(frozen=True)
+class RefChoice:
+    """The reference set as chosen: built-in digits, a folder or uploads (by content digest)."""
+
+    source: str
+    n: int
+    seed: int
+    folder: str = ""
+    size: tuple[int, int] | None = None
+    uploads: tuple[tuple[str, str], ...] = ()  # (name, sha256) of each uploaded image
+
+    def load(self) -> ReferenceSet:
+        """The reference set (cached).
+
+        Raises
+        ------
+        ValueError
+            For a missing folder, unreadable images or images of mixed sizes.
+        """
+        if self.source == REF_SOURCES[0]:
+            return compute.mnist_refset(self.n, self.seed)
+        if self.source == REF_SOURCES[1]:
+            return compute.folder_refset(self.folder, self.n, self.seed, self.size)
+        files = tuple(st.session_state.get("ref_upload_files", ()))
+        return compute.upload_refset(files, self.size)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.folder) if self.source == REF_SOURCES[1] else (
+            bool(self.uploads) if self.source == REF_SOURCES[2] else True
+        )
+
+    def describe(self) -> str:
+        if self.source == REF_SOURCES[0]:
+            return f"{self.n} held-out MNIST digits (seed {self.seed})"
+        if self.source == REF_SOURCES[1]:
+            return f"up to {self.n} images of {self.folder}"
+        return f"{len(self.uploads)} uploaded images"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything that determines a comparison."""
+
+    model_a: ModelChoice | None
+    model_b: ModelChoice | None
+    refset: RefChoice
+    config: ZestConfig
+    metric: str
+    align: str
+    seed: int
+    baseline: tuple[str, ...]
+    n_boot: int
+    level: float
+
+    def key(self) -> str:
+        """A hash of every field: equal keys mean the same comparison."""
+        values = {
+            "a": None if self.model_a is None else self.model_a.spec,
+            "b": None if self.model_b is None else self.model_b.spec,
+            "refset": [self.refset.source, self.refset.n, self.refset.seed, self.refset.folder,
+                       self.refset.size, self.refset.uploads],
+            "config": self.config.to_dict(),
+            "metric": self.metric, "align": self.align, "seed": self.seed, "baseline": self.baseline,
+            "n_boot": self.n_boot, "level": self.level,
+        }
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+# --------------------------------------------------------------------------------------------------
+# Defaults (which depend on the zoo) and the Setup from session state
+# --------------------------------------------------------------------------------------------------
+
+
+def zoo_defaults(zoo: Any | None) -> dict[str, Any]:
+    """Per-model defaults: a zoo source model as A and one of its children as B, when there is a zoo."""
+    if zoo is None:
+        return {"a_source": "Path", "b_source": "Path", "a_zoo": None, "b_zoo": None, "baseline": []}
+    names = list(zoo.entries)
+    sources = [n for n in names if zoo.entries[n].relation == "source" and zoo.entries[n].task == "digits"]
+    first = sources[0] if sources else names[0]
+    children = [child for src, child, _ in zoo.pairs() if src == first and zoo.entries[child].task == "digits"]
+    second = children[0] if children else next((n for n in names if n != first), first)
+    digits = [n for n in zoo.independent() if zoo.entries[n].task == "digits"]
+    independent = [n for n in digits if zoo.entries[n].relation == "independent"]
+    baseline = independent if len(independent) >= 2 else digits  # sources too, when too few others
+    return {"a_source": "Demo zoo", "b_source": "Demo zoo", "a_zoo": first, "b_zoo": second,
+            "baseline": baseline[:BASELINE_DEFAULT_COUNT]}
+
+
+def apply_defaults(zoo: Any | None) -> None:
+    """Put every setup key's default into session state (once; again when a choice became invalid)."""
+    for key, value in DEFAULTS.items():
+        default(key, value)
+    per_model = zoo_defaults(zoo)
+    for slot in ("a", "b"):
+        default(f"{slot}_source", per_model[f"{slot}_source"], SOURCES)
+        if zoo is not None:
+            default(f"{slot}_zoo", per_model[f"{slot}_zoo"], list(zoo.entries))
+            default(f"{slot}_epoch", FINAL, [FINAL] + [f"epoch{k}" for k in compute.zoo_checkpoints(
+                zoo, st.session_state[f"{slot}_zoo"])])
+        default(f"{slot}_path", "")
+        default(f"{slot}_url", "")
+        default(f"{slot}_arch", "auto", ["auto", *ARCHITECTURES])
+    names = list(zoo.entries) if zoo is not None else []
+    if "baseline" not in st.session_state or any(n not in names for n in st.session_state["baseline"]):
+        st.session_state["baseline"] = per_model["baseline"]
+
+
+def model_choice(slot: str, zoo: Any | None) -> ModelChoice | None:
+    """Model A's or B's choice from session state, or None when it is incomplete."""
+    prefix = slot.lower()
+    state = st.session_state
+    source = state.get(f"{prefix}_source")
+    if source == "Demo zoo":
+        name = state.get(f"{prefix}_zoo")
+        if zoo is None or name not in zoo.entries:
+            return None
+        epoch = state.get(f"{prefix}_epoch", FINAL)
+        suffix = "" if epoch in (FINAL, None) else f"@{epoch}"
+        return ModelChoice(label=f"{name}{suffix}", spec=f"zoo:{name}{suffix}", kind="zoo")
+    if source == "Upload":
+        upload = state.get(f"{prefix}_upload_file")
+        if upload is None:
+            return None
+        name, data = upload
+        path = compute.save_upload(name, data)
+        arch = state.get(f"{prefix}_arch", "auto")
+        spec = str(path) if arch == "auto" else f"{arch}:{path}"
+        return ModelChoice(label=name, spec=spec, kind="upload")
+    if source == "Path":
+        text = (state.get(f"{prefix}_path") or "").strip()
+        return ModelChoice(label=short_label(text), spec=text, kind="path") if text else None
+    if source == "HTTP endpoint":
+        url = (state.get(f"{prefix}_url") or "").strip()
+        return ModelChoice(label=url, spec=url, kind="endpoint") if url else None
+    return None
+
+
+def short_label(spec: str) -> str:
+    """A model spec without its folders: ``small_cnn:/runs/a/w.pt`` → ``small_cnn:w.pt``."""
+    arch, separator, path = spec.partition(":")
+    if separator and arch.isidentifier() and not Path(spec).exists():
+        return f"{arch}:{Path(path).name}" if path else spec
+    return Path(spec).name or spec
+
+
+def current_setup(zoo: Any | None) -> Setup:
+    """The setup in session state (defaults where nothing was chosen)."""
+    apply_defaults(zoo)
+    state = st.session_state
+    size = (int(state["ref_height"]), int(state["ref_width"])) if state["ref_resize"] else None
+    uploads = tuple((name, hashlib.sha256(data).hexdigest()) for name, data in state.get("ref_upload_files", ()))
+    seed = int(state["seed"])
+    refset = RefChoice(
+        source=state["ref_source"], n=int(state["n"]), seed=seed, folder=(state["ref_folder"] or "").strip(),
+        size=size, uploads=uploads if state["ref_source"] == REF_SOURCES[2] else (),
+    )
+    config = ZestConfig(
+        num_samples=int(state["num_samples"]), segmentation=state["segmentation"], fill=state["fill"],
+        mode=state["mode"], seed=seed,
+    )
+    return Setup(
+        model_a=model_choice("A", zoo), model_b=model_choice("B", zoo), refset=refset, config=config,
+        metric=state["metric"], align=state["align"], seed=seed,
+        baseline=tuple(state["baseline"]) if zoo is not None and len(state["baseline"]) >= 2 else (),
+        n_boot=int(state["n_boot"]), level=float(state["level"]),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Widgets
+# --------------------------------------------------------------------------------------------------
+
+
+def model_controls(slot: str, zoo: Any | None, zoo_message: str) -> None:
+    """The widgets choosing model A or B."""
+    prefix = slot.lower()
+    st.subheader(f"Model {slot}")
+    source = st.radio("Source", SOURCES, key=f"{prefix}_source", horizontal=True)
+    if source == "Demo zoo":
+        if zoo is None:
+            st.info(zoo_message)
+            return
+        st.selectbox("Zoo model", list(zoo.entries), key=f"{prefix}_zoo",
+                     format_func=lambda n: compute.zoo_label(zoo, n))
+        epochs = compute.zoo_checkpoints(zoo, st.session_state[f"{prefix}_zoo"])
+        if epochs:
+            default(f"{prefix}_epoch", FINAL, [FINAL] + [f"epoch{k}" for k in epochs])
+            st.selectbox("Checkpoint", [FINAL] + [f"epoch{k}" for k in epochs], key=f"{prefix}_epoch")
+        else:
+            st.session_state[f"{prefix}_epoch"] = FINAL
+        entry = zoo.entries[st.session_state[f"{prefix}_zoo"]]
+        if entry.description:
+            st.caption(entry.description)
+    elif source == "Upload":
+        upload = st.file_uploader(
+            "TorchScript, ONNX or state_dict file", type=MODEL_FILE_TYPES, key=f"{prefix}_upload",
+            help="A state_dict needs its architecture below; whole pickled models are refused (unpickling runs code).",
+        )
+        if upload is not None:
+            st.session_state[f"{prefix}_upload_file"] = (upload.name, upload.getvalue())
+        st.selectbox(
+            "Format", ["auto", *ARCHITECTURES], key=f"{prefix}_arch",
+            format_func=lambda a: "TorchScript or ONNX (auto)" if a == "auto" else f"state_dict of {a}",
+        )
+        kept = st.session_state.get(f"{prefix}_upload_file")
+        if upload is None and kept is not None:
+            st.caption(f"Using the file uploaded before: {kept[0]} ({len(kept[1]):,} bytes)")
+    elif source == "Path":
+        st.text_input(
+            "Model file or spec", key=f"{prefix}_path",
+            placeholder="model.pt · model.onnx · small_cnn:weights.pt · resnet18:weights.pt · zoo:cnn-s0@epoch3",
+        )
+    else:
+        st.text_input("Endpoint URL", key=f"{prefix}_url", placeholder="http://127.0.0.1:8000/predict",
+                      help="The JSON protocol is documented in zest_core/endpoint.py.")
+
+
+def refset_controls() -> None:
+    """The widgets choosing the reference images."""
+    st.subheader("Reference images")
+    source = st.radio("Images", REF_SOURCES, key="ref_source", horizontal=True)
+    st.number_input("N (reference images)", min_value=1, max_value=1000, step=1, key="n",
+                    help="Drawn stratified by class (built-in digits and class-subfolder folders).")
+    if source == REF_SOURCES[1]:
+        st.text_input("Folder", key="ref_folder", placeholder="/path/to/images (class subfolders give labels)")
+    elif source == REF_SOURCES[2]:
+        files = st.file_uploader("Images", type=IMAGE_FILE_TYPES, accept_multiple_files=True, key="ref_upload")
+        if files:
+            st.session_state["ref_upload_files"] = [(f.name, f.getvalue()) for f in files]
+        kept = st.session_state.get("ref_upload_files")
+        if not files and kept:
+            st.caption(f"Using the {len(kept)} images uploaded before")
+    if source != REF_SOURCES[0]:
+        st.checkbox("Resize images", key="ref_resize")
+        if st.session_state["ref_resize"]:
+            left, right = st.columns(2)
+            left.number_input("Height", min_value=8, max_value=512, step=1, key="ref_height")
+            right.number_input("Width", min_value=8, max_value=512, step=1, key="ref_width")
+
+
+def parameter_controls(zoo: Any | None) -> None:
+    """The widgets of the Zest parameters, the comparison and the verdict."""
+    st.subheader("Parameters")
+    left, middle, right = st.columns(3)
+    left.number_input("L (masked samples per image)", min_value=10, max_value=5000, step=50, key="num_samples")
+    left.selectbox("Segmentation", SEGMENTATION_METHODS, key="segmentation")
+    left.selectbox("Fill of hidden super-pixels", FILLS, key="fill")
+    middle.selectbox("Local fit (mode)", MODES, key="mode",
+                     help="zest: least squares without intercept (the authors' code); lime: LIME's kernel Ridge.")
+    middle.selectbox("Metric", METRICS, key="metric")
+    middle.selectbox("Class alignment", ALIGN_CHOICES, key="align",
+                     help="auto matches classes (greedily) only when the class counts differ.")
+    right.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+                       help="Seeds the reference draw, the masks and the bootstrap.")
+    right.number_input("Bootstrap resamples", min_value=0, max_value=5000, step=50, key="n_boot",
+                       help="Resamples of the reference images for the confidence interval (0: none).")
+    right.select_slider("Confidence level", options=[0.8, 0.9, 0.95, 0.99], key="level")
+    if zoo is not None:
+        candidates = [n for n in zoo.independent()]
+        st.multiselect(
+            "Unrelated baseline (independently trained zoo models)", candidates, key="baseline",
+            help="The relative distance divides by the mean distance between these models (at least two).",
+        )
+        if len(st.session_state["baseline"]) < 2:
+            st.caption("Fewer than two baseline models: no relative distance and no verdict.")
+
+
+def render_controls(zoo: Any | None, zoo_message: str) -> Setup:
+    """Draw every shared control and return the resulting setup."""
+    apply_defaults(zoo)
+    left, right = st.columns(2)
+    with left:
+        model_controls("A", zoo, zoo_message)
+    with right:
+        model_controls("B", zoo, zoo_message)
+    st.divider()
+    left, right = st.columns([1, 2])
+    with left:
+        refset_controls()
+    with right:
+        parameter_controls(zoo)
+    return current_setup(zoo)
+
+
+def missing_inputs(setup: Setup) -> Sequence[str]:
+    """What the user still has to choose before a run."""
+    missing = []
+    if setup.model_a is None:
+        missing.append("Model A")
+    if setup.model_b is None:
+        missing.append("Model B")
+    if not setup.refset.ready:
+        missing.append("the reference images")
+    return missing

@@ -1,0 +1,80 @@
+"""Super-pixels: the reference images split into super-pixels, and perturbed samples as the models saw them."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import compute, figures, layout, tables
+from dashboard.ui import error_boundary, show_figure, show_table
+from zest_core.explain import boundary_image, perturbed_samples, segment_centroids
+
+SCALE = 8  # small images are enlarged (nearest neighbour) so that boundaries stay thin
+
+layout.page("Super-pixels")
+comparison = layout.require_comparison()
+refset = comparison.refset
+segments = comparison.signatures["A"].segments
+count = len(refset)
+scale = max(1, SCALE * 28 // max(refset.image_size))
+
+counts = segments.reshape(count, -1).max(axis=1) + 1
+st.caption(
+    f"{comparison.config.segmentation} super-pixels: {int(np.median(counts))} per image (median), "
+    f"{counts.min()}–{counts.max()}. Each of the L={comparison.config.num_samples} samples of an image hides a "
+    f"random half of its super-pixels, filled with {comparison.config.fill}."
+)
+shown = min(count, 48)
+show_figure(
+    figures.image_grid(
+        [boundary_image(refset.images[i], segments[i], scale=max(1, scale // 2)) for i in range(shown)],
+        [tables.image_label(comparison, i) for i in range(shown)], columns=8,
+        title=f"Reference images with super-pixel boundaries ({shown} of {count})",
+    ),
+    key="superpixels_grid", filename="superpixel_grid",
+)
+
+st.header("One image")
+left, right = st.columns([1, 2])
+index = left.selectbox("Reference image", list(range(count)), key="superpixels_image",
+                       format_func=lambda i: tables.image_label(comparison, i))
+samples_wanted = left.slider("Perturbed samples", min_value=1, max_value=12, value=6, key="superpixels_count")
+first = left.number_input("First sample (mask number; 0 keeps every super-pixel)", min_value=0,
+                          max_value=comparison.config.num_samples - 1, value=1, step=1, key="superpixels_first")
+with left:
+    show_figure(
+        figures.numbered_segments(
+            boundary_image(refset.images[index], segments[index], scale=scale), segment_centroids(segments[index]),
+            scale=scale, title=f"{tables.image_label(comparison, index)}: {counts[index]} numbered super-pixels",
+        ),
+        key="superpixels_numbered", filename=f"superpixels_{index}",
+    )
+
+mask_indices = [int(m) for m in range(first, min(first + samples_wanted, comparison.config.num_samples))]
+models = {slot: compute.cached_model(comparison.choices[slot].spec) for slot in ("A", "B")}
+with error_boundary("Querying the models on the perturbed samples"):
+    samples = perturbed_samples(refset, comparison.signatures["A"], index, models, mask_indices)
+predictions = {slot: samples.predictions(slot) for slot in ("A", "B")}
+titles = [
+    f"mask {m}: A {predictions['A'][k][0]} ({predictions['A'][k][1]:.0%}), B {predictions['B'][k][0]} "
+    f"({predictions['B'][k][1]:.0%})"
+    for k, m in enumerate(samples.mask_indices)
+]
+with right:
+    show_figure(
+        figures.image_grid(list(samples.images), titles, columns=3, tile=190,
+                           title="Perturbed samples as both models received them, with their predictions"),
+        key="superpixels_samples", filename=f"perturbed_samples_{index}",
+    )
+    hidden = [", ".join(str(k) for k in np.flatnonzero(mask == 0)) or "none" for mask in samples.masks]
+    show_table(
+        pd.DataFrame({
+            "mask": samples.mask_indices,
+            "hidden super-pixels": hidden,
+            "A predicts": [p[0] for p in predictions["A"]],
+            "A probability": [p[1] for p in predictions["A"]],
+            "B predicts": [p[0] for p in predictions["B"]],
+            "B probability": [p[1] for p in predictions["B"]],
+        }),
+        key="superpixels_table", filename=f"perturbed_samples_{index}",
+    )

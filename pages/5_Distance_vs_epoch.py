@@ -1,0 +1,100 @@
+"""Distance vs epoch: how far apart checkpoints of one training run are, against an unrelated run (Zest Fig. 2)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import compute, figures, layout
+from dashboard.ui import error_boundary, need, show_figure, show_table
+from zest_core.architectures import ARCHITECTURES
+from zest_core.explain import checkpoint_specs
+
+SERIES_KEY = "zx_epoch_series"
+SOURCES = ("Demo zoo run", "Folder of checkpoints")
+NONE = "(none)"
+
+zoo, zoo_message, setup = layout.page("Distance vs epoch")
+st.markdown(
+    "A model is close to its own later checkpoints and far from an independently trained model at the same "
+    "epoch. **Related**: checkpoint t against t+k of the same run; **unrelated**: checkpoint t of the run "
+    "against checkpoint t of another run. Signatures use the reference images and parameters set on Setup."
+)
+source = st.radio("Checkpoint series", SOURCES, key="epoch_source", horizontal=True,
+                  index=0 if zoo is not None else 1)
+series: dict[str, list[tuple[int, str]]] = {}
+run_name, other_name = None, None
+if source == SOURCES[0]:
+    need(zoo is not None, f"{zoo_message} Use a folder of checkpoints instead.")
+    runs = [name for name in zoo.entries if compute.zoo_checkpoints(zoo, name)]
+    need(len(runs) > 0, "No model of the demo zoo has per-epoch checkpoints.")
+    left, right = st.columns(2)
+    run_name = left.selectbox("Run", runs, key="epoch_run_name", format_func=lambda n: compute.zoo_label(zoo, n))
+    others = [NONE] + [n for n in runs if n != run_name]
+    unrelated_default = next((k for k, n in enumerate(others) if n != NONE and zoo.entries[n].source != run_name), 0)
+    other_name = right.selectbox("Unrelated run", others, index=unrelated_default, key="epoch_other_name",
+                                 format_func=lambda n: n if n == NONE else compute.zoo_label(zoo, n))
+    series[run_name] = [(k, f"zoo:{run_name}@epoch{k}") for k in compute.zoo_checkpoints(zoo, run_name)]
+    if other_name != NONE:
+        series[other_name] = [(k, f"zoo:{other_name}@epoch{k}") for k in compute.zoo_checkpoints(zoo, other_name)]
+    else:
+        other_name = None
+else:
+    left, middle, right = st.columns(3)
+    folder = left.text_input("Folder of the run's checkpoints", key="epoch_folder",
+                             placeholder="/path/to/run (files named like epoch_3.pt)")
+    other = middle.text_input("Folder of an unrelated run (optional)", key="epoch_other_folder")
+    arch = right.selectbox("Format", ["auto", *ARCHITECTURES], key="epoch_arch",
+                           format_func=lambda a: "TorchScript or ONNX (auto)" if a == "auto" else f"state_dict of {a}")
+    need(bool(folder.strip()),
+         "Enter the folder of a training run's checkpoint files (the epoch is the last number in each name).")
+    with error_boundary("Reading the checkpoint folder"):
+        run_name = folder.strip()
+        series[run_name] = checkpoint_specs(run_name, arch=None if arch == "auto" else arch)
+        if other.strip():
+            other_name = other.strip()
+            series[other_name] = checkpoint_specs(other_name, arch=None if arch == "auto" else arch)
+
+epochs = [t for t, _ in series[run_name]]
+need(len(epochs) >= 2, f"{run_name} has {len(epochs)} checkpoint(s); the curves need at least two.")
+if other_name is not None and [t for t, _ in series[other_name]][:len(epochs)] != epochs[:len(series[other_name])]:
+    st.error(f"The unrelated run's checkpoints are at epochs {[t for t, _ in series[other_name]]}, the run's at "
+             f"{epochs}: the unrelated curve compares checkpoints of the same epochs, so both runs need the same ones.")
+    st.stop()
+if len(epochs) > 2:
+    k = st.slider("Checkpoint gap k", min_value=1, max_value=len(epochs) - 1, value=1, key="epoch_k",
+                  help="The related curve compares each checkpoint with the k-th next one.")
+else:
+    k = 1
+    st.caption("Two checkpoints: the gap k is 1.")
+
+key = hashlib.sha256(json.dumps([series, setup.refset.__dict__, setup.config.to_dict()], default=str,
+                                sort_keys=True).encode()).hexdigest()[:24]
+done = st.session_state.setdefault(SERIES_KEY, set())
+if st.button("Compute checkpoint signatures", key="epoch_compute", type="primary") and key not in done:
+    with error_boundary("Loading the reference images"):
+        refset = setup.refset.load()
+    bar = st.progress(0.0, text="Starting…")
+    with error_boundary("Computing the checkpoint signatures"):
+        try:
+            compute.series_signatures(series, refset, setup.config, lambda p: bar.progress(p.fraction(), text=p.text()))
+        finally:
+            bar.empty()
+    done.add(key)
+need(key in done, f"Press **Compute checkpoint signatures**: {sum(len(v) for v in series.values())} checkpoints "
+                  "(signatures are cached, so only new ones take time).")
+
+with error_boundary("Computing the distances"):
+    curves = compute.epoch_distance_curves(
+        series[run_name], series.get(other_name) if other_name else None, setup.refset.load(), setup.config,
+        k=k, metric=setup.metric, align=setup.align,
+    )
+show_figure(figures.epoch_figure(curves, run=run_name, other=other_name, metric=setup.metric),
+            key="epoch_figure", filename=f"distance_vs_epoch_k{k}")
+rows = [{"epoch t": t, "curve": f"related (t vs t+{k})", "distance": d}
+        for t, d in zip(curves.related_epochs, curves.related)]
+rows += [{"epoch t": t, "curve": "unrelated (same t)", "distance": d}
+         for t, d in zip(curves.unrelated_epochs, curves.unrelated)]
+show_table(pd.DataFrame(rows), key="epoch_table", filename=f"distance_vs_epoch_k{k}")

@@ -1,0 +1,445 @@
+"""The dashboard, driven page by page with Streamlit's AppTest: widgets set, runs clicked, figures checked.
+
+The demo zoo is the one shipped in assets/zoo (a tiny one is built when it is missing); the
+zest_core computations are real, with small N and L. Every page is visited, every figure's
+Plotly spec is parsed and its traces checked, and bad input must give an ``st.error`` while the app
+keeps working.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the dashboard package sits next to app.py, where `streamlit run` finds it
+    sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from dashboard.progress import RunProgress, format_seconds  # noqa: E402
+from zest_core.benchmarks import ReuseResult, summarize_reuse  # noqa: E402
+from zest_core.endpoint import serve_model, serve_responder  # noqa: E402
+from zest_core.explain import alignment_accuracy, comparison_weight_maps  # noqa: E402
+
+from conftest import make_cnn  # noqa: E402
+
+APP = str(ROOT / "app.py")
+PAGES = {
+    "overview": "pages/1_Overview.py",
+    "superpixels": "pages/2_Super-pixels.py",
+    "lime": "pages/3_LIME_heatmaps.py",
+    "alignment": "pages/4_Class_alignment.py",
+    "epoch": "pages/5_Distance_vs_epoch.py",
+    "zoo": "pages/6_Zoo_and_reuse.py",
+}
+SMALL = {"n": 10, "num_samples": 80, "n_boot": 30}  # small N and L: each signature takes a fraction of a second
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory):
+    """The demo zoo shipped in assets/zoo; if it is missing, a tiny one built here (one architecture, seconds)."""
+    from zest_core import zoo
+
+    try:
+        return zoo.load_zoo(zoo.ZOO_DIR).root
+    except zoo.ZooError:
+        config = zoo.ZooConfig.tiny(
+            seed=0, architectures=("small_cnn",), train_size=128, test_size=64, transfer_fractions=(0.5,),
+            prune_amounts=(0.5,), epochs=2, independent_per_arch=2,
+        )
+        return zoo.build_zoo(tmp_path_factory.mktemp("zoo"), config).root
+
+
+@pytest.fixture
+def with_zoo(zoo_dir, monkeypatch):
+    monkeypatch.setenv("ZEST_ZOO_DIR", str(zoo_dir))
+    return zoo_dir
+
+
+@pytest.fixture
+def without_zoo(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZEST_ZOO_DIR", str(tmp_path / "no-zoo"))
+
+
+@pytest.fixture
+def model_files(tmp_path):
+    """TorchScript files of two unrelated small CNNs, and a state_dict of a 32×32 RGB ResNet-20."""
+    from zest_core.architectures import build_architecture
+
+    paths = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warns about the input check it cannot trace
+        for name, seed in (("a", 0), ("b", 1)):
+            paths[name] = tmp_path / f"model_{name}.pt"
+            torch.jit.trace(make_cnn(seed), torch.zeros(1, 1, 28, 28)).save(str(paths[name]))
+    paths["resnet"] = tmp_path / "resnet20_weights.pt"
+    torch.save(build_architecture("resnet20").state_dict(), paths["resnet"])
+    return paths
+
+
+def new_app(**values) -> AppTest:
+    """The Setup page, run once, with the small settings (and any other widget values) set."""
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    for key, value in {**SMALL, **values}.items():
+        app.session_state[key] = value
+    return app.run()
+
+
+def assert_ok(app: AppTest) -> None:
+    assert not app.exception, [e.message for e in app.exception]
+
+
+def figures(app: AppTest) -> dict[str, dict]:
+    """Every Plotly chart on the page, by widget key, as its parsed figure spec."""
+    return {chart.key: json.loads(chart.proto.spec) for chart in app.get("plotly_chart")}
+
+
+def values(data) -> np.ndarray:
+    """A trace's array, whether listed or binary-encoded (Plotly 6+ sends numpy arrays as base64 typed arrays)."""
+    if isinstance(data, dict) and "bdata" in data:
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        shape = data.get("shape")
+        if isinstance(shape, str):  # "28, 28"
+            shape = [int(n) for n in shape.split(",")]
+        return array.reshape(shape) if shape else array
+    return np.asarray(data, dtype=float)
+
+
+def _title(spec: dict) -> str:
+    title = spec.get("layout", {}).get("title", {})
+    return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+def trace_types(spec: dict) -> list[str]:
+    return [trace.get("type", "scatter") for trace in spec["data"]]
+
+
+def run_comparison(app: AppTest) -> AppTest:
+    app.button(key="run").click().run()
+    assert_ok(app)
+    return app
+
+
+def errors(app: AppTest) -> str:
+    return " | ".join(e.value for e in app.error)
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole tour, with the demo zoo
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
+    app = new_app()
+    assert_ok(app)
+    assert app.session_state["a_source"] == "Demo zoo"
+    assert "Press **Run comparison**" in " ".join(i.value for i in app.info)
+    run_comparison(app)
+    metrics = {m.label: m.value for m in app.metric}
+    distance = float(metrics["Zest distance"])
+    assert 0 < distance < 2
+    assert metrics["Verdict"] in ("related", "unrelated", "inconclusive")
+    comparison = next(iter(app.session_state["zx_results"].values()))
+    assert comparison.result.distance == pytest.approx(distance, abs=5e-5)
+    assert len(comparison.baseline_signatures) >= 2
+    assert [t.get("name") for t in figures(app)["setup_context"]["data"]] == ["unrelated pairs", "A vs B"]
+
+    # 1 Overview: distance in context, contributions, model table, JSON report.
+    app.switch_page(PAGES["overview"]).run()
+    assert_ok(app)
+    charts = figures(app)
+    assert set(charts) >= {"overview_context", "overview_images", "overview_classes"}
+    context = charts["overview_context"]
+    names = [t.get("name") for t in context["data"]]
+    assert names == ["unrelated pairs", "A vs B"]
+    assert values(context["data"][1]["x"]).tolist() == [pytest.approx(comparison.result.distance)]
+    low, high = comparison.result.interval
+    assert values(context["data"][1]["error_x"]["arrayminus"])[0] == pytest.approx(comparison.result.distance - low)
+    assert trace_types(charts["overview_images"]) == ["bar"]
+    bars = charts["overview_images"]["data"][0]
+    assert values(bars["x"]).max() == pytest.approx(comparison.result.contributions.per_image.max())
+    assert len(values(charts["overview_classes"]["data"][0]["x"])) == 10
+    keys = {b.proto.id for b in app.get("download_button")}
+    assert len(keys) >= 6  # HTML of each figure, CSV of each table, the JSON report
+    report = comparison.report()
+    again = json.loads(json.dumps(report, allow_nan=False))
+    assert again["distance"] == pytest.approx(distance, abs=5e-5)
+    assert again["models"]["A"]["label"] == comparison.choices["A"].label
+    assert len(again["contributions"]["images"]) == SMALL["n"]
+    assert again["verdict"]["label"] == metrics["Verdict"]
+
+    # 2 Super-pixels: the gallery, one image's numbered super-pixels, samples with predictions.
+    app.switch_page(PAGES["superpixels"]).run()
+    assert_ok(app)
+    charts = figures(app)
+    assert trace_types(charts["superpixels_grid"]) == ["image"] * SMALL["n"]
+    segments = comparison.signatures["A"].segments[0]
+    numbered = charts["superpixels_numbered"]
+    assert trace_types(numbered) == ["image"]
+    assert [a["text"] for a in numbered["layout"]["annotations"]] == [str(k) for k in range(segments.max() + 1)]
+    assert trace_types(charts["superpixels_samples"]) == ["image"] * 6
+    titles = [a["text"] for a in charts["superpixels_samples"]["layout"]["annotations"]]
+    assert titles[0].startswith("mask 1: A ") and ", B " in titles[0]
+    app.selectbox(key="superpixels_image").set_value(3).run()
+    app.slider(key="superpixels_count").set_value(3).run()
+    assert_ok(app)
+    assert trace_types(figures(app)["superpixels_samples"]) == ["image"] * 3
+
+    # 3 LIME heatmaps: A, B on one symmetric scale, their difference on its own; all classes below.
+    app.switch_page(PAGES["lime"]).run()
+    assert_ok(app)
+    charts = figures(app)
+    triptych = charts["lime_triptych"]
+    assert trace_types(triptych) == ["image", "heatmap"] * 3
+    heatmaps = [t for t in triptych["data"] if t["type"] == "heatmap"]
+    assert [h["coloraxis"] for h in heatmaps] == ["coloraxis", "coloraxis", "coloraxis2"]
+    for axis in ("coloraxis", "coloraxis2"):
+        scale = triptych["layout"][axis]
+        assert scale["cmin"] == pytest.approx(-scale["cmax"]) and scale["cmax"] > 0
+    a_values, b_values = (values(h["z"]) for h in heatmaps[:2])
+    maps = comparison_weight_maps(comparison.signatures["A"], comparison.signatures["B"], 0, align="auto")
+    assert triptych["layout"]["coloraxis"]["cmax"] == pytest.approx(maps.limit())  # one scale for every class
+    assert charts["lime_grid"]["layout"]["coloraxis"]["cmax"] == pytest.approx(maps.limit())
+    assert max(np.abs(a_values).max(), np.abs(b_values).max()) <= maps.limit() + 1e-12
+    np.testing.assert_allclose(values(heatmaps[2]["z"]), a_values - b_values, atol=1e-9)
+    assert trace_types(charts["lime_grid"]) == ["heatmap"] * 30
+    app.selectbox(key="lime_image").set_value(1).run()
+    assert_ok(app)
+    app.checkbox(key="lime_unit").uncheck().run()
+    assert_ok(app)
+
+    # 4 Class alignment: cost matrix with the matching marked, bipartite diagram, correct matches.
+    app.switch_page(PAGES["alignment"]).run()
+    assert_ok(app)
+    charts = figures(app)
+    cost = charts["alignment_cost"]
+    assert trace_types(cost)[0] == "heatmap" and values(cost["data"][0]["z"]).shape == (10, 10)
+    marked = sum(len(t["x"]) for t in cost["data"][1:])
+    assert marked == 10
+    bipartite = charts["alignment_bipartite"]
+    assert {"A's classes", "B's classes"} <= {t.get("name") for t in bipartite["data"]}
+    summaries = comparison.alignments(True)
+    expected = alignment_accuracy(summaries["greedy"].alignment.pairs, comparison.class_names("A"),
+                                  comparison.class_names("B"))
+    assert {m.label: m.value for m in app.metric}["Greedy"] == f"{expected[0]}/{expected[1]} correct"
+    app.radio(key="alignment_method").set_value("hungarian").run()
+    assert_ok(app)
+    assert "hungarian matching" in _title(figures(app)["alignment_cost"])
+
+    # 5 Distance vs epoch: the zoo's checkpointed runs.
+    app.switch_page(PAGES["epoch"]).run()
+    assert_ok(app)
+    assert "Compute checkpoint signatures" in " ".join(i.value for i in app.info)
+    app.button(key="epoch_compute").click().run()
+    assert_ok(app)
+    curve = figures(app)["epoch_figure"]
+    assert [t["name"].split(":")[0] for t in curve["data"]] == ["related", "unrelated"]
+    from zest_core.zoo import load_zoo
+
+    entries = load_zoo(with_zoo).entries
+    run = sorted(entries[app.session_state["epoch_run_name"]].checkpoints)
+    other = sorted(entries[app.session_state["epoch_other_name"]].checkpoints)
+    assert values(curve["data"][0]["x"]).tolist() == run[:-1]  # t vs t+1
+    assert values(curve["data"][1]["x"]).tolist() == [t for t in run if t in other]
+
+    # 6 Zoo and reuse: clustered distance matrix; the reuse report once there is one.
+    app.switch_page(PAGES["zoo"]).run()
+    assert_ok(app)
+    shipped = [d.value for d in app.dataframe]  # assets/reuse_report.json, written by `zest bench reuse`
+    assert any("relation" in t.columns and {"steal", "permuted", "unlearn-exact"} <= set(t["relation"]) for t in shipped)
+    app.session_state["zoo_models"] = app.session_state["zoo_models"][:4]
+    app.button(key="zoo_compute").click().run()
+    assert_ok(app)
+    heatmap = figures(app)["zoo_heatmap"]
+    matrix = values([t for t in heatmap["data"] if t["type"] == "heatmap"][0]["z"])
+    assert matrix.shape == (4, 4) and np.allclose(np.diag(matrix), 0) and np.allclose(matrix, matrix.T)
+    assert sum(t["type"] == "scatter" for t in heatmap["data"]) == 3  # the dendrogram's three links
+    report = tmp_path / "reuse.json"
+    report.write_text(json.dumps(_reuse_report().to_dict()))
+    app.text_input(key="reuse_path").set_value(str(report)).run()
+    assert_ok(app)
+    tables = [d.value for d in app.dataframe]
+    assert any("zest_accuracy" in t.columns and "prune-50" in set(t["relation"]) for t in tables)
+
+    # Back on Setup, the computed comparison is shown without running it again.
+    app.switch_page("app.py").run()
+    assert_ok(app)
+    assert {m.label: m.value for m in app.metric}["Zest distance"] == metrics["Zest distance"]
+
+
+def _reuse_report() -> ReuseResult:
+    records = [{"method": "zest-cosine", "relation": "prune-50", "score": 0.1, "modeldiff_rule": True,
+                "zest_rule": True, "relative_distance": 0.2}]
+    negatives = [{"method": "zest-cosine", "relation": "unrelated", "score": 0.5, "modeldiff_rule": False,
+                  "zest_rule": False, "relative_distance": 1.0}]
+    summary = summarize_reuse(["zest-cosine"], ["prune-50"], records, negatives)
+    return ReuseResult(("zest-cosine",), ("prune-50",), tuple(records), tuple(negatives), {}, summary, {})
+
+
+def test_revisiting_a_computed_setup_shows_it_without_a_run(with_zoo):
+    app = new_app()
+    run_comparison(app)
+    first = {m.label: m.value for m in app.metric}["Zest distance"]
+    app.session_state["num_samples"] = 60
+    app.run()
+    assert_ok(app)
+    assert not app.metric and "Press **Run comparison**" in " ".join(i.value for i in app.info)
+    app.switch_page(PAGES["overview"]).run()
+    assert any("setup has changed" in c.value for c in app.sidebar.caption)  # pages still show the last result
+    app.switch_page("app.py").run()
+    app.session_state["num_samples"] = SMALL["num_samples"]
+    app.run()
+    assert_ok(app)
+    assert {m.label: m.value for m in app.metric}["Zest distance"] == first
+
+
+# --------------------------------------------------------------------------------------------------
+# Without the zoo: model files, endpoints, bad input
+# --------------------------------------------------------------------------------------------------
+
+
+def test_without_the_zoo_files_and_endpoints_still_compare(without_zoo, model_files):
+    app = new_app()
+    assert_ok(app)
+    assert any("demo zoo is not built" in i.value for i in app.info)
+    assert app.session_state["a_source"] == "Path"
+    assert app.button(key="run").disabled
+    for page in PAGES.values():  # every page explains what is missing instead of failing
+        app.switch_page(page).run()
+        assert_ok(app)
+        assert app.info
+    app.switch_page("app.py").run()
+    app.text_input(key="a_path").set_value(str(model_files["a"])).run()
+    model = make_cnn(1)
+    server, url = serve_model(model, input_shape=(1, 28, 28), class_names=[str(k) for k in range(10)])
+    try:
+        app.radio(key="b_source").set_value("HTTP endpoint").run()
+        app.text_input(key="b_url").set_value(url).run()
+        run_comparison(app)
+    finally:
+        server.shutdown()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Verdict"] == "unknown" and metrics["Relative distance"] == "n/a"
+    app.switch_page(PAGES["overview"]).run()
+    assert_ok(app)
+    assert any("No unrelated baseline" in i.value for i in app.info)
+    assert [t.get("name") for t in figures(app)["overview_context"]["data"]] == ["A vs B"]
+    app.switch_page(PAGES["alignment"]).run()
+    assert_ok(app)
+    assert any("Ground truth unknown" in i.value for i in app.info)
+
+
+def test_bad_input_gets_a_clear_error_and_the_app_keeps_working(without_zoo, model_files, tmp_path):
+    app = new_app()
+    app.text_input(key="a_path").set_value(str(tmp_path / "missing.pt")).run()
+    app.text_input(key="b_path").set_value(str(model_files["b"])).run()
+    run_comparison(app)
+    assert "no such file" in errors(app) and "Model A" in errors(app)
+
+    # A file that is no model, uploaded.
+    app.radio(key="a_source").set_value("Upload").run()
+    app.file_uploader(key="a_upload").upload("garbage.pt", b"not a model at all").run()
+    run_comparison(app)
+    assert "garbage.pt" in errors(app) and "not a TorchScript model" in errors(app)
+
+    # A model whose input size does not match the reference images (a 32×32 RGB ResNet-20 state_dict).
+    app.file_uploader(key="a_upload").set_value(
+        ("resnet20_weights.pt", model_files["resnet"].read_bytes(), "application/octet-stream")
+    ).run()
+    app.selectbox(key="a_arch").set_value("resnet20").run()
+    run_comparison(app)
+    assert "takes 3-channel 32×32 images" in errors(app) and "1-channel 28×28" in errors(app)
+
+    # An endpoint that refuses every request.
+    server, url = serve_responder(lambda method, path, body: (400, b'{"error": "refused"}'))
+    try:
+        app.radio(key="a_source").set_value("HTTP endpoint").run()
+        app.text_input(key="a_url").set_value(url).run()
+        run_comparison(app)
+        assert "Model A" in errors(app) and "refused" in errors(app)
+    finally:
+        server.shutdown()
+
+    # A folder that does not exist as the reference set.
+    app.radio(key="a_source").set_value("Path").run()
+    app.text_input(key="a_path").set_value(str(model_files["a"])).run()
+    app.radio(key="ref_source").set_value("Image folder").run()
+    app.text_input(key="ref_folder").set_value(str(tmp_path / "no-images")).run()
+    run_comparison(app)
+    assert "no such folder" in errors(app)
+
+    # And the app still works: good input gives a result.
+    app.radio(key="ref_source").set_value("Built-in MNIST digits").run()
+    run_comparison(app)
+    assert not app.error
+    assert float({m.label: m.value for m in app.metric}["Zest distance"]) > 0
+
+
+def test_uploaded_reference_images_are_used(without_zoo, model_files, mnist_digits):
+    from PIL import Image
+    import io
+
+    images, _ = mnist_digits
+    uploads = []
+    for index in range(4):
+        buffer = io.BytesIO()
+        Image.fromarray(images[index]).save(buffer, format="PNG")
+        uploads.append((f"digit{index}.png", buffer.getvalue(), "image/png"))
+    app = new_app(a_path=str(model_files["a"]), b_path=str(model_files["b"]), ref_source="Upload images")
+    assert app.button(key="run").disabled
+    app.file_uploader(key="ref_upload").set_value(uploads).run()
+    run_comparison(app)
+    comparison = next(iter(app.session_state["zx_results"].values()))
+    assert len(comparison.refset) == 4 and comparison.refset.provenance.startswith("uploaded images")
+    np.testing.assert_array_equal(comparison.refset.images[2], images[2])
+
+
+# --------------------------------------------------------------------------------------------------
+# Pieces
+# --------------------------------------------------------------------------------------------------
+
+
+def test_progress_reports_stage_fraction_and_eta():
+    now = [0.0]
+    progress = RunProgress(["Model A", "Model B"], clock=lambda: now[0])
+    progress.start_job(0)
+    assert progress.eta() is None and progress.fraction() == 0.0
+    progress.update(3, 10, "segment")
+    now[0] = 1.0
+    progress.update(0, 1000, "query")
+    now[0] = 3.0
+    progress.update(500, 1000, "query")  # 2 s for half of job A's queries
+    assert progress.fraction() == pytest.approx(0.25)
+    assert progress.eta() == pytest.approx(2.0 + 5.0)  # 2 s left of A, then B at A's projected 5 s
+    assert "Model A (1/2): querying perturbed images 500/1,000" in progress.text()
+    now[0] = 5.0
+    progress.update(1000, 1000, "query")
+    progress.update(10, 10, "fit")
+    progress.start_job(1)
+    progress.update(1, 1, "cached")
+    assert progress.fraction() == 1.0 and progress.eta() == 0.0
+    assert format_seconds(125) == "2 min 05 s" and format_seconds(4.2) == "4 s"
+    with pytest.raises(ValueError, match="at least one job"):
+        RunProgress([])
+
+
+def test_pages_are_thin_and_zest_core_has_no_streamlit():
+    """Pages import the dashboard helpers and zest_core's API only; zest_core never imports Streamlit."""
+    allowed = {"__future__", "hashlib", "json", "pathlib", "numpy", "pandas", "streamlit", "dashboard", "zest_core"}
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert modules <= allowed, (path.name, modules - allowed)
+    for path in (ROOT / "zest_core").glob("*.py"):
+        assert "streamlit" not in path.read_text(), path.name

@@ -1,0 +1,171 @@
+"""End to end in a real browser: `streamlit run app.py`, driven by Playwright with Debian's chromium.
+
+The app runs as a subprocess on a free port; the test types two TorchScript model files into the
+Setup page, runs a comparison and visits every page, checking that Plotly drew its charts in the DOM
+and that no exception box appeared. Screenshots go to a temporary folder, and also to
+``$ZEST_SCREENSHOT_DIR`` when it is set. Every wait is bounded, and the server is stopped in a finally.
+
+Playwright never downloads a browser here: it drives /usr/bin/chromium (``make test`` installs it).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_cnn
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+START_TIMEOUT_S = 90
+RUN_TIMEOUT_MS = 180_000
+PAGE_TIMEOUT_MS = 60_000
+# Page link label in the sidebar → how many Plotly charts the page draws once a comparison exists.
+PAGES = {"Overview": 3, "Super-pixels": 3, "LIME heatmaps": 2, "Class alignment": 2}
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (`make test` installs chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_health(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"streamlit did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    """The app, served by `streamlit run` on a free port, without a demo zoo and with its own cache."""
+    env = dict(
+        os.environ, TQDM_DISABLE="1", ZEST_CACHE_DIR=str(tmp_path / "cache"), ZEST_ZOO_DIR=str(tmp_path / "no-zoo"),
+        PYTHONPATH=str(ROOT),
+    )
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    with open(log, "w") as output:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+
+
+@pytest.fixture
+def model_files(tmp_path):
+    paths = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warnings about the input check
+        for seed in (0, 1):
+            path = tmp_path / f"model_{seed}.pt"
+            torch.jit.trace(make_cnn(seed), torch.zeros(1, 1, 28, 28)).save(str(path))
+            paths.append(path)
+    return paths
+
+
+def settle(page, expect: str | None = None, timeout: int = PAGE_TIMEOUT_MS) -> None:
+    """Wait (bounded) until the script has run, and until ``expect`` is on the page if given."""
+    try:  # the rerun may start a moment after the action; catch it if it does
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='running']", timeout=1500)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: the run was already over
+        pass
+    page.wait_for_selector(IDLE, timeout=timeout)
+    if expect is not None:
+        page.get_by_text(expect).first.wait_for(timeout=timeout)
+
+
+def type_into(page, label: str, value: str, index: int = 0) -> None:
+    box = page.get_by_label(label, exact=True).nth(index)
+    box.fill(value)
+    box.press("Enter")
+    settle(page)
+
+
+def test_the_app_compares_two_models_in_a_real_browser(app_url, model_files, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = [tmp_path / "screenshots"]
+    if os.environ.get("ZEST_SCREENSHOT_DIR"):
+        shots.append(Path(os.environ["ZEST_SCREENSHOT_DIR"]))
+    for folder in shots:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def screenshot(page, name: str) -> None:
+        path = shots[0] / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        for folder in shots[1:]:
+            shutil.copy(path, folder / path.name)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(app_url, timeout=PAGE_TIMEOUT_MS)
+            settle(page, expect="Run comparison")
+            assert page.get_by_text("The demo zoo is not built").count() >= 1
+            type_into(page, "Model file or spec", str(model_files[0]), 0)
+            type_into(page, "Model file or spec", str(model_files[1]), 1)
+            type_into(page, "N (reference images)", "10")
+            type_into(page, "L (masked samples per image)", "100")
+            page.get_by_role("button", name="Run comparison").click()
+            settle(page, expect="Zest distance", timeout=RUN_TIMEOUT_MS)
+            assert page.locator("[data-testid='stException']").count() == 0
+            assert page.locator("[data-testid='stMetric']").count() == 3
+            screenshot(page, "0_setup")
+            for number, (label, charts) in enumerate(PAGES.items(), start=1):
+                page.get_by_role("link", name=label).first.click()
+                settle(page, expect="Download figure (HTML)")
+                page.wait_for_function(
+                    f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
+                    timeout=PAGE_TIMEOUT_MS,
+                )
+                assert page.locator("[data-testid='stException']").count() == 0, label
+                assert page.locator(".js-plotly-plot").count() == charts, label
+                screenshot(page, f"{number}_{label.replace(' ', '_')}")
+            for label in ("Distance vs epoch", "Zoo and reuse"):  # without a zoo they explain what they need
+                page.get_by_role("link", name=label).first.click()
+                settle(page)
+                assert page.locator("[data-testid='stException']").count() == 0, label
+                assert page.locator("[data-testid='stAlertContentInfo']").count() >= 1, label
+        finally:
+            browser.close()
+    assert len(list(shots[0].glob("*.png"))) == 1 + len(PAGES)

@@ -1,0 +1,417 @@
+"""zest_core.explain: exact decompositions, verdicts, painted weights, recomposed samples, matchings, reports."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zest_core import IncompatibleSignaturesError, ReferenceSet, Signature, ZestConfig, compute_signature, zest_distance
+from zest_core.benchmarks import ReuseResult, bootstrap_distance_interval, summarize_reuse
+from zest_core.explain import (
+    Baseline,
+    alignment_accuracy,
+    boundary_image,
+    checkpoint_specs,
+    cluster_models,
+    compare_alignments,
+    compare_signatures,
+    comparison_report,
+    comparison_weight_maps,
+    decide,
+    distance_contributions,
+    paint_weights,
+    perturbed_samples,
+    read_reuse_report,
+    reuse_rows,
+    segment_centroids,
+    symmetric_limit,
+    to_jsonable,
+    unrelated_baseline,
+)
+from zest_core.probe import prepare_probe
+
+from conftest import ScaledOutputs, SelectedOutputs, make_cnn
+
+METRICS = ("cosine", "l1", "l2", "linf")
+PERMUTATION = np.array([3, 0, 8, 1, 9, 2, 7, 4, 6, 5])
+
+
+@pytest.fixture(scope="module")
+def signatures(digits_refset):
+    """Signatures of A, an unrelated model, A with classes permuted, A with logits scaled, and two baseline models."""
+    config = ZestConfig(num_samples=120, batch_size=60, device="cpu")
+    base = make_cnn(0)
+    models = {
+        "A": base,
+        "B": make_cnn(1),
+        "A_permuted": SelectedOutputs(base, PERMUTATION),
+        "A_scaled": ScaledOutputs(base, 4.0),
+        "U1": make_cnn(2),
+        "U2": make_cnn(3),
+    }
+    return {name: compute_signature(m, digits_refset, config, cache=False) for name, m in models.items()}
+
+
+def tiny_signature(weights, segments, fingerprint="ref", config=None):
+    """A hand-made signature: weights (C, K_n) per image over the given segments."""
+    return Signature(
+        weights=[np.asarray(w, dtype=float) for w in weights], intercepts=None,
+        segments=np.asarray(segments, dtype=np.int32), config=config or ZestConfig(num_samples=10),
+        model_fingerprint=None, refset_fingerprint=fingerprint,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Contributions
+# --------------------------------------------------------------------------------------------------
+
+
+def test_contributions_of_a_hand_made_pair_match_the_formulas():
+    segments = np.zeros((2, 2, 2), dtype=np.int32)
+    segments[0, :, 1] = 1  # image 0 has two super-pixels, image 1 one
+    a = tiny_signature([[[3.0, 0.0], [0.0, 0.0]], [[0.0], [4.0]]], segments)
+    b = tiny_signature([[[3.0, 0.0], [0.0, 0.0]], [[4.0], [0.0]]], segments)
+    cosine = distance_contributions(a, b, metric="cosine")
+    # â = (3, 0, 0 | 0, 4)/5 over (rows, columns); b̂ = (3, 0, 4 | 0, 0)/5: d = 1 − 9/25 = 16/25.
+    assert cosine.distance == pytest.approx(16 / 25)
+    np.testing.assert_allclose(cosine.per_image, [0.0, 16 / 25])
+    np.testing.assert_allclose(cosine.per_class, [8 / 25, 8 / 25])
+    l1 = distance_contributions(a, b, metric="l1")
+    np.testing.assert_allclose(l1.per_image, [0.0, 8.0])
+    assert l1.distance == pytest.approx(8.0)
+    l2 = distance_contributions(a, b, metric="l2")
+    assert l2.distance == pytest.approx(math.sqrt(32))
+    np.testing.assert_allclose(l2.per_class, [math.sqrt(32) / 2] * 2)
+    linf = distance_contributions(a, b, metric="linf")
+    np.testing.assert_allclose(linf.per_image, [0.0, 4.0])
+    assert linf.distance == pytest.approx(4.0) and not linf.additive
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_contributions_add_up_to_the_zest_distance(signatures, metric):
+    result = distance_contributions(signatures["A"], signatures["B"], metric=metric)
+    expected = zest_distance(signatures["A"], signatures["B"], metric=metric)
+    assert result.distance == pytest.approx(expected, rel=1e-12)
+    assert result.per_image.shape == (signatures["A"].num_images,)
+    assert result.per_class.shape == (10,)
+    assert np.all(result.per_entry >= 0)
+    combine = np.max if metric == "linf" else np.sum
+    for parts in (result.per_image, result.per_class, result.per_entry):
+        assert combine(parts) == pytest.approx(expected, rel=1e-9)
+    assert result.image_shares().sum() == pytest.approx(1.0)
+
+
+def test_contributions_follow_the_class_alignment(signatures):
+    a, permuted = signatures["A"], signatures["A_permuted"]
+    unaligned = distance_contributions(a, permuted, align="none")
+    assert unaligned.distance > 0.5
+    aligned = distance_contributions(a, permuted, align="hungarian")
+    assert aligned.distance == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(aligned.per_image, 0.0, atol=1e-12)
+    # A's class i is the permuted model's class k with PERMUTATION[k] == i.
+    np.testing.assert_array_equal(aligned.pairs[:, 1], np.argsort(PERMUTATION))
+
+
+def test_contributions_refuse_bad_input(signatures, digits_refset):
+    with pytest.raises(ValueError, match="metric must be one of"):
+        distance_contributions(signatures["A"], signatures["B"], metric="manhattan")
+    other = compute_signature(make_cnn(0), digits_refset.subset([0, 1, 2]), ZestConfig(num_samples=120), cache=False)
+    with pytest.raises(IncompatibleSignaturesError, match="different reference sets"):
+        distance_contributions(signatures["A"], other)
+    zero = tiny_signature([[[0.0]]], np.zeros((1, 2, 2)))
+    with pytest.raises(ValueError, match="all-zero signature"):
+        distance_contributions(zero, zero)
+
+
+# --------------------------------------------------------------------------------------------------
+# Baseline, interval and verdict
+# --------------------------------------------------------------------------------------------------
+
+
+def test_unrelated_baseline_is_the_mean_over_all_pairs(signatures):
+    chosen = {name: signatures[name] for name in ("B", "U1", "U2")}
+    baseline = unrelated_baseline(chosen)
+    expected = [zest_distance(chosen[x], chosen[y]) for x, y in (("B", "U1"), ("B", "U2"), ("U1", "U2"))]
+    np.testing.assert_allclose(baseline.distances, expected)
+    assert baseline.mean == pytest.approx(np.mean(expected))
+    assert [p[:2] for p in baseline.pairs] == [("B", "U1"), ("B", "U2"), ("U1", "U2")]
+    with pytest.raises(ValueError, match="at least two unrelated models"):
+        unrelated_baseline({"B": signatures["B"]})
+
+
+@pytest.mark.parametrize(
+    "interval, label",
+    [((0.1, 0.4), "related"), ((0.6, 0.9), "unrelated"), ((0.4, 0.6), "inconclusive"), (None, "related")],
+)
+def test_the_verdict_compares_the_interval_with_the_baseline_mean(interval, label):
+    verdict = decide(0.25 if interval is None else sum(interval) / 2, 0.5, interval, level=0.9)
+    assert verdict.label == label
+    if interval is not None:
+        assert verdict.relative_interval == pytest.approx((interval[0] / 0.5, interval[1] / 0.5))
+        assert "90% interval" in verdict.explanation
+    else:
+        assert "no confidence interval" in verdict.explanation
+
+
+def test_the_verdict_without_baseline_is_unknown_and_bad_arguments_are_refused():
+    assert decide(0.3, None).label == "unknown"
+    assert decide(0.3, None).relative is None
+    with pytest.raises(ValueError, match="baseline_mean: expected a positive number"):
+        decide(0.3, 0.0)
+    with pytest.raises(ValueError, match="low <= high"):
+        decide(0.3, 0.5, (0.4, 0.2))
+
+
+def test_compare_signatures_combines_the_pieces(signatures):
+    a, b = signatures["A"], signatures["A_scaled"]
+    baseline = {name: signatures[name] for name in ("B", "U1", "U2")}
+    result = compare_signatures(a, b, baseline=baseline, n_boot=60, seed=3, level=0.9)
+    assert result.distance == pytest.approx(0.0, abs=1e-10)
+    assert result.interval == pytest.approx(bootstrap_distance_interval(a, b, n_boot=60, seed=3, level=0.9))
+    assert result.verdict.label == "related"
+    assert result.relative == pytest.approx(result.distance / unrelated_baseline(baseline).mean)
+    unrelated = compare_signatures(a, signatures["B"], baseline=baseline, n_boot=0)
+    assert unrelated.interval is None and unrelated.n_boot == 0
+    assert compare_signatures(a, signatures["B"]).verdict.label == "unknown"
+    with pytest.raises(ValueError, match="level"):
+        compare_signatures(a, b, level=1.5)
+    with pytest.raises(ValueError, match="n_boot"):
+        compare_signatures(a, b, n_boot=-1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Painted weights and super-pixels
+# --------------------------------------------------------------------------------------------------
+
+
+def test_paint_weights_puts_each_weight_on_its_super_pixel():
+    segments = np.array([[0, 0, 1], [2, 2, 1]])
+    painted = paint_weights(np.array([[1.0, -2.0, 3.0], [0.0, 5.0, 0.0]]), segments)
+    np.testing.assert_array_equal(painted[0], [[1, 1, -2], [3, 3, -2]])
+    np.testing.assert_array_equal(painted[1], [[0, 0, 5], [0, 0, 5]])
+    with pytest.raises(ValueError, match=r"labels in \[0, 1\]"):
+        paint_weights(np.array([1.0, 2.0]), segments)
+
+
+def test_weight_maps_align_classes_and_put_both_models_on_the_cosine_scale(signatures):
+    a = signatures["A"]
+    maps = comparison_weight_maps(a, signatures["A_permuted"], 2, align="hungarian")
+    np.testing.assert_allclose(maps.a, maps.b, atol=1e-12)  # a permuted copy paints the same maps
+    scaled = comparison_weight_maps(a, signatures["A_scaled"], 2, align="none", unit_norm=True)
+    np.testing.assert_allclose(scaled.a, scaled.b, atol=1e-12)
+    raw = comparison_weight_maps(a, signatures["A_scaled"], 2, align="none", unit_norm=False)
+    np.testing.assert_allclose(raw.b, 4.0 * raw.a, rtol=1e-5, atol=1e-9)
+    expected = paint_weights(a.weights[2], a.segments[2])
+    np.testing.assert_allclose(raw.a, expected)
+    assert raw.limit() == pytest.approx(np.abs(raw.b).max())
+    with pytest.raises(ValueError, match="image_index"):
+        comparison_weight_maps(a, signatures["B"], a.num_images)
+
+
+def test_symmetric_limit():
+    assert symmetric_limit(np.array([-3.0, 1.0]), np.array([2.0])) == 3.0
+    assert symmetric_limit(np.zeros(3)) == 1.0
+
+
+def test_boundaries_are_drawn_between_super_pixels():
+    image = np.full((4, 4), 100, dtype=np.uint8)
+    segments = np.zeros((4, 4), dtype=np.int32)
+    segments[:, 2:] = 1
+    segments[3, 2:] = 2
+    drawn = boundary_image(image, segments, color=(255, 0, 0))
+    assert drawn.shape == (4, 4, 3)
+    red = np.all(drawn == [255, 0, 0], axis=-1)
+    expected = np.zeros((4, 4), dtype=bool)
+    expected[:, 1] = True  # the vertical edge between columns 1 and 2, drawn on its left side
+    expected[2, 2:] = True  # the horizontal edge between rows 2 and 3, drawn above it
+    np.testing.assert_array_equal(red, expected)
+    assert np.all(drawn[~red] == 100)
+    enlarged = boundary_image(image, segments, scale=3)
+    assert enlarged.shape == (12, 12, 3)
+    red = np.all(enlarged == [255, 60, 60], axis=-1)
+    assert red[:6, :].sum(axis=1).tolist() == [1] * 6  # one thin line per row above the horizontal edge
+    with pytest.raises(ValueError, match="image's size"):
+        boundary_image(image, segments[:3])
+    with pytest.raises(ValueError, match="scale"):
+        boundary_image(image, segments, scale=0)
+
+
+def test_segment_centroids():
+    segments = np.array([[0, 0, 1], [0, 0, 1], [2, 2, 2]])
+    np.testing.assert_allclose(segment_centroids(segments), [[0.5, 0.5], [0.5, 2.0], [2.0, 1.0]])
+
+
+# --------------------------------------------------------------------------------------------------
+# Perturbed samples
+# --------------------------------------------------------------------------------------------------
+
+
+class Recorder(torch.nn.Module):
+    """A model that keeps every batch it receives (and answers with fixed logits)."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.register_buffer("logits", torch.as_tensor(logits, dtype=torch.float32))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.logits.expand(x.shape[0], -1)
+
+
+@pytest.mark.parametrize("fill", ["dataset_mean", "mean_color"])
+def test_perturbed_samples_are_exactly_what_the_models_received(digits_refset, fill):
+    config = ZestConfig(num_samples=20, batch_size=7, device="cpu", fill=fill)
+    recorder = Recorder([0.0, math.log(3.0)])
+    signature = compute_signature(recorder, digits_refset, config, cache=False)
+    queried = torch.cat(recorder.seen)  # N×L samples, image by image
+    recorder.seen.clear()
+    image, chosen = 3, [0, 5, 19]
+    samples = perturbed_samples(digits_refset, signature, image, {"A": recorder, "B": make_cnn(0)}, chosen)
+    expected = queried[image * 20 + np.array(chosen), 0]
+    np.testing.assert_array_equal(samples.images, (expected * 255).round().to(torch.uint8).numpy())
+    np.testing.assert_allclose(torch.cat(recorder.seen)[:, 0].numpy(), expected.numpy())
+    probe = prepare_probe(digits_refset, config, torch.device("cpu"))
+    np.testing.assert_array_equal(samples.masks, probe.masks[image][chosen])
+    assert samples.masks[0].all()  # mask 0 keeps every super-pixel: the reference image itself
+    np.testing.assert_array_equal(samples.images[0], digits_refset.images[image])
+    assert samples.predictions("A") == [("1", pytest.approx(0.75))] * 3
+    assert samples.class_names["B"] == [str(k) for k in range(10)]
+
+
+def test_perturbed_samples_refuse_another_refset_and_bad_masks(digits_refset, signatures):
+    model = {"A": make_cnn(0)}
+    with pytest.raises(ValueError, match="mask_indices"):
+        perturbed_samples(digits_refset, signatures["A"], 0, model, [120])
+    with pytest.raises(ValueError, match="image_index"):
+        perturbed_samples(digits_refset, signatures["A"], 6, model, [0])
+    other = ReferenceSet.from_arrays(digits_refset.images[::-1].copy())
+    with pytest.raises(ValueError, match="the reference set the signature was computed on"):
+        perturbed_samples(other, signatures["A"], 0, model, [0])
+
+
+# --------------------------------------------------------------------------------------------------
+# Class alignment
+# --------------------------------------------------------------------------------------------------
+
+
+def test_alignment_accuracy_counts_pairs_with_equal_names():
+    assert alignment_accuracy(np.array([[0, 1], [1, 0], [2, 2]]), ["x", "y", "z"], ["y", "x", "w"]) == (2, 2)
+    assert alignment_accuracy(np.array([[0, 0], [1, 1]]), ["a", "b"], ["b", "a"]) == (0, 2)
+    with pytest.raises(ValueError, match="index past the class names"):
+        alignment_accuracy(np.array([[0, 3]]), ["a"], ["a", "b"])
+
+
+@pytest.mark.parametrize("method", ["greedy", "hungarian"])
+def test_a_renamed_permutation_is_matched_correctly_by_name(signatures, method):
+    names = [str(k) for k in range(10)]
+    permuted_names = [names[k] for k in PERMUTATION]  # the permuted model's class k is A's class PERMUTATION[k]
+    summaries = compare_alignments(signatures["A"], signatures["A_permuted"], names_a=names, names_b=permuted_names)
+    assert (summaries[method].correct, summaries[method].comparable) == (10, 10)
+    assert summaries[method].total_cost == pytest.approx(0.0, abs=1e-10)
+    wrong = compare_alignments(signatures["A"], signatures["A_permuted"], names_a=names, names_b=names)
+    assert wrong[method].correct == int(np.sum(PERMUTATION == np.arange(10)))
+    unscored = compare_alignments(signatures["A"], signatures["B"], methods=[method])
+    assert unscored[method].correct is None and list(unscored) == [method]
+    with pytest.raises(ValueError, match="class names: expected 10"):
+        compare_alignments(signatures["A"], signatures["B"], names_a=names[:3], names_b=names)
+
+
+# --------------------------------------------------------------------------------------------------
+# Collections, checkpoints, reports
+# --------------------------------------------------------------------------------------------------
+
+
+def test_clustering_puts_close_models_next_to_each_other():
+    # Models 0, 2, 4 are close to each other, 1 and 3 too; the groups are far apart.
+    group = np.array([0, 1, 0, 1, 0])
+    matrix = np.where(group[:, None] == group[None, :], 0.1, 0.9)
+    np.fill_diagonal(matrix, 0.0)
+    clustering = cluster_models(matrix)
+    ordered = group[clustering.order]
+    assert sorted(clustering.order.tolist()) == [0, 1, 2, 3, 4]
+    assert np.count_nonzero(np.diff(ordered)) == 1  # one switch between the two groups
+    assert len(clustering.icoord) == 4 and clustering.linkage.shape == (4, 4)
+    assert cluster_models(np.zeros((2, 2))).order.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="symmetric distances"):
+        cluster_models(np.array([[0.0, 1.0], [2.0, 0.0]]))
+    with pytest.raises(ValueError, match="square"):
+        cluster_models(np.zeros((2, 3)))
+
+
+def test_checkpoint_specs_sort_files_by_their_epoch_number(tmp_path):
+    for name in ("run_epoch10.pt", "run_epoch2.pt", "run_epoch1.onnx", "notes.txt", "final.pt"):
+        (tmp_path / name).write_bytes(b"x")
+    specs = checkpoint_specs(tmp_path)
+    assert specs == [(1, str(tmp_path / "run_epoch1.onnx")), (2, str(tmp_path / "run_epoch2.pt")),
+                     (10, str(tmp_path / "run_epoch10.pt"))]
+    assert checkpoint_specs(tmp_path, arch="small_cnn")[0] == (1, f"small_cnn:{tmp_path / 'run_epoch1.onnx'}")
+    (tmp_path / "copy_2.pth").write_bytes(b"x")
+    with pytest.raises(ValueError, match="both epoch 2"):
+        checkpoint_specs(tmp_path)
+    with pytest.raises(ValueError, match="no checkpoint files"):
+        checkpoint_specs(_empty(tmp_path))
+    with pytest.raises(ValueError, match="no such folder"):
+        checkpoint_specs(tmp_path / "missing")
+
+
+def _empty(root):
+    folder = root / "empty"
+    folder.mkdir()
+    return folder
+
+
+def test_reuse_rows_read_the_benchmark_report(tmp_path):
+    records = [
+        {"method": "zest-cosine", "relation": "prune-50", "score": 0.1, "modeldiff_rule": True, "zest_rule": True,
+         "relative_distance": 0.2},
+        {"method": "zest-cosine", "relation": "prune-50", "score": 0.3, "modeldiff_rule": False, "zest_rule": True,
+         "relative_distance": 0.6},
+    ]
+    negatives = [{"method": "zest-cosine", "relation": "unrelated", "score": 0.5, "modeldiff_rule": False,
+                  "zest_rule": False, "relative_distance": 1.0}]
+    summary = summarize_reuse(["zest-cosine"], ["prune-50"], records, negatives)
+    result = ReuseResult(("zest-cosine",), ("prune-50",), tuple(records), tuple(negatives), {}, summary, {})
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(result.to_dict()))
+    rows = reuse_rows(read_reuse_report(path))
+    first = rows[0]
+    assert (first["relation"], first["method"], first["pairs"]) == ("prune-50", "zest-cosine", 2)
+    assert first["mean"] == pytest.approx(0.2) and first["zest_accuracy"] == 1.0 and first["modeldiff_accuracy"] == 0.5
+    assert rows[1]["relation"] == "all related pairs" and rows[1]["auc"] == pytest.approx(1.0)
+    assert rows[2]["relation"].startswith("unrelated") and rows[2]["zest_accuracy"] == 0.0
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable JSON report"):
+        read_reuse_report(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a reuse benchmark report"):
+        read_reuse_report(tmp_path / "other.json")
+    with pytest.raises(ValueError, match="no such report file"):
+        read_reuse_report(tmp_path / "missing.json")
+
+
+def test_the_report_is_plain_json_and_consistent(signatures, digits_refset):
+    baseline = {name: signatures[name] for name in ("U1", "U2")}
+    result = compare_signatures(signatures["A"], signatures["A_permuted"], align="greedy", baseline=baseline, n_boot=20)
+    names = [str(k) for k in range(10)]
+    alignments = compare_alignments(signatures["A"], signatures["A_permuted"], names_a=names,
+                                    names_b=[names[k] for k in PERMUTATION])
+    meta = {"A": {"label": "A", "class_names": names}, "B": {"label": "perm", "class_names": names}}
+    report = comparison_report(result, models=meta, refset=digits_refset, config=signatures["A"].config,
+                               alignments=alignments, extra={"timings_s": {"total_s": np.float64(1.5)}})
+    text = json.dumps(report, allow_nan=False)
+    again = json.loads(text)
+    assert again["distance"] == pytest.approx(result.distance)
+    assert again["verdict"]["label"] == result.verdict.label
+    assert sum(i["contribution"] for i in again["contributions"]["images"]) == pytest.approx(result.distance, abs=1e-12)
+    assert again["alignments"]["hungarian"]["correct"] == 10
+    assert len(again["class_cost_matrix"]) == 10
+    assert again["baseline"]["models"] == ["U1", "U2"]
+    assert again["reference_set"]["labels"] == digits_refset.labels.tolist()
+    assert again["timings_s"]["total_s"] == 1.5
+
+
+def test_to_jsonable():
+    value = {"a": np.float32(1.5), "b": (np.int64(2), float("nan")), "c": np.arange(2), "d": Baseline([], []).names}
+    assert to_jsonable(value) == {"a": 1.5, "b": [2, None], "c": [0, 1], "d": []}

@@ -303,6 +303,20 @@ def test_revisiting_a_computed_setup_shows_it_without_a_run(with_zoo):
     assert {m.label: m.value for m in app.metric}["Zest distance"] == first
 
 
+def test_make_run_opens_with_the_default_comparison_computed(with_zoo, monkeypatch):
+    """`make run` sets ZEST_AUTORUN=1: the first visit computes the default zoo comparison, once per session."""
+    monkeypatch.setenv("ZEST_AUTORUN", "1")
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.session_state["num_samples"] = SMALL["num_samples"]  # the default pair and N, a smaller L to stay quick
+    app.run()
+    assert_ok(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert float(metrics["Zest distance"]) > 0 and metrics["Verdict"] in ("related", "unrelated", "inconclusive")
+    app.session_state["num_samples"] = 60
+    app.run()
+    assert not app.metric  # a changed setup waits for Run: the automatic run happens once per session
+
+
 # --------------------------------------------------------------------------------------------------
 # Without the zoo: model files, endpoints, bad input
 # --------------------------------------------------------------------------------------------------

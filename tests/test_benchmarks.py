@@ -263,6 +263,27 @@ def test_reuse_benchmark_rules_follow_from_the_reported_scores(benchmark):
         assert overall["auc"] == pytest.approx(expected_auc, abs=1e-12)
 
 
+def test_matched_groups_judge_each_pair_against_its_own_kind(benchmark, config):
+    """With groups, references are the child's group and the baseline pairs (parent's group, child's group)."""
+    _, models, refset, _ = benchmark
+    groups = {name: ("y" if name in ("B", "B_ft") else "x") for name in models}
+    matched = reuse_benchmark(
+        models, [("A", "B_ft", "cross"), ("A", "A_ft", "same")], ["A", "B", "C", "D"], refset,
+        methods=("zest-cosine",), config=config, groups=groups, cache=False,
+    )
+    for record in matched.pairs:
+        parent, child = record["parent"], record["child"]
+        others = [u for u in ["A", "B", "C", "D"] if u not in (parent, child) and groups[u] == groups[child]]
+        assert sorted(record["reference_scores"]) == sorted(others)
+        baseline = [matched.score("zest-cosine", u, v) for u in ["B", "C", "D"] for v in ["B", "C", "D"]
+                    if u != v and groups[u] == groups[parent] and groups[v] == groups[child]]
+        expected = matched.score("zest-cosine", parent, child) / np.mean(baseline)
+        assert record["relative_distance"] == pytest.approx(expected, rel=1e-9)
+    assert matched.metadata["groups"] == groups
+    with pytest.raises(ValueError, match="groups: expected a group for every model"):
+        reuse_benchmark(models, [("A", "A_ft", "same")], ["A", "B", "C"], refset, groups={"A": "x"}, cache=False)
+
+
 def test_reuse_benchmark_scores_are_the_methods_own(benchmark, config):
     result, models, refset, _ = benchmark
     sig = {name: compute_signature(models[name], refset, config, cache=False) for name in ("A", "A_ft", "A_sub")}

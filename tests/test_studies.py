@@ -79,6 +79,11 @@ def test_bench_command_writes_json_html_and_markdown(tiny, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert {p["relation"] for p in report["pairs"]} >= {"steal", "permuted", "unlearn-approx"}
     assert "plotly" in (out / "reuse.html").read_text()[:20000].lower()
+    assert main(["bench", "reuse", "--methods", "zest-cosine", "--baseline", "matched", *args]) == 0
+    matched = json.loads((out / "report.json").read_text())
+    assert matched["metadata"]["groups"]["cnn-s0.steal-lenet"] == "lenet5"
+    steal = next(p for p in matched["pairs"] if p["child"] == "cnn-s0.steal-lenet")
+    assert sorted(steal["reference_scores"]) == ["lenet-s0", "lenet-u1"]  # the thief's architecture only
     assert main(["bench", "unlearning", *args]) == 0
     assert json.loads((out / "unlearning.json").read_text())["study"] == "unlearning"
     assert main(["bench", "epochs", "--zoo", str(tmp_path / "missing")]) == 2

@@ -213,6 +213,7 @@ def reuse_benchmark(
     config: ZestConfig | None = None,
     align: str = "auto",
     modeldiff_options: Mapping[str, Any] | None = None,
+    groups: Mapping[str, str] | None = None,
     progress: ProgressFn | None = None,
     cache: CacheArg = None,
 ) -> ReuseResult:
@@ -265,6 +266,13 @@ def reuse_benchmark(
     modeldiff_options : mapping, optional
         ``epsilon``, ``steps``, ``step_size``, ``diversity``, ``seed`` of
         :func:`zest_core.modeldiff.generate_pairs`.
+    groups : mapping of str to str, optional
+        A group (e.g. the architecture) for every model. When given, a pair is judged against
+        matched unrelated models only: the ModelDiff rule's references are the unrelated models in
+        the child's group, and the Zest rule's baseline is the mean over unrelated pairs (u, v) with
+        u in the parent's group and v in the child's. Distances between unrelated models depend on
+        their architectures, so a pooled baseline misjudges cross-architecture pairs (a stolen copy
+        of another architecture). None pools every unrelated model.
     progress : callable (done, total, stage), optional
     cache : SignatureCache, PairsCache, folder, bool or None
         Where signatures and ModelDiff pairs are cached (None: the default folder, False: none).
@@ -302,9 +310,16 @@ def reuse_benchmark(
     pair_records: list[dict[str, Any]] = []
     unrelated_records: list[dict[str, Any]] = []
     jobs = [(p, c, r) for p, c, r in pairs] + [(a, b, None) for a in unrelated for b in unrelated if a != b]
+    if groups is not None:
+        missing = sorted(set(models) - set(groups))
+        if missing:
+            raise ValueError(f"groups: expected a group for every model, missing {', '.join(missing[:5])}")
     for index, (anchor, other, relation) in enumerate(jobs):
         others = [u for u in unrelated if u not in (anchor, other)]
         baseline_pairs = [(u, v) for u in others for v in others if u != v]
+        if groups is not None:
+            baseline_pairs = [(u, v) for u, v in baseline_pairs if groups[u] == groups[anchor] and groups[v] == groups[other]]
+            others = [u for u in others if groups[u] == groups[other]]
         for method in methods:
             kind = METHOD_KINDS[method]
             score = scorer.score(method, anchor, other)
@@ -334,6 +349,7 @@ def reuse_benchmark(
         "modeldiff_options": options,
         "models": sorted(set(name for p, c, _ in pairs for name in (p, c)) | set(unrelated)),
         "unrelated": list(unrelated),
+        "groups": None if groups is None else dict(groups),
         "notes": scorer.notes,
     }
     return ReuseResult(

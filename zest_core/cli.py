@@ -354,7 +354,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with ProgressBar(f"bench {args.study}: ") as bar:
         if args.study == "reuse":
             result = studies.reuse_study(built, refset, config, methods=args.methods, align=args.align,
-                                         progress=bar, cache=cache)
+                                         baseline=args.baseline, progress=bar, cache=cache)
             paths = studies.write_reuse(result, out)
             print(result.to_markdown())
         elif args.study == "epochs":
@@ -511,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="reuse: class matching for Zest (default: greedy, as the authors' code; auto skips "
                             "equal class counts and so misses label-permuted copies)")
+    bench.add_argument("--baseline", choices=("pooled", "matched"), default="pooled",
+                       help="reuse: judge pairs against all unrelated models (pooled, default) or only those of "
+                            "the same architectures (matched)")
     bench.add_argument("--k", type=int, default=1, help="epochs: compare checkpoint t with t+k (default: 1)")
     bench.add_argument("--repeats", type=int, default=10, help="refsize: draws per reference-set size (default: 10)")
     bench.set_defaults(handler=cmd_bench)

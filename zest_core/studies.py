@@ -48,6 +48,7 @@ def reuse_study(
     *,
     methods: Sequence[str] = DEFAULT_METHODS,
     align: str = "greedy",
+    baseline: str = "pooled",
     progress: ProgressFn | None = None,
     cache: Any = None,
 ) -> ReuseResult:
@@ -55,11 +56,16 @@ def reuse_study(
 
     ``align="greedy"`` matches classes for every pair, as an auditor must when a suspect's class
     order is unknown (the label-permuted models); "auto" matches only when class counts differ.
+    ``baseline="matched"`` judges each pair against unrelated models of the same architectures
+    (the child's, and the parent's for the Zest rule's baseline pairs); "pooled" uses them all.
     """
+    if baseline not in ("pooled", "matched"):
+        raise ValueError(f"baseline: expected 'pooled' or 'matched', got {baseline!r}")
     models = {name: zoo.load(name) for name in zoo.entries}
+    groups = {name: entry.arch for name, entry in zoo.entries.items()} if baseline == "matched" else None
     return reuse_benchmark(
         models, zoo.pairs(), zoo.independent(), refset, methods=methods, config=config, align=align,
-        progress=progress, cache=cache,
+        groups=groups, progress=progress, cache=cache,
     )
 
 

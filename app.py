@@ -5,8 +5,6 @@ The pages in ``pages/`` show what the comparison found.
 """
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from dashboard import compute, figures, layout
@@ -28,9 +26,7 @@ st.divider()
 missing = missing_inputs(setup)
 stored = compute.stored_comparison(setup.key())
 run = st.button("Run comparison", key="run", type="primary", disabled=bool(missing))
-# `make run` sets ZEST_AUTORUN=1 so that the first visit opens with the default comparison computed.
-if os.environ.get("ZEST_AUTORUN") == "1" and not st.session_state.get("autorun_done"):
-    st.session_state["autorun_done"] = True
+if compute.autorun_once():  # `make run`: the first visit opens with the default comparison computed
     run = run or (stored is None and not missing)
 if missing:
     st.info(f"Choose {', '.join(missing)} to run a comparison.")

@@ -56,6 +56,14 @@ class JobError(ValueError):
 # --------------------------------------------------------------------------------------------------
 
 
+def autorun_once() -> bool:
+    """True on a session's first run when the app was started with ZEST_AUTORUN=1 (as `make run` does)."""
+    if os.environ.get("ZEST_AUTORUN") != "1" or st.session_state.get("autorun_done"):
+        return False
+    st.session_state["autorun_done"] = True
+    return True
+
+
 def zoo_status() -> tuple[Any | None, str]:
     """The demo zoo, or None and why not (module missing, or not built)."""
     try:

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from torch.nn.utils import prune as torch_prune
 
 from .architectures import weight_layers
-from .training import fit
+from .training import fit, fit_labels
 
 TrainArgs = dict[str, Any]
 
@@ -83,7 +83,7 @@ def transfer(
     _replace_module(child, head, new_head)
     tuned = weight_layers(child)[-max(1, math.ceil(fraction * len(layers))):]
     parameters = [p for layer in tuned for p in layer.parameters()]
-    return _train_on_labels(child, inputs, labels, seed=seed, parameters=parameters, **train)
+    return fit_labels(child, inputs, labels, seed=seed, parameters=parameters, **train)
 
 
 def prune(
@@ -109,7 +109,7 @@ def prune(
     child = copy.deepcopy(parent)
     targets = [(layer, "weight") for layer in weight_layers(child)]
     torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured, amount=amount)
-    _train_on_labels(child, inputs, labels, seed=seed, **train)
+    fit_labels(child, inputs, labels, seed=seed, **train)
     for layer, name in targets:
         torch_prune.remove(layer, name)
     return child.eval()
@@ -279,13 +279,6 @@ def unlearn_by_gradient_ascent(
         return F.cross_entropy(net(batch), kept_labels[rows]) - ascent_weight * torch.clamp(forget_loss, max=bound)
 
     return fit(child, inputs[~forget], loss, seed=seed, **train)
-
-
-def _train_on_labels(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, seed: int, **train: Any) -> nn.Module:
-    def cross_entropy(net: nn.Module, batch: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(net(batch), labels[rows])
-
-    return fit(model, inputs, cross_entropy, seed=seed, **train)
 
 
 def _soft_loss(scores: torch.Tensor, target_scores: torch.Tensor, temperature: float) -> torch.Tensor:

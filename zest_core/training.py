@@ -71,14 +71,22 @@ def train_classifier(
         The same model, trained, in eval mode.
     """
     inputs, targets = _as_tensors(images, labels)
-
-    def cross_entropy(net: nn.Module, batch: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(net(batch), targets[rows])
-
-    return fit(
-        model, inputs, cross_entropy, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size,
+    return fit_labels(
+        model, inputs, targets, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size,
         schedule=schedule, shift=shift, parameters=parameters, on_epoch=on_epoch,
     )
+
+
+def fit_labels(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, **train: Any) -> nn.Module:
+    """:func:`fit` on the cross-entropy loss against ``labels`` (int64 [N]), for data already in tensors.
+
+    ``**train`` are :func:`fit`'s keyword arguments (epochs, lr, seed, schedule, shift, ...).
+    """
+
+    def cross_entropy(net: nn.Module, batch: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(net(batch), labels[rows])
+
+    return fit(model, inputs, cross_entropy, **train)
 
 
 def fit(

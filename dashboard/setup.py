@@ -15,10 +15,10 @@ from typing import Any, Sequence
 import streamlit as st
 
 from zest_core import ReferenceSet, ZestConfig
-from zest_core.alignment import ALIGN_METHODS
-from zest_core.architectures import ARCHITECTURES
-from zest_core.config import FILLS, MODES, SEGMENTATION_METHODS
-from zest_core.distance import METRICS
+from zest_core.pipeline.alignment import ALIGN_METHODS
+from zest_core.sources.architectures import ARCHITECTURES
+from zest_core.pipeline.config import FILLS, MODES, SEGMENTATION_METHODS
+from zest_core.pipeline.distance import METRICS
 
 from . import compute
 from .compute import ModelChoice

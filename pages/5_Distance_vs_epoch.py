@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import compute, figures, layout
 from dashboard.ui import error_boundary, need, show_figure, show_table
-from zest_core.architectures import ARCHITECTURES
+from zest_core.sources.architectures import ARCHITECTURES
 from zest_core.explain import checkpoint_specs
 
 SERIES_KEY = "zx_epoch_series"

@@ -77,7 +77,7 @@ path = st.text_input("Report file", value=str(REUSE_REPORT), key="reuse_path")
 if not Path(path).is_file():
     st.info(
         f"No reuse benchmark report at {path}. It is the report.json that "
-        "`zest_core.benchmarks.write_reuse_report` writes for `reuse_benchmark` over the demo zoo's "
+        "`zest_core.studies.benchmarks.write_reuse_report` writes for `reuse_benchmark` over the demo zoo's "
         f"(source, child, relation) pairs; save it as {REUSE_REPORT.relative_to(REUSE_REPORT.parents[1])} "
         "(or enter its path above) to see it here."
     )

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from zest_core import ReferenceSet, ZestConfig
-from zest_core.architectures import SmallCNN
+from zest_core.sources.architectures import SmallCNN
 
 
 @pytest.fixture(autouse=True)

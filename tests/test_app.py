@@ -25,8 +25,8 @@ if str(ROOT) not in sys.path:  # the dashboard package sits next to app.py, wher
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.progress import RunProgress, format_seconds  # noqa: E402
-from zest_core.benchmarks import ReuseResult, summarize_reuse  # noqa: E402
-from zest_core.endpoint import serve_model, serve_responder  # noqa: E402
+from zest_core.studies.benchmarks import ReuseResult, summarize_reuse  # noqa: E402
+from zest_core.sources.endpoint import serve_model, serve_responder  # noqa: E402
 from zest_core.explain import alignment_accuracy, comparison_weight_maps  # noqa: E402
 
 from conftest import make_cnn  # noqa: E402
@@ -73,7 +73,7 @@ def without_zoo(tmp_path, monkeypatch):
 @pytest.fixture
 def model_files(tmp_path):
     """TorchScript files of two unrelated small CNNs, and a state_dict of a 32×32 RGB ResNet-20."""
-    from zest_core.architectures import build_architecture
+    from zest_core.sources.architectures import build_architecture
 
     paths = {}
     with warnings.catch_warnings():

@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from zest_core import Classifier, ZestConfig, compute_signature, zest_distance
-from zest_core.baselines import (
+from zest_core.methods.baselines import (
     NotComparableError,
     agreement_rate,
     cka_similarity,
@@ -18,7 +18,7 @@ from zest_core.baselines import (
     linear_cka,
     prediction_agreement,
 )
-from zest_core.benchmarks import (
+from zest_core.studies.benchmarks import (
     RELATION_ORDER,
     bootstrap_distance_interval,
     bootstrap_distances,
@@ -30,10 +30,10 @@ from zest_core.benchmarks import (
     write_reuse_report,
     zest_relative,
 )
-from zest_core.datasets import load_mnist
-from zest_core.demo import PermutedClasses
-from zest_core.modeldiff import ModelDiff
-from zest_core.training import train_classifier
+from zest_core.sources.datasets import load_mnist
+from zest_core.zoo.demo import PermutedClasses
+from zest_core.methods.modeldiff import ModelDiff
+from zest_core.zoo.training import train_classifier
 
 from conftest import SelectedOutputs
 from test_modeldiff import one_thread, tiny_cnn, trained_zoo
@@ -405,7 +405,7 @@ def test_refsize_study_draws_subsets_and_converges_to_the_full_distance(zoo, con
     np.testing.assert_array_equal(again.distances, study.distances)
     exact = refsize_study(zoo["A"], zoo["B"], refset, config, sizes=(4,), repeats=1, seed=1, method="recompute",
                           cache=False)
-    from zest_core.reference import draw_indices
+    from zest_core.pipeline.reference import draw_indices
 
     index = draw_indices(16, 4, refset.labels, np.random.default_rng([1, 4, 0]))
     subset = refset.subset(index)

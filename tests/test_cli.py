@@ -22,11 +22,11 @@ import torch
 import tqdm
 
 from zest_core import Signature, ZestConfig, compute_signature
-from zest_core import progress
+from zest_core._shared import progress
 from zest_core.cli import main
-from zest_core.datasets import load_mnist
-from zest_core.demo import PermutedClasses
-from zest_core.training import init_model
+from zest_core.sources.datasets import load_mnist
+from zest_core.zoo.demo import PermutedClasses
+from zest_core.zoo.training import init_model
 
 TINY = ["--refset", "mnist:8", "--samples", "50"]
 PERMUTATION = [3, 0, 9, 1, 7, 2, 8, 4, 6, 5]

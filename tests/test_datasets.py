@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zest_core.datasets import MNIST_PROVENANCE, load_mnist, load_npz_reference, stratified_indices
+from zest_core.sources.datasets import MNIST_PROVENANCE, load_mnist, load_npz_reference, stratified_indices
 
 
 PIXELS = np.zeros((2, 8, 8), np.uint8)  # two blank 8×8 images

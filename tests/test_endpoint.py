@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from zest_core import ModelInputError, ZestConfig, compute_signature, zest_distance
-from zest_core.endpoint import (
+from zest_core.sources.endpoint import (
     EndpointError,
     EndpointModel,
     Responder,

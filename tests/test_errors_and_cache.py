@@ -73,7 +73,7 @@ def test_a_model_changing_its_class_count_is_refused(digits_refset, small_config
 
 
 def test_a_model_for_other_image_sizes_gets_a_clear_error(digits_refset, small_config):
-    from zest_core.architectures import ResNet20
+    from zest_core.sources.architectures import ResNet20
 
     with pytest.raises(ModelInputError, match=r"first batch.*1-channel 28×28"):
         compute_signature(ResNet20(), digits_refset, small_config)
@@ -204,7 +204,7 @@ def test_the_callers_module_is_restored(digits_refset, small_config):
 
 
 def test_segmentations_are_cached_on_disk_and_checked(digits_refset, small_config, isolated_cache, monkeypatch):
-    import zest_core.probe as probe_module
+    import zest_core.pipeline.probe as probe_module
 
     probe_module._PROBES.clear()  # other tests may have left this probe in memory
     first = compute_signature(make_cnn(0), digits_refset, small_config)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zest_core import IncompatibleSignaturesError, ReferenceSet, Signature, ZestConfig, compute_signature, zest_distance
-from zest_core.benchmarks import ReuseResult, bootstrap_distance_interval, summarize_reuse
+from zest_core.studies.benchmarks import ReuseResult, bootstrap_distance_interval, summarize_reuse
 from zest_core.explain import (
     Baseline,
     alignment_accuracy,
@@ -29,7 +29,7 @@ from zest_core.explain import (
     to_jsonable,
     unrelated_baseline,
 )
-from zest_core.probe import prepare_probe
+from zest_core.pipeline.probe import prepare_probe
 
 from conftest import ScaledOutputs, SelectedOutputs, make_cnn
 

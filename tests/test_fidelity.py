@@ -6,7 +6,7 @@ from lime.lime_base import LimeBase
 from sklearn.metrics import pairwise_distances
 
 from zest_core import ZestConfig, compute_signature
-from zest_core.probe import prepare_probe
+from zest_core.pipeline.probe import prepare_probe
 
 from conftest import make_cnn
 
@@ -115,7 +115,7 @@ def test_a_linear_model_gets_its_exact_superpixel_coefficients(digits_refset):
 
 
 def test_fills_replace_hidden_superpixels_as_documented(digits_refset):
-    from zest_core.perturbation import fill_images
+    from zest_core.pipeline.perturbation import fill_images
 
     images = digits_refset.as_tensor()
     segments = torch.from_numpy(np.stack([np.arange(28 * 28).reshape(28, 28) // 392] * len(digits_refset)))

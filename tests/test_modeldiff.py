@@ -12,9 +12,9 @@ from scipy.spatial import distance as scipy_distance
 from scipy.special import softmax
 
 from zest_core import Classifier, ModelInputError, ModelOutputError, ReferenceSet
-from zest_core.datasets import load_mnist
-from zest_core.demo import PermutedClasses
-from zest_core.modeldiff import (
+from zest_core.sources.datasets import load_mnist
+from zest_core.zoo.demo import PermutedClasses
+from zest_core.methods.modeldiff import (
     InputPairs,
     ModelDiff,
     PairsCache,
@@ -27,8 +27,8 @@ from zest_core.modeldiff import (
     query_scores,
     to_probabilities,
 )
-from zest_core.architectures import SmallCNN
-from zest_core.training import train_classifier
+from zest_core.sources.architectures import SmallCNN
+from zest_core.zoo.training import train_classifier
 
 from conftest import SelectedOutputs, make_cnn
 
@@ -298,7 +298,7 @@ def test_bad_models_and_inputs_get_clear_errors(zoo, seeds):
         decision_distance_vector(zoo["A"], pairs.perturbed)
     with pytest.raises(ModelOutputError, match=r"shape \(48,\) for a batch of 48"):
         decision_distance_vector(lambda x: torch.zeros(x.shape[0]), pairs)
-    from zest_core.architectures import ResNet20
+    from zest_core.sources.architectures import ResNet20
 
     with pytest.raises(ModelInputError, match="first batch"):
         decision_distance_vector(ResNet20(), pairs, device="cpu")

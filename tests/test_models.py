@@ -20,8 +20,8 @@ import torchvision
 from torch import nn
 
 from zest_core import Classifier, ModelLoadError, compute_signature, load_model, model_fingerprint, zest_distance
-from zest_core.architectures import ResNet20, SmallCNN
-from zest_core.models import IMAGENET_NORMALIZATION, ModuleClassifier
+from zest_core.sources.architectures import ResNet20, SmallCNN
+from zest_core.sources.models import IMAGENET_NORMALIZATION, ModuleClassifier
 
 from conftest import make_cnn
 
@@ -281,9 +281,9 @@ class FakeRemote:
 
 def test_http_specs_go_to_the_endpoint_module(monkeypatch):
     calls = []
-    fake = types.ModuleType("zest_core.endpoint")
+    fake = types.ModuleType("zest_core.sources.endpoint")
     fake.load_endpoint = lambda spec, **kwargs: calls.append((spec, kwargs)) or FakeRemote()
-    monkeypatch.setitem(sys.modules, "zest_core.endpoint", fake)
+    monkeypatch.setitem(sys.modules, "zest_core.sources.endpoint", fake)
     loaded = load_model("https://example.invalid/predict")
     assert calls == [("https://example.invalid/predict", {"input_shape": None})]
     assert (loaded.fingerprint, loaded.class_names, loaded.input_shape, loaded.outputs) == (
@@ -292,14 +292,24 @@ def test_http_specs_go_to_the_endpoint_module(monkeypatch):
     assert loaded.source == FakeRemote.source and loaded(torch.rand(4, 3, 8, 8)).shape == (4, 2)
 
 
-def test_zoo_specs_go_to_the_zoo_module_or_say_it_is_not_built(monkeypatch):
-    monkeypatch.setitem(sys.modules, "zest_core.zoo", None)  # as if zest_core/zoo.py did not exist
-    with pytest.raises(ModelLoadError, match="zoo:mnist_a: the demo zoo is not built yet"):
-        load_model("zoo:mnist_a")
-    fake = types.ModuleType("zest_core.zoo")
-    fake.load_zoo_model = lambda name: Classifier(FakeRemote(), source=f"zoo {name}")
-    monkeypatch.setitem(sys.modules, "zest_core.zoo", fake)
+def test_zoo_specs_go_to_the_loader_the_zoo_registered(monkeypatch):
+    from zest_core.sources import models as models_module
+    from zest_core.zoo import load_zoo_model
+
+    assert models_module.SPEC_SCHEMES["zoo"] is load_zoo_model  # registered by importing zest_core
+    calls = []
+    monkeypatch.setitem(
+        models_module.SPEC_SCHEMES, "zoo", lambda name: calls.append(name) or Classifier(FakeRemote(), source=f"zoo {name}")
+    )
     assert load_model("zoo:mnist_a@epoch3").source == "zoo mnist_a@epoch3"
+    assert calls == ["mnist_a@epoch3"]
+
+
+def test_spec_schemes_cannot_shadow_an_architecture():
+    from zest_core.sources.models import register_spec_scheme
+
+    with pytest.raises(ValueError, match="scheme: expected a name that is not an architecture"):
+        register_spec_scheme("small_cnn", lambda rest: None)
 
 
 # --- ONNX ------------------------------------------------------------------------------------------------

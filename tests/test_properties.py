@@ -4,7 +4,7 @@ import torch
 import pytest
 
 from zest_core import align_classes, compute_signature, zest_distance
-from zest_core.alignment import match_classes
+from zest_core.pipeline.alignment import match_classes
 
 from conftest import SelectedOutputs, ScaledOutputs, make_cnn
 
@@ -23,7 +23,7 @@ def test_same_seed_is_bit_identical_and_other_seeds_draw_other_masks(digits_refs
     first = compute_signature(model, digits_refset, small_config, cache=False)
     again = compute_signature(model, digits_refset, small_config, cache=False)
     assert np.array_equal(first.matrix(), again.matrix())
-    from zest_core.probe import _PROBES
+    from zest_core.pipeline.probe import _PROBES
 
     _PROBES.clear()  # recompute segments and masks from scratch: still identical
     fresh = compute_signature(model, digits_refset, small_config, cache=False)
@@ -33,7 +33,7 @@ def test_same_seed_is_bit_identical_and_other_seeds_draw_other_masks(digits_refs
 
 
 def test_masks_differ_between_seeds():
-    from zest_core.perturbation import image_masks
+    from zest_core.pipeline.perturbation import image_masks
 
     a, b = image_masks(np.array([12, 12]), 100, 0), image_masks(np.array([12, 12]), 100, 1)
     assert not np.array_equal(a[0], b[0])

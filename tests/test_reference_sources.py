@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from zest_core import cli
-from zest_core.cifar import load_cifar
-from zest_core.image_folder import IMAGE_EXTENSIONS, load_image_folder, reference_from_uploads
-from zest_core.reference import ReferenceSet
+from zest_core.sources.cifar import load_cifar
+from zest_core.sources.image_folder import IMAGE_EXTENSIONS, load_image_folder, reference_from_uploads
+from zest_core.pipeline.reference import ReferenceSet
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (4, 6, 8, 3), dtype=np.uint8)  # four 6×8 colour images

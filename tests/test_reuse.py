@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from zest_core import reuse
-from zest_core.architectures import weight_layers
-from zest_core.datasets import load_mnist
-from zest_core.training import accuracy, as_inputs, fit, init_model, predict, random_shift, train_classifier
+from zest_core.zoo import reuse
+from zest_core.sources.architectures import weight_layers
+from zest_core.sources.datasets import load_mnist
+from zest_core.zoo.training import accuracy, as_inputs, fit, init_model, predict, random_shift, train_classifier
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 from skimage import data, transform
 
 from zest_core import segment_image
-from zest_core.segmentation import segment_reference_set
+from zest_core.pipeline.segmentation import segment_reference_set
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "cat", "hubble_deep_field", "immunohistochemistry", "retina"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from zest_core import ZestConfig, compute_signature, load_mnist, zest_distance
-from zest_core import studies
+from zest_core.studies import zoo_studies as studies
 from zest_core.cli import main
 from zest_core.zoo import ZooConfig, build_zoo
 

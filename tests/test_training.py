@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from zest_core.datasets import load_mnist
-from zest_core.demo import PermutedClasses
-from zest_core.training import accuracy, init_model, predict, train_classifier
+from zest_core.sources.datasets import load_mnist
+from zest_core.zoo.demo import PermutedClasses
+from zest_core.zoo.training import accuracy, init_model, predict, train_classifier
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from zest_core import load_model, reuse
+from zest_core import load_model
+from zest_core.zoo import reuse
 from zest_core.cli import main
-from zest_core.datasets import load_mnist
-from zest_core.training import accuracy
-from zest_core.zoo import (
+from zest_core.sources.datasets import load_mnist
+from zest_core.zoo.training import accuracy
+from zest_core.zoo.build import (
     INDEPENDENT_RELATIONS,
     MANIFEST_NAME,
     RELATIONS,

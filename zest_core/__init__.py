@@ -9,18 +9,18 @@ References
 Jia et al., "A Zest of LIME: Towards Architecture-Independent Model Distances", ICLR 2023.
 Ribeiro et al., "Why Should I Trust You?", KDD 2016 (LIME, arXiv:1602.04938).
 """
-from .alignment import Alignment, align_classes
-from .baselines import cka_similarity, linear_cka, prediction_agreement
-from .benchmarks import (
+from .pipeline.alignment import Alignment, align_classes
+from .methods.baselines import cka_similarity, linear_cka, prediction_agreement
+from .studies.benchmarks import (
     bootstrap_distance_interval,
     epoch_curves,
     refsize_study,
     reuse_benchmark,
     write_reuse_report,
 )
-from .cache import SignatureCache
-from .config import ZestConfig
-from .distance import (
+from .cache.store import SignatureCache
+from .pipeline.config import ZestConfig
+from .pipeline.distance import (
     IncompatibleSignaturesError,
     alignment_method,
     distance_matrix,
@@ -28,17 +28,17 @@ from .distance import (
     signature_distance_matrix,
     zest_distance,
 )
-from .cifar import load_cifar
-from .datasets import load_mnist, load_npz_reference
-from .endpoint import EndpointError, EndpointModel
-from .image_folder import load_image_folder, reference_from_uploads
-from .modeldiff import InputPairs, ModelDiff, decision_distance_vector, generate_pairs, modeldiff_similarity
-from .models import Classifier, ModelLoadError, load_model
-from .queries import ModelInputError, ModelOutputError, model_fingerprint, resolve_device
-from .reference import ReferenceSet
-from .segmentation import default_segmentation_params, segment_image
-from .signature import Signature, SignatureFileError, compute_signature
-from .zoo import Zoo, ZooConfig, ZooError, build_zoo, load_zoo, load_zoo_model
+from .sources.cifar import load_cifar
+from .sources.datasets import load_mnist, load_npz_reference
+from .sources.endpoint import EndpointError, EndpointModel
+from .sources.image_folder import load_image_folder, reference_from_uploads
+from .methods.modeldiff import InputPairs, ModelDiff, decision_distance_vector, generate_pairs, modeldiff_similarity
+from .sources.models import Classifier, ModelLoadError, load_model
+from .pipeline.queries import ModelInputError, ModelOutputError, model_fingerprint, resolve_device
+from .pipeline.reference import ReferenceSet
+from .pipeline.segmentation import default_segmentation_params, segment_image
+from .pipeline.signature import Signature, SignatureFileError, compute_signature
+from .zoo.build import Zoo, ZooConfig, ZooError, build_zoo, load_zoo, load_zoo_model
 
 __all__ = [
     "Alignment",

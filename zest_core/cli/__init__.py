@@ -10,8 +10,8 @@ Usage (``zest SUBCOMMAND --help`` for every flag)::
     zest zoo list [--root DIR] [--json]
     zest bench reuse|epochs|refsize|unlearning [--zoo DIR] [--n N] [--samples L] [--out DIR]
 
-MODEL is any spec of :func:`zest_core.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
-(a state_dict of an architecture of :data:`zest_core.architectures.ARCHITECTURES` or of a torchvision
+MODEL is any spec of :func:`zest_core.sources.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
+(a state_dict of an architecture of :data:`zest_core.sources.architectures.ARCHITECTURES` or of a torchvision
 classification model), an ``http(s)://`` endpoint or ``zoo:NAME``; files holding pickled objects need
 ``--trust-pickle``. For ``distance`` and ``matrix`` it may also be a signature file (``*.npz``) written
 by ``zest signature``. REF is ``mnist``, ``mnist:N`` (N stratified built-in MNIST
@@ -34,19 +34,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .alignment import align_classes
-from .architectures import ARCHITECTURES
-from .cache import SignatureCache
-from .cifar import CIFAR_DATASETS, load_cifar
-from .config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
-from .datasets import load_mnist, load_npz_reference
-from .demo import DEMO_NUM_SAMPLES, run_demo
-from .distance import ALIGN_CHOICES, METRICS, alignment_method, check_compatible, signature_distance_matrix, zest_distance
-from .image_folder import load_image_folder
-from .models import Classifier, load_model
-from .progress import ProgressBar
-from .reference import ReferenceSet
-from .signature import Signature, compute_signature
+from ..pipeline.alignment import align_classes
+from ..sources.architectures import ARCHITECTURES
+from ..cache.store import SignatureCache
+from ..sources.cifar import CIFAR_DATASETS, load_cifar
+from ..pipeline.config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
+from ..sources.datasets import load_mnist, load_npz_reference
+from ..zoo.demo import DEMO_NUM_SAMPLES, run_demo
+from ..pipeline.distance import ALIGN_CHOICES, METRICS, alignment_method, check_compatible, signature_distance_matrix, zest_distance
+from ..sources.image_folder import load_image_folder
+from ..sources.models import Classifier, load_model
+from .._shared.progress import ProgressBar
+from ..pipeline.reference import ReferenceSet
+from ..pipeline.signature import Signature, compute_signature
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input of any kind, as argparse uses for bad arguments
@@ -90,7 +90,7 @@ def is_signature_spec(spec: str) -> bool:
 
 
 def load_classifier(spec: str, *, trust_pickle: bool = False) -> Classifier:
-    """A MODEL argument that is a model: any spec of :func:`zest_core.models.load_model`.
+    """A MODEL argument that is a model: any spec of :func:`zest_core.sources.models.load_model`.
 
     Raises
     ------
@@ -312,7 +312,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_zoo_build(args: argparse.Namespace) -> int:
     """``zest zoo build``: train the demo zoo (about 2-5 minutes on 2 CPU cores) with a progress bar."""
-    from . import zoo
+    from ..zoo import build as zoo
 
     config = zoo.ZooConfig.tiny(seed=args.seed) if args.tiny else zoo.ZooConfig(seed=args.seed)
     target = Path(args.out) if args.out else zoo.default_zoo_dir()
@@ -328,7 +328,7 @@ def cmd_zoo_build(args: argparse.Namespace) -> int:
 
 def cmd_zoo_list(args: argparse.Namespace) -> int:
     """``zest zoo list``: the zoo's models, their relations and held-out accuracies."""
-    from . import zoo
+    from ..zoo import build as zoo
 
     built = zoo.load_zoo(args.root)
     if args.json:
@@ -344,7 +344,8 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``zest bench STUDY``: one of the papers' studies on the demo zoo, written as JSON + Plotly HTML."""
-    from . import studies, zoo
+    from ..studies import zoo_studies as studies
+    from ..zoo import build as zoo
 
     built = zoo.load_zoo(args.zoo)
     config = config_from_args(args)
@@ -536,6 +537,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("zest: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

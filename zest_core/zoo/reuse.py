@@ -3,9 +3,9 @@
 Each function takes a trained parent and returns a new model (the parent is never modified):
 transfer learning to another label set, magnitude pruning, int8 weight quantisation, feature
 distillation, model extraction ("stealing") through the parent's outputs alone, and approximate
-unlearning by gradient ascent. The demo zoo (:mod:`zest_core.zoo`) builds its related models with them.
+unlearning by gradient ascent. The demo zoo (:mod:`zest_core.zoo.build`) builds its related models with them.
 
-Images are float tensors [N, C, H, W] in [0, 1] (see :func:`zest_core.training.as_inputs`), labels
+Images are float tensors [N, C, H, W] in [0, 1] (see :func:`zest_core.zoo.training.as_inputs`), labels
 int64 tensors [N].
 
 References
@@ -31,8 +31,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import prune as torch_prune
 
-from .architectures import weight_layers
-from .training import fit, fit_labels
+from ..sources.architectures import weight_layers
+from ..zoo.training import fit, fit_labels
 
 TrainArgs = dict[str, Any]
 
@@ -63,7 +63,7 @@ def transfer(
     seed : int
         Seeds the new head's initial weights and the training.
     **train
-        Passed to :func:`zest_core.training.fit` (epochs, lr, schedule, shift, batch_size).
+        Passed to :func:`zest_core.zoo.training.fit` (epochs, lr, schedule, shift, batch_size).
 
     Returns
     -------
@@ -97,7 +97,7 @@ def prune(
         The share of all conv/linear weights set to zero: the smallest in magnitude across the
         whole network (global, not per layer), as in Han et al. 2015.
     inputs, labels, seed, **train
-        The fine-tuning data and :func:`zest_core.training.fit`'s arguments (``epochs=0`` prunes only).
+        The fine-tuning data and :func:`zest_core.zoo.training.fit`'s arguments (``epochs=0`` prunes only).
 
     Returns
     -------
@@ -179,7 +179,7 @@ def distill(
         A freshly initialised network, trained in place and returned.
     inputs : Tensor
     seed, temperature, feature_weight, **train
-        The seed of :func:`zest_core.training.fit`, the softmax temperature T, the weight of the
+        The seed of :func:`zest_core.zoo.training.fit`, the softmax temperature T, the weight of the
         feature term, and the other arguments of ``fit``.
     """
     for name, net in (("teacher", teacher), ("student", student)):
@@ -219,7 +219,7 @@ def steal(victim: nn.Module, thief: nn.Module, inputs: torch.Tensor, *, seed: in
     inputs : Tensor
         The thief's unlabeled query images.
     seed, **train
-        :func:`zest_core.training.fit`'s arguments.
+        :func:`zest_core.zoo.training.fit`'s arguments.
     """
     if isinstance(victim, nn.Module):
         victim.eval()
@@ -254,7 +254,7 @@ def unlearn_by_gradient_ascent(
     forget : Tensor of bool [N]
         Which training examples are to be forgotten (at least one).
     seed, ascent_weight, **train
-        The seed of :func:`zest_core.training.fit`, the weight of the ascent term, and the other
+        The seed of :func:`zest_core.zoo.training.fit`, the weight of the ascent term, and the other
         arguments of ``fit``; one epoch is one pass over the retained data.
 
     References

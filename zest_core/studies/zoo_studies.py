@@ -1,9 +1,9 @@
 """The papers' studies run on the demo zoo, with their figures: reuse detection, epochs, reference size, unlearning.
 
-Each ``*_study`` function takes a :class:`~zest_core.zoo.Zoo` and returns a JSON-serialisable dict
+Each ``*_study`` function takes a :class:`~zest_core.zoo.build.Zoo` and returns a JSON-serialisable dict
 (with the uncertainty of every number: a std over pairs or draws, or a bootstrap interval over the
 reference images); each ``*_figure`` function turns that dict into a Plotly figure. ``write_study``
-stores both, atomically. The computations themselves live in :mod:`zest_core.benchmarks`.
+stores both, atomically. The computations themselves live in :mod:`zest_core.studies.benchmarks`.
 
 References
 ----------
@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .benchmarks import (
+from ..studies.benchmarks import (
     DEFAULT_METHODS,
     ReuseResult,
     bootstrap_distance_interval,
@@ -30,12 +30,12 @@ from .benchmarks import (
     reuse_benchmark,
     write_reuse_report,
 )
-from .cache import atomic_write_bytes
-from .config import ZestConfig
-from .distance import zest_distance
-from .reference import ReferenceSet
-from .signature import compute_signature
-from .zoo import Zoo
+from ..cache.store import atomic_write_bytes
+from ..pipeline.config import ZestConfig
+from ..pipeline.distance import zest_distance
+from ..pipeline.reference import ReferenceSet
+from ..pipeline.signature import compute_signature
+from ..zoo.build import Zoo
 
 ProgressFn = Callable[[int, int, str], None]
 BOOTSTRAP_DRAWS = 1000
@@ -258,7 +258,7 @@ def write_study(result: dict[str, Any], figure: go.Figure, out_dir: str | os.Pat
 
 
 def write_reuse(result: ReuseResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """The reuse report (Markdown + JSON, :func:`zest_core.benchmarks.write_reuse_report`) and its figure."""
+    """The reuse report (Markdown + JSON, :func:`zest_core.studies.benchmarks.write_reuse_report`) and its figure."""
     paths = write_reuse_report(result, out_dir)
     html = Path(out_dir) / "reuse.html"
     atomic_write_bytes(html, reuse_figure(result).to_html(include_plotlyjs=True, full_html=True).encode())

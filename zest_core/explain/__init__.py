@@ -39,14 +39,14 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .alignment import ALIGN_METHODS, Alignment, align_classes
-from .benchmarks import bootstrap_distance_interval
-from .config import ZestConfig
-from .distance import METRICS, alignment_method, check_compatible, zest_distance
-from .perturbation import compose_samples, fill_images, image_masks
-from .queries import check_outputs, prepared_model
-from .reference import ReferenceSet
-from .signature import Signature
+from ..pipeline.alignment import ALIGN_METHODS, Alignment, align_classes
+from ..studies.benchmarks import bootstrap_distance_interval
+from ..pipeline.config import ZestConfig
+from ..pipeline.distance import METRICS, alignment_method, check_compatible, zest_distance
+from ..pipeline.perturbation import compose_samples, fill_images, image_masks
+from ..pipeline.queries import check_outputs, prepared_model
+from ..pipeline.reference import ReferenceSet
+from ..pipeline.signature import Signature
 
 VERDICTS = ("related", "unrelated", "inconclusive", "unknown")
 CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ts", ".onnx", ".bin", ".ckpt")
@@ -431,7 +431,7 @@ def compare_signatures(
         leaves the relative distance and the verdict unknown.
     n_boot : int
         Resamples of the reference images for the percentile bootstrap interval of the distance
-        (:func:`zest_core.benchmarks.bootstrap_distance_interval`); 0 skips the interval.
+        (:func:`zest_core.studies.benchmarks.bootstrap_distance_interval`); 0 skips the interval.
     level : float
         Confidence level of the interval, in (0, 1).
     seed : int
@@ -1002,7 +1002,7 @@ def cluster_models(matrix: np.ndarray, *, method: str = "average") -> Clustering
 
 
 def read_reuse_report(path: str | os.PathLike) -> dict[str, Any]:
-    """A reuse benchmark report (Zest vs ModelDiff [3]_), as :func:`zest_core.benchmarks.write_reuse_report` writes it.
+    """A reuse benchmark report (Zest vs ModelDiff [3]_), as :func:`zest_core.studies.benchmarks.write_reuse_report` writes it.
 
     Parameters
     ----------

@@ -28,7 +28,7 @@ from typing import Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from .reference import ReferenceSet, draw_indices
+from ..pipeline.reference import ReferenceSet, draw_indices
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MODES = ("auto", "RGB", "L")

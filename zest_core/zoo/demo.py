@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .alignment import align_classes
-from .cache import SignatureCache
-from .config import ZestConfig
-from .datasets import MNIST_PROVENANCE, load_mnist
-from .distance import distance_matrix, relative_distance, zest_distance
-from .progress import ProgressBar
-from .reference import ReferenceSet
-from .signature import Signature
-from .training import accuracy, init_model, train_classifier
+from ..pipeline.alignment import align_classes
+from ..cache.store import SignatureCache
+from ..pipeline.config import ZestConfig
+from ..sources.datasets import MNIST_PROVENANCE, load_mnist
+from ..pipeline.distance import distance_matrix, relative_distance, zest_distance
+from .._shared.progress import ProgressBar
+from ..pipeline.reference import ReferenceSet
+from ..pipeline.signature import Signature
+from ..zoo.training import accuracy, init_model, train_classifier
 
 LEARNING_RATE = 2e-3
 FINETUNE_LEARNING_RATE = LEARNING_RATE / 10

@@ -42,7 +42,7 @@ class SignatureCache:
 
     def load(self, key: str):
         """The cached signature for ``key``, or None if absent or unreadable (with a warning)."""
-        from .signature import Signature, SignatureFileError
+        from ..pipeline.signature import Signature, SignatureFileError
 
         path = self.path(key)
         if not path.exists():

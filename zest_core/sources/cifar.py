@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .reference import ReferenceSet
+from ..pipeline.reference import ReferenceSet
 
 if TYPE_CHECKING:
     from torchvision.datasets import CIFAR10

@@ -31,7 +31,7 @@ class ZestConfig:
         Super-pixel algorithm (LIME uses quickshift).
     segmentation_params : dict
         Keyword arguments for the scikit-image segmentation function. Empty means: pick them from
-        the image size (see :func:`zest_core.segmentation.default_segmentation_params`).
+        the image size (see :func:`zest_core.pipeline.segmentation.default_segmentation_params`).
     fill : {"mean_color", "constant", "dataset_mean"}
         What replaces a hidden super-pixel: its own mean colour (LIME's default), ``fill_value``,
         or the per-channel mean of the reference set (the authors' code: zero in normalised space).

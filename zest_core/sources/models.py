@@ -5,11 +5,11 @@ reduced to one contract, the :class:`Classifier`: float images [B, C, H, W] with
 [0, 1] go in, class scores [B, classes] come out. :func:`load_model` builds one from
 
 - ``ARCH:PATH``: a ``torch.save``'d state_dict of an architecture of
-  :data:`zest_core.architectures.ARCHITECTURES` or of a torchvision classification model
+  :data:`zest_core.sources.architectures.ARCHITECTURES` or of a torchvision classification model
   (``resnet18:weights.pt``, ImageNet normalisation by default);
 - a TorchScript file, or an ONNX file (``*.onnx``, run by onnxruntime on the CPU);
 - a whole pickled model (``torch.save(model)``), only with ``trust_pickle=True``;
-- ``http(s)://...`` (:mod:`zest_core.endpoint`) and ``zoo:NAME[@epochK]`` (:mod:`zest_core.zoo`);
+- ``http(s)://...`` (:mod:`zest_core.sources.endpoint`) and ``zoo:NAME[@epochK]`` (:mod:`zest_core.zoo.build`);
 - a Python callable or ``nn.Module``.
 
 A classifier's ``fingerprint`` is a content hash (the file's bytes, or the module's weights): the
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import io
 import os
 import pickle
@@ -39,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import ARCHITECTURES, Normalize, build_architecture
-from .queries import model_fingerprint
+from ..sources.architectures import ARCHITECTURES, Normalize, build_architecture
+from ..pipeline.queries import model_fingerprint
 
 OUTPUTS = ("logits", "probabilities")
 IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -280,7 +279,7 @@ def load_model(
 
         - ``ARCH:PATH``: a state_dict (``torch.save(model.state_dict(), PATH)``, or a checkpoint
           keeping it under "state_dict", "net" or "model") of ARCH, a key of
-          :data:`zest_core.architectures.ARCHITECTURES` (classes and input channels read from the
+          :data:`zest_core.sources.architectures.ARCHITECTURES` (classes and input channels read from the
           weights) or a torchvision classification builder such as ``resnet18`` (classes read
           from the weights; ImageNet normalisation unless ``normalization`` is given);
         - the path of a TorchScript file, an ONNX file (``*.onnx``), or a whole pickled model
@@ -322,11 +321,12 @@ def load_model(
         return _adopt(spec, options)
     text = os.fspath(spec)
     if text.startswith(("http://", "https://")):
-        load_endpoint = _plugin("endpoint", "load_endpoint", text, "HTTP endpoints are not available")
+        from .endpoint import load_endpoint  # imported on first use: most runs never need HTTP
+
         return _adopt(load_endpoint(text, input_shape=options.input_shape), options)
-    if text.startswith("zoo:"):
-        load_zoo_model = _plugin("zoo", "load_zoo_model", text, "the demo zoo is not built yet")
-        return _adopt(load_zoo_model(text.removeprefix("zoo:")), options)
+    scheme, separator, rest = text.partition(":")
+    if separator and scheme in SPEC_SCHEMES:
+        return _adopt(SPEC_SCHEMES[scheme](rest), options)
     arch, separator, path = text.partition(":")
     if separator and arch.isidentifier() and not Path(text).exists():
         return _load_architecture(text, arch, path, options, trust_pickle)
@@ -348,15 +348,24 @@ def _adopt(model: Callable[[torch.Tensor], Any], options: _Options) -> Classifie
     return _wrap(model, options)
 
 
-def _plugin(module: str, function: str, spec: str, missing: str) -> Callable[..., Any]:
-    """``zest_core.<module>.<function>``, imported on first use; ModelLoadError if that module does not exist."""
-    name = f"{__package__}.{module}"
-    try:
-        return getattr(importlib.import_module(name), function)
-    except ModuleNotFoundError as error:
-        if error.name != name:
-            raise
-        raise ModelLoadError(f"{spec}: {missing} ({name} is missing)") from error
+# Spec schemes that higher layers teach load_model (``zoo:`` is registered by zest_core.zoo), so
+# that this module never imports upwards.
+SPEC_SCHEMES: dict[str, Callable[[str], Any]] = {}
+
+
+def register_spec_scheme(scheme: str, loader: Callable[[str], Any]) -> None:
+    """Make ``load_model("<scheme>:<rest>")`` call ``loader(rest)``.
+
+    The scheme must be a lower-case identifier that is not also an architecture name, so that
+    ``small_cnn:weights.pt`` keeps meaning an architecture and a state_dict.
+    """
+    if not (isinstance(scheme, str) and scheme.isidentifier() and scheme.islower()):
+        raise ValueError(f"scheme: expected a lower-case identifier, got {scheme!r}")
+    if scheme in ARCHITECTURES:
+        raise ValueError(f"scheme: expected a name that is not an architecture, got {scheme!r}")
+    if not callable(loader):
+        raise TypeError(f"loader: expected a callable, got {type(loader).__name__}")
+    SPEC_SCHEMES[scheme] = loader
 
 
 def _load_file(path: str, options: _Options, trust_pickle: bool) -> Classifier:

@@ -9,6 +9,18 @@ References
 Jia et al., "A Zest of LIME: Towards Architecture-Independent Model Distances", ICLR 2023.
 Ribeiro et al., "Why Should I Trust You?", KDD 2016 (LIME, arXiv:1602.04938).
 """
+from .errors import (
+    EndpointError,
+    IncompatibleSignaturesError,
+    ModelInputError,
+    ModelLoadError,
+    ModelOutputError,
+    NotComparableError,
+    SignatureFileError,
+    ZestError,
+    ZestTypeError,
+    ZooError,
+)
 from .pipeline.alignment import Alignment, align_classes
 from .methods.baselines import cka_similarity, linear_cka, prediction_agreement
 from .studies.benchmarks import (
@@ -47,6 +59,9 @@ __all__ = [
     "Zoo",
     "ZooConfig",
     "ZooError",
+    "ZestError",
+    "ZestTypeError",
+    "NotComparableError",
     "Classifier",
     "EndpointError",
     "EndpointModel",

@@ -19,14 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import NotComparableError
 from ..sources.models import Classifier
 from ..methods.modeldiff import query_scores
 from ..pipeline.queries import ModelFn, ModelInputError, check_outputs, effective_batch_size, prepared_model, resolve_device
 from ..pipeline.reference import ReferenceSet
-
-
-class NotComparableError(ValueError):
-    """The baseline cannot compare these two models (classes that cannot be matched, or no white-box access)."""
 
 
 # --------------------------------------------------------------------------------------------------

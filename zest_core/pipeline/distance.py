@@ -5,15 +5,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import IncompatibleSignaturesError
 from ..pipeline.alignment import ALIGN_METHODS, align_classes
 from ..pipeline.signature import Signature
 
 METRICS = ("cosine", "l1", "l2", "linf")
 ALIGN_CHOICES = ("auto", "none") + ALIGN_METHODS
-
-
-class IncompatibleSignaturesError(ValueError):
-    """Two signatures were computed on different reference sets or with different configs."""
 
 
 def check_compatible(sig_a: Signature, sig_b: Signature) -> None:

@@ -8,18 +8,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from ..errors import ModelInputError, ModelOutputError
 from ..pipeline.perturbation import batch_plan, compose_samples
 from ..pipeline.probe import Probe
 
 ModelFn = Callable[[torch.Tensor], Any]
-
-
-class ModelOutputError(ValueError):
-    """The model returned something that is not a finite [batch, classes] score matrix."""
-
-
-class ModelInputError(ValueError):
-    """The model could not take the reference images (wrong size or channels)."""
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

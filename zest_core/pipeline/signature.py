@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..errors import SignatureFileError
 from ..cache.store import SignatureCache, array_checksum, atomic_write_bytes
 from ..pipeline.config import ZestConfig
 from ..pipeline.probe import ProgressFn, prepare_probe
@@ -19,10 +20,6 @@ from ..pipeline.queries import ModelFn, model_fingerprint, query_batches, resolv
 from ..pipeline.reference import ReferenceSet
 
 FORMAT_VERSION = 1
-
-
-class SignatureFileError(ValueError):
-    """A signature file is missing pieces, corrupt, or from an incompatible version."""
 
 
 @dataclass

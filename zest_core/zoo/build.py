@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ZooError
 from ..zoo import reuse
 from ..sources.architectures import build_architecture, weight_layers
 from ..cache.store import atomic_write_bytes
@@ -67,10 +68,6 @@ RELATIONS = INDEPENDENT_RELATIONS + (
 WEAK_RELATIONS = ("prune-80", "steal")
 
 ProgressFn = Callable[[int, int, str], None]
-
-
-class ZooError(ValueError):
-    """A zoo that is missing, corrupt, or asked for a model it does not have; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -455,5 +455,5 @@ def test_pages_are_thin_and_zest_core_has_no_streamlit():
         modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert modules <= allowed, (path.name, modules - allowed)
-    for path in (ROOT / "zest_core").glob("*.py"):
+    for path in (ROOT / "zest_core").rglob("*.py"):
         assert "streamlit" not in path.read_text(), path.name

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from zest_core import IncompatibleSignaturesError, ReferenceSet, Signature, ZestConfig, compute_signature, zest_distance
-from zest_core.studies.benchmarks import ReuseResult, bootstrap_distance_interval, summarize_reuse
+from zest_core.explain.uncertainty import bootstrap_distance_interval
+from zest_core.studies.benchmarks import ReuseResult, summarize_reuse
 from zest_core.explain import (
     Baseline,
     alignment_accuracy,

@@ -23,8 +23,8 @@ from .errors import (
 )
 from .pipeline.alignment import Alignment, align_classes
 from .methods.baselines import cka_similarity, linear_cka, prediction_agreement
+from .explain.uncertainty import bootstrap_distance_interval
 from .studies.benchmarks import (
-    bootstrap_distance_interval,
     epoch_curves,
     refsize_study,
     reuse_benchmark,

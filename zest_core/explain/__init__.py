@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ..pipeline.alignment import ALIGN_METHODS, Alignment, align_classes
-from ..studies.benchmarks import bootstrap_distance_interval
+from .uncertainty import bootstrap_distance_interval
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import METRICS, alignment_method, check_compatible, zest_distance
 from ..pipeline.perturbation import compose_samples, fill_images, image_masks
@@ -431,7 +431,7 @@ def compare_signatures(
         leaves the relative distance and the verdict unknown.
     n_boot : int
         Resamples of the reference images for the percentile bootstrap interval of the distance
-        (:func:`zest_core.studies.benchmarks.bootstrap_distance_interval`); 0 skips the interval.
+        (:func:`zest_core.explain.uncertainty.bootstrap_distance_interval`); 0 skips the interval.
     level : float
         Confidence level of the interval, in (0, 1).
     seed : int

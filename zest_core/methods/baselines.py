@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import NotComparableError
 from ..sources.models import Classifier
-from ..methods.modeldiff import query_scores
+from .modeldiff import query_scores
 from ..pipeline.queries import ModelFn, ModelInputError, check_outputs, effective_batch_size, prepared_model, resolve_device
 from ..pipeline.reference import ReferenceSet
 

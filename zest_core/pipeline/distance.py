@@ -6,8 +6,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import IncompatibleSignaturesError
-from ..pipeline.alignment import ALIGN_METHODS, align_classes
-from ..pipeline.signature import Signature
+from .alignment import ALIGN_METHODS, align_classes
+from .signature import Signature
 
 METRICS = ("cosine", "l1", "l2", "linf")
 ALIGN_CHOICES = ("auto", "none") + ALIGN_METHODS
@@ -136,7 +136,7 @@ def distance_matrix(
 
     Returns the M × M matrix and the signatures.
     """
-    from ..pipeline.signature import compute_signature
+    from .signature import compute_signature
 
     signatures = []
     for index, model in enumerate(models):

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from ..cache.store import SignatureCache
-from ..pipeline.config import ZestConfig
-from ..pipeline.local_fit import fit_operator
-from ..pipeline.perturbation import fill_images, image_masks
-from ..pipeline.reference import ReferenceSet
-from ..pipeline.segmentation import segment_reference_set
+from .config import ZestConfig
+from .local_fit import fit_operator
+from .perturbation import fill_images, image_masks
+from .reference import ReferenceSet
+from .segmentation import segment_reference_set
 
 ProgressFn = Callable[[int, int, str], None]
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import ModelInputError, ModelOutputError
-from ..pipeline.perturbation import batch_plan, compose_samples
-from ..pipeline.probe import Probe
+from .perturbation import batch_plan, compose_samples
+from .probe import Probe
 
 ModelFn = Callable[[torch.Tensor], Any]
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from skimage import segmentation as sk_segmentation
 
-from ..pipeline.reference import ReferenceSet
+from .reference import ReferenceSet
 
 
 def default_segmentation_params(method: str, image_size: tuple[int, int]) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Signatures: the N local linear models of one model, side by side (C × ΣK), and how to compute them."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,10 +15,10 @@ import torch
 
 from ..errors import SignatureFileError
 from ..cache.store import SignatureCache, array_checksum, atomic_write_bytes
-from ..pipeline.config import ZestConfig
-from ..pipeline.probe import ProgressFn, prepare_probe
-from ..pipeline.queries import ModelFn, model_fingerprint, query_batches, resolve_device
-from ..pipeline.reference import ReferenceSet
+from .config import ZestConfig
+from .probe import ProgressFn, prepare_probe
+from .queries import ModelFn, model_fingerprint, query_batches, resolve_device
+from .reference import ReferenceSet
 
 FORMAT_VERSION = 1
 
@@ -239,3 +240,35 @@ def _resolve_cache(cache: SignatureCache | str | os.PathLike | bool | None) -> S
     return SignatureCache(cache)
 
 
+def restrict_signature(signature: Signature, indices: Sequence[int]) -> Signature:
+    """A signature's local models for some of its reference images, in the given order (repeats allowed).
+
+    Each image's local model is fitted on its own masks and outputs, so the restricted signature
+    is the one these images would get, with two provisos that make it a different reference set:
+    the masks of an image are drawn from ``(config.seed, position in the set)``, so the same
+    image at another position of a smaller set gets other (identically distributed) masks; and
+    ``fill="dataset_mean"`` fills hidden super-pixels with the mean of the *full* set. Restricting
+    to the first n images with ``fill`` "mean_color" or "constant" gives exactly the signature of
+    the first n images. The result's ``refset_fingerprint`` names the full set and the indices,
+    so it is only compatible with signatures restricted the same way.
+    """
+    index = np.asarray(indices)
+    if index.ndim != 1 or index.size == 0 or not np.issubdtype(index.dtype, np.integer):
+        raise ValueError(f"indices: expected a non-empty 1-D sequence of image indices, got {indices!r}")
+    if index.min() < 0 or index.max() >= signature.num_images:
+        raise ValueError(
+            f"indices: expected values in [0, {signature.num_images - 1}] (the signature's images), "
+            f"got values in [{index.min()}, {index.max()}]"
+        )
+    index = index.astype(np.int64)
+    digest = hashlib.sha256(f"{signature.refset_fingerprint}|images={index.tolist()}".encode()).hexdigest()[:32]
+    return replace(
+        signature,
+        weights=[signature.weights[i] for i in index],
+        intercepts=None if signature.intercepts is None else signature.intercepts[:, index],
+        segments=signature.segments[index],
+        refset_fingerprint=digest,
+        metadata={
+            **signature.metadata, "restricted_from": signature.refset_fingerprint, "image_indices": index.tolist(),
+        },
+    )

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..sources.architectures import ARCHITECTURES, Normalize, build_architecture
+from .architectures import ARCHITECTURES, Normalize, build_architecture
 from ..pipeline.queries import model_fingerprint
 
 OUTPUTS = ("logits", "probabilities")

@@ -39,7 +39,8 @@ from ..pipeline.config import ZestConfig
 from ..pipeline.distance import METRICS, alignment_method, check_compatible, relative_distance, vector_distance, zest_distance
 from ..methods.modeldiff import ModelDiff, PairsCache, query_scores, search_params
 from ..pipeline.reference import ReferenceSet, draw_indices
-from ..pipeline.signature import Signature, compute_signature
+from ..explain.uncertainty import bootstrap_distance_interval, bootstrap_distances  # noqa: F401 - re-exported
+from ..pipeline.signature import Signature, compute_signature, restrict_signature
 
 ProgressFn = Callable[[int, int, str], None]
 CacheArg = SignatureCache | PairsCache | str | os.PathLike | bool | None
@@ -825,40 +826,6 @@ class RefsizeStudy:
         })
 
 
-def restrict_signature(signature: Signature, indices: Sequence[int]) -> Signature:
-    """A signature's local models for some of its reference images, in the given order (repeats allowed).
-
-    Each image's local model is fitted on its own masks and outputs, so the restricted signature
-    is the one these images would get, with two provisos that make it a different reference set:
-    the masks of an image are drawn from ``(config.seed, position in the set)``, so the same
-    image at another position of a smaller set gets other (identically distributed) masks; and
-    ``fill="dataset_mean"`` fills hidden super-pixels with the mean of the *full* set. Restricting
-    to the first n images with ``fill`` "mean_color" or "constant" gives exactly the signature of
-    the first n images. The result's ``refset_fingerprint`` names the full set and the indices,
-    so it is only compatible with signatures restricted the same way.
-    """
-    index = np.asarray(indices)
-    if index.ndim != 1 or index.size == 0 or not np.issubdtype(index.dtype, np.integer):
-        raise ValueError(f"indices: expected a non-empty 1-D sequence of image indices, got {indices!r}")
-    if index.min() < 0 or index.max() >= signature.num_images:
-        raise ValueError(
-            f"indices: expected values in [0, {signature.num_images - 1}] (the signature's images), "
-            f"got values in [{index.min()}, {index.max()}]"
-        )
-    index = index.astype(np.int64)
-    digest = hashlib.sha256(f"{signature.refset_fingerprint}|images={index.tolist()}".encode()).hexdigest()[:32]
-    return replace(
-        signature,
-        weights=[signature.weights[i] for i in index],
-        intercepts=None if signature.intercepts is None else signature.intercepts[:, index],
-        segments=signature.segments[index],
-        refset_fingerprint=digest,
-        metadata={
-            **signature.metadata, "restricted_from": signature.refset_fingerprint, "image_indices": index.tolist(),
-        },
-    )
-
-
 def refsize_study(
     model_a: Callable,
     model_b: Callable,
@@ -942,85 +909,6 @@ def refsize_study(
     return RefsizeStudy(
         sizes=tuple(int(n) for n in chosen), distances=distances, metric=metric, align=align, method=method
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Bootstrap
-# --------------------------------------------------------------------------------------------------
-
-
-def bootstrap_distances(
-    sig_a: Signature,
-    sig_b: Signature,
-    *,
-    metric: str = "cosine",
-    align: str = "auto",
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> np.ndarray:
-    """The Zest distance on ``n_boot`` resamples of the reference images (with replacement).
-
-    Each resample draws N images with replacement and keeps their column blocks of both
-    signatures; classes are matched again on every resample when ``align`` matches them, so the
-    whole estimator is resampled. Draws come from ``numpy.random.default_rng(seed)``.
-    """
-    check_compatible(sig_a, sig_b)
-    _check_metric_align(metric, align)
-    _check_int("n_boot", n_boot, minimum=1)
-    _check_int("seed", seed, minimum=0)
-    method = alignment_method(align, sig_a.num_classes, sig_b.num_classes)
-    matrix_a, matrix_b = sig_a.matrix(), sig_b.matrix()
-    columns = sig_a.image_columns()
-    blocks = [np.arange(columns[i], columns[i + 1]) for i in range(sig_a.num_images)]
-    rng = np.random.default_rng(seed)
-    values = np.empty(n_boot)
-    for r in range(n_boot):
-        chosen = np.concatenate([blocks[i] for i in rng.integers(0, sig_a.num_images, size=sig_a.num_images)])
-        a, b = matrix_a[:, chosen], matrix_b[:, chosen]
-        if method is not None:
-            matched = match_classes(class_cost_matrix(a, b), method)
-            a, b = a[matched[:, 0]], b[matched[:, 1]]
-        values[r] = vector_distance(a, b, metric)
-    return values
-
-
-def bootstrap_distance_interval(
-    sig_a: Signature,
-    sig_b: Signature,
-    *,
-    metric: str = "cosine",
-    align: str = "auto",
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of a Zest distance, resampling the reference images.
-
-    Parameters
-    ----------
-    sig_a, sig_b : Signature
-        Computed on the same reference set and config.
-    metric : {"cosine", "l1", "l2", "linf"}
-    align : {"auto", "none", "greedy", "hungarian"}
-    n_boot : int, default 1000
-    seed : int, default 0
-    level : float, default 0.95
-        Coverage, in (0, 1).
-
-    Returns
-    -------
-    (low, high) : tuple of float
-        The (1 − level)/2 and (1 + level)/2 quantiles of :func:`bootstrap_distances`.
-
-    References
-    ----------
-    .. [1] Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13.
-    """
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
-        raise ValueError(f"level: expected a coverage in (0, 1), got {level!r}")
-    values = bootstrap_distances(sig_a, sig_b, metric=metric, align=align, n_boot=n_boot, seed=seed)
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..studies.benchmarks import (
+from .benchmarks import (
     DEFAULT_METHODS,
     ReuseResult,
     bootstrap_distance_interval,

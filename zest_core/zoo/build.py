@@ -43,13 +43,13 @@ import torch
 from torch import nn
 
 from ..errors import ZooError
-from ..zoo import reuse
+from . import reuse
 from ..sources.architectures import build_architecture, weight_layers
 from ..cache.store import atomic_write_bytes
 from ..sources.datasets import MNIST_PROVENANCE, load_mnist
 from ..sources.models import Classifier
 from ..pipeline.reference import ReferenceSet, stratified_indices
-from ..zoo.training import accuracy, as_inputs, fit_labels, init_model
+from .training import accuracy, as_inputs, fit_labels, init_model
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "zoo.json"

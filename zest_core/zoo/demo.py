@@ -29,7 +29,7 @@ from ..pipeline.distance import distance_matrix, relative_distance, zest_distanc
 from .._shared.progress import ProgressBar
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature
-from ..zoo.training import accuracy, init_model, train_classifier
+from .training import accuracy, init_model, train_classifier
 
 LEARNING_RATE = 2e-3
 FINETUNE_LEARNING_RATE = LEARNING_RATE / 10

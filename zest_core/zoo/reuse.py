@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from torch.nn.utils import prune as torch_prune
 
 from ..sources.architectures import weight_layers
-from ..zoo.training import fit, fit_labels
+from .training import fit, fit_labels
 
 TrainArgs = dict[str, Any]
 

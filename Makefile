@@ -19,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	ZEST_AUTORUN=1 $(VENV)/bin/streamlit run app.py
+	ZEST_AUTORUN=1 $(VENV)/bin/streamlit run app.py $(ARGS)
 
 test: $(STAMP)
 	# The browser test needs Debian's chromium; install it when missing (as root, or through passwordless sudo).

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import compute, figures, layout
+from dashboard import layout, state
+from dashboard.comparison import run_comparison
 from dashboard.setup import missing_inputs, render_controls
-from dashboard.ui import error_boundary, show_figure
+from dashboard.ui import error_boundary, show_figure, with_progress
+from zest_core import figures
 
 zoo, zoo_message, _ = layout.page("Setup")
 st.markdown(
@@ -24,34 +26,25 @@ setup = render_controls(zoo, zoo_message)
 st.divider()
 
 missing = missing_inputs(setup)
-stored = compute.stored_comparison(setup.key())
+stored = state.stored_comparison(setup.key())
 run = st.button("Run comparison", key="run", type="primary", disabled=bool(missing))
-if compute.autorun_once():  # `make run`: the first visit opens with the default comparison computed
+if state.autorun_once():  # `make run`: the first visit opens with the default comparison computed
     run = run or (stored is None and not missing)
 if missing:
     st.info(f"Choose {', '.join(missing)} to run a comparison.")
     st.stop()
 
 if stored is not None and not run:
-    compute.store_comparison(stored)  # revisiting a computed setup shows it at once
+    state.store_comparison(stored)  # revisiting a computed setup shows it at once
 elif run:
     with error_boundary("Loading the reference images"):
         refset = setup.refset.load()
-    bar = st.progress(0.0, text="Starting…")
-
-    def show(progress) -> None:
-        bar.progress(progress.fraction(), text=progress.text())
-
-    with error_boundary("The comparison"):
-        try:
-            comparison = compute.run_comparison(
-                setup.key(), {"A": setup.model_a, "B": setup.model_b}, refset, setup.config,
-                metric=setup.metric, align=setup.align, baseline=setup.baseline, n_boot=setup.n_boot,
-                level=setup.level, seed=setup.seed, zoo=zoo, sink=show,
-            )
-        finally:
-            bar.empty()
-    compute.store_comparison(comparison)
+    comparison = with_progress("The comparison", lambda sink: run_comparison(
+        setup.key(), {"A": setup.model_a, "B": setup.model_b}, refset, setup.config,
+        metric=setup.metric, align=setup.align, baseline=setup.baseline, n_boot=setup.n_boot,
+        level=setup.level, seed=setup.seed, zoo=zoo, sink=sink,
+    ))
+    state.store_comparison(comparison)
     st.rerun()  # draw the page (and the sidebar's summary) again, now with the result
 
 if stored is None:

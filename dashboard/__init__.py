@@ -1,7 +1,14 @@
-"""Zest Explorer's Streamlit dashboard: UI helpers shared by ``app.py`` and the pages in ``pages/``.
+"""Zest Explorer's Streamlit dashboard: what ``app.py`` and the pages in ``pages/`` share.
 
-The pages stay thin: they read the current comparison from session state, call ``zest_core``
-(computations live in :mod:`zest_core.explain`) through the cached functions of
-:mod:`dashboard.compute`, and draw with :mod:`dashboard.figures`. No Streamlit import reaches
-``zest_core``.
+- :mod:`dashboard.services`: the calls into zest_core's public API that the pages make (cached model
+  and reference-set loaders, signatures with progress, a comparison of two models);
+- :mod:`dashboard.state`: session state (finished comparisons, widget values kept across pages);
+- :mod:`dashboard.setup`: the Setup page's controls and the :class:`~dashboard.setup.Setup` they make;
+- :mod:`dashboard.layout`: the frame of every page (config, sidebar, the current comparison);
+- :mod:`dashboard.tables`, :mod:`dashboard.ui`, :mod:`dashboard.progress`: tables, widgets with
+  downloads and error boundaries, and run progress.
+
+The pages stay thin: they read the current comparison from session state, call zest_core through
+:mod:`dashboard.services` (the science lives in :mod:`zest_core.explain`), and draw with
+:mod:`zest_core.figures`. No Streamlit import reaches ``zest_core``.
 """

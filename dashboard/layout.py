@@ -1,16 +1,22 @@
 """The frame of every page: page config, kept widget state, sidebar navigation and the current comparison."""
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import streamlit as st
 
-from . import compute
-from .compute import Comparison
-from .setup import SETUP_KEYS, Setup, current_setup
-from .ui import keep_widget_state
+from zest_core import Zoo
 
-# Material Symbols icons: Streamlit ships their font, so they render without any emoji font installed.
+from . import services, state
+from .comparison import Comparison
+from .setup import SETUP_KEYS, Setup, current_setup
+
+# The browser tab's icon, shipped with the app: a Material icon name here would make the browser
+# fetch it from fonts.gstatic.com, and the dashboard must request nothing outside this machine.
+PAGE_ICON = Path(__file__).resolve().parents[1] / "assets" / "icon.png"
+
+# Material Symbols icons for the page links: Streamlit ships their font, so they render without any
+# emoji font installed and without a request outside the machine.
 PAGES = (
     ("app.py", "Setup", ":material/tune:"),
     ("pages/1_Overview.py", "Overview", ":material/straighten:"),
@@ -22,11 +28,11 @@ PAGES = (
 )
 
 
-def page(title: str) -> tuple[Any | None, str, Setup]:
+def page(title: str) -> tuple[Zoo | None, str, Setup]:
     """Set up a page: config, widget state kept across pages, sidebar; returns (zoo, zoo message, setup)."""
-    st.set_page_config(page_title=f"{title} · Zest Explorer", page_icon=":material/compare:", layout="wide")
-    keep_widget_state(SETUP_KEYS)
-    zoo, message = compute.zoo_status()
+    st.set_page_config(page_title=f"{title} · Zest Explorer", page_icon=str(PAGE_ICON), layout="wide")
+    state.keep_widget_state(SETUP_KEYS)
+    zoo, message = services.zoo_status()
     setup = current_setup(zoo)
     sidebar(setup)
     st.title(title)
@@ -41,7 +47,7 @@ def sidebar(setup: Setup) -> None:
         for path, label, icon in PAGES:
             st.page_link(path, label=label, icon=icon)
         st.divider()
-        comparison = compute.current_comparison()
+        comparison = state.current_comparison()
         if comparison is None:
             st.caption("No comparison yet: choose two models on Setup and press Run.")
             return
@@ -55,7 +61,7 @@ def sidebar(setup: Setup) -> None:
 
 def require_comparison() -> Comparison:
     """The comparison the pages show, or ``st.info`` and stop when there is none."""
-    comparison = compute.current_comparison()
+    comparison = state.current_comparison()
     if comparison is None:
         st.info("No comparison yet. Choose models A and B on the Setup page and press **Run comparison**.")
         st.page_link("app.py", label="Go to Setup", icon=":material/tune:")

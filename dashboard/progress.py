@@ -5,6 +5,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from zest_core import ZestError
+
 STAGE_WORDS = {
     "segment": "segmenting reference images",
     "query": "querying perturbed images",
@@ -43,7 +45,7 @@ class RunProgress:
 
     def __post_init__(self) -> None:
         if not self.jobs:
-            raise ValueError("jobs: expected at least one job")
+            raise ZestError("jobs: expected at least one job, got none")
         self._job_start = self._stage_start = self.clock()
 
     def start_job(self, index: int) -> None:

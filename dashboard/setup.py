@@ -6,6 +6,7 @@ never set, so pages that need only the reference set and the config work without
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -14,15 +15,13 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from zest_core import ReferenceSet, ZestConfig
-from zest_core.pipeline.alignment import ALIGN_METHODS
-from zest_core.sources.architectures import ARCHITECTURES
-from zest_core.pipeline.config import FILLS, MODES, SEGMENTATION_METHODS
-from zest_core.pipeline.distance import METRICS
+from zest_core import ReferenceSet, ZestConfig, Zoo
+from zest_core.pipeline import ALIGN_METHODS, FILLS, METRICS, MODES, SEGMENTATION_METHODS
+from zest_core.sources import ARCHITECTURES
 
-from . import compute
-from .compute import ModelChoice
-from .ui import default
+from . import services
+from .services import ModelChoice
+from .state import default
 
 SOURCES = ("Demo zoo", "Upload", "Path", "HTTP endpoint")
 REF_SOURCES = ("Built-in MNIST digits", "Image folder", "Upload images")
@@ -70,15 +69,15 @@ class RefChoice:
 
         Raises
         ------
-        ValueError
+        ZestError
             For a missing folder, unreadable images or images of mixed sizes.
         """
         if self.source == REF_SOURCES[0]:
-            return compute.mnist_refset(self.n, self.seed)
+            return services.mnist_refset(self.n, self.seed)
         if self.source == REF_SOURCES[1]:
-            return compute.folder_refset(self.folder, self.n, self.seed, self.size)
+            return services.folder_refset(self.folder, self.n, self.seed, self.size)
         files = tuple(st.session_state.get("ref_upload_files", ()))
-        return compute.upload_refset(files, self.size)
+        return services.upload_refset(files, self.size)
 
     @property
     def ready(self) -> bool:
@@ -120,7 +119,18 @@ class Setup:
             "metric": self.metric, "align": self.align, "seed": self.seed, "baseline": self.baseline,
             "n_boot": self.n_boot, "level": self.level,
         }
-        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        return _digest(values)
+
+    def inputs_key(self, models: Any) -> str:
+        """A hash of ``models`` (any JSON-able description) with this setup's reference images and config.
+
+        Equal keys mean the same signatures, for pages that compute the signatures of many models.
+        """
+        return _digest([models, dataclasses.asdict(self.refset), self.config.to_dict()])
+
+
+def _digest(values: Any) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,7 +138,7 @@ class Setup:
 # --------------------------------------------------------------------------------------------------
 
 
-def zoo_defaults(zoo: Any | None) -> dict[str, Any]:
+def zoo_defaults(zoo: Zoo | None) -> dict[str, Any]:
     """Per-model defaults: a zoo source model as A and one of its children as B, when there is a zoo."""
     if zoo is None:
         return {"a_source": "Path", "b_source": "Path", "a_zoo": None, "b_zoo": None, "baseline": []}
@@ -144,7 +154,7 @@ def zoo_defaults(zoo: Any | None) -> dict[str, Any]:
             "baseline": baseline[:BASELINE_DEFAULT_COUNT]}
 
 
-def apply_defaults(zoo: Any | None) -> None:
+def apply_defaults(zoo: Zoo | None) -> None:
     """Put every setup key's default into session state (once; again when a choice became invalid)."""
     for key, value in DEFAULTS.items():
         default(key, value)
@@ -153,7 +163,7 @@ def apply_defaults(zoo: Any | None) -> None:
         default(f"{slot}_source", per_model[f"{slot}_source"], SOURCES)
         if zoo is not None:
             default(f"{slot}_zoo", per_model[f"{slot}_zoo"], list(zoo.entries))
-            default(f"{slot}_epoch", FINAL, [FINAL] + [f"epoch{k}" for k in compute.zoo_checkpoints(
+            default(f"{slot}_epoch", FINAL, [FINAL] + [f"epoch{k}" for k in services.zoo_checkpoints(
                 zoo, st.session_state[f"{slot}_zoo"])])
         default(f"{slot}_path", "")
         default(f"{slot}_url", "")
@@ -163,7 +173,7 @@ def apply_defaults(zoo: Any | None) -> None:
         st.session_state["baseline"] = per_model["baseline"]
 
 
-def model_choice(slot: str, zoo: Any | None) -> ModelChoice | None:
+def model_choice(slot: str, zoo: Zoo | None) -> ModelChoice | None:
     """Model A's or B's choice from session state, or None when it is incomplete."""
     prefix = slot.lower()
     state = st.session_state
@@ -180,7 +190,7 @@ def model_choice(slot: str, zoo: Any | None) -> ModelChoice | None:
         if upload is None:
             return None
         name, data = upload
-        path = compute.save_upload(name, data)
+        path = services.save_upload(name, data)
         arch = state.get(f"{prefix}_arch", "auto")
         spec = str(path) if arch == "auto" else f"{arch}:{path}"
         return ModelChoice(label=name, spec=spec, kind="upload")
@@ -201,7 +211,7 @@ def short_label(spec: str) -> str:
     return Path(spec).name or spec
 
 
-def current_setup(zoo: Any | None) -> Setup:
+def current_setup(zoo: Zoo | None) -> Setup:
     """The setup in session state (defaults where nothing was chosen)."""
     apply_defaults(zoo)
     state = st.session_state
@@ -229,7 +239,7 @@ def current_setup(zoo: Any | None) -> Setup:
 # --------------------------------------------------------------------------------------------------
 
 
-def model_controls(slot: str, zoo: Any | None, zoo_message: str) -> None:
+def model_controls(slot: str, zoo: Zoo | None, zoo_message: str) -> None:
     """The widgets choosing model A or B."""
     prefix = slot.lower()
     st.subheader(f"Model {slot}")
@@ -239,8 +249,8 @@ def model_controls(slot: str, zoo: Any | None, zoo_message: str) -> None:
             st.info(zoo_message)
             return
         st.selectbox("Zoo model", list(zoo.entries), key=f"{prefix}_zoo",
-                     format_func=lambda n: compute.zoo_label(zoo, n))
-        epochs = compute.zoo_checkpoints(zoo, st.session_state[f"{prefix}_zoo"])
+                     format_func=lambda n: services.zoo_label(zoo, n))
+        epochs = services.zoo_checkpoints(zoo, st.session_state[f"{prefix}_zoo"])
         if epochs:
             default(f"{prefix}_epoch", FINAL, [FINAL] + [f"epoch{k}" for k in epochs])
             st.selectbox("Checkpoint", [FINAL] + [f"epoch{k}" for k in epochs], key=f"{prefix}_epoch")
@@ -270,7 +280,7 @@ def model_controls(slot: str, zoo: Any | None, zoo_message: str) -> None:
         )
     else:
         st.text_input("Endpoint URL", key=f"{prefix}_url", placeholder="http://127.0.0.1:8000/predict",
-                      help="The JSON protocol is documented in zest_core/endpoint.py.")
+                      help="The JSON protocol is documented in zest_core/sources/endpoint/protocol.py.")
 
 
 def refset_controls() -> None:
@@ -296,7 +306,7 @@ def refset_controls() -> None:
             right.number_input("Width", min_value=8, max_value=512, step=1, key="ref_width")
 
 
-def parameter_controls(zoo: Any | None) -> None:
+def parameter_controls(zoo: Zoo | None) -> None:
     """The widgets of the Zest parameters, the comparison and the verdict."""
     st.subheader("Parameters")
     left, middle, right = st.columns(3)
@@ -323,7 +333,7 @@ def parameter_controls(zoo: Any | None) -> None:
             st.caption("Fewer than two baseline models: no relative distance and no verdict.")
 
 
-def render_controls(zoo: Any | None, zoo_message: str) -> Setup:
+def render_controls(zoo: Zoo | None, zoo_message: str) -> Setup:
     """Draw every shared control and return the resulting setup."""
     apply_defaults(zoo)
     left, right = st.columns(2)

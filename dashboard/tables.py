@@ -8,7 +8,7 @@ import pandas as pd
 
 from zest_core.explain import AlignmentSummary
 
-from .compute import Comparison
+from .comparison import Comparison
 
 MODEL_FIELDS = (
     ("label", "model"), ("kind", "chosen as"), ("source", "source"), ("classes", "classes"),

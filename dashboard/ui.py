@@ -1,33 +1,29 @@
-"""Small Streamlit building blocks: figures and tables with downloads, error boundaries, guarded state."""
+"""Small Streamlit building blocks: figures and tables with downloads, error boundaries, runs with progress."""
 from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from zest_core import (
-    EndpointError,
-    IncompatibleSignaturesError,
-    ModelInputError,
-    ModelLoadError,
-    ModelOutputError,
-    SignatureFileError,
-)
+from zest_core import ZestError
 
-# What zest_core raises for bad input; caught at the UI boundary and shown with st.error.
-INPUT_ERRORS = (
-    ModelLoadError,
-    ModelInputError,
-    ModelOutputError,
-    EndpointError,
-    IncompatibleSignaturesError,
-    SignatureFileError,
-    ValueError,
-)
+from .state import done_tokens
+
+if TYPE_CHECKING:
+    from zest_core import ReferenceSet
+
+    from .progress import RunProgress
+
+T = TypeVar("T")
+
+# What bad input raises; caught at the UI boundary and shown with st.error. Every error zest_core
+# raises on purpose is a ZestError (ModelLoadError, ModelInputError, EndpointError, ...); ValueError
+# also covers what libraries below it raise for malformed files.
+INPUT_ERRORS = (ZestError, ValueError)
 
 
 @contextlib.contextmanager
@@ -96,25 +92,50 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
 
 
-def keep_widget_state(keys: Sequence[str]) -> None:
-    """Keep widget values across pages.
-
-    Streamlit forgets a widget's value when a page without that widget runs; writing the value back
-    into session state makes it ordinary state, which a widget with the same key picks up again.
-    """
-    for key in keys:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
-
-
-def default(key: str, value: Any, options: Sequence[Any] | None = None) -> None:
-    """Give a widget's key its default value (once), or again when it is no longer among ``options``."""
-    if key not in st.session_state or (options is not None and st.session_state[key] not in options):
-        st.session_state[key] = value
-
-
 def need(condition: bool, message: str) -> None:
     """``st.info(message)`` and stop the page unless ``condition`` holds."""
     if not condition:
         st.info(message)
         st.stop()
+
+
+def with_progress(what: str, work: Callable[[Callable[["RunProgress"], None]], T]) -> T:
+    """Run ``work(sink)`` under a progress bar that ``sink`` updates, inside :func:`error_boundary`.
+
+    The bar is removed when the work ends, whether it succeeded or not.
+    """
+    bar = st.progress(0.0, text="Starting…")
+    with error_boundary(what):
+        try:
+            return work(lambda progress: bar.progress(progress.fraction(), text=progress.text()))
+        finally:
+            bar.empty()
+
+
+def compute_once(
+    label: str,
+    *,
+    key: str,
+    token: str,
+    what: str,
+    load_refset: Callable[[], "ReferenceSet"],
+    work: Callable[["ReferenceSet", Callable[["RunProgress"], None]], object],
+) -> bool:
+    """A primary button that runs ``work(refset, sink)`` under a progress bar, once per ``token``.
+
+    Pages that compute many signatures wait for this button, and draw their results only once it
+    has run for the current ``token`` (a hash of the models, the reference images and the config);
+    later reruns find the signatures in the cache.
+
+    Returns
+    -------
+    bool
+        Whether the work has run for ``token`` in this session.
+    """
+    done = done_tokens(f"{key}__done")
+    if st.button(label, key=key, type="primary") and token not in done:
+        with error_boundary("Loading the reference images"):
+            refset = load_refset()
+        with_progress(what, lambda sink: work(refset, sink))
+        done.add(token)
+    return token in done

@@ -5,8 +5,9 @@ import json
 
 import streamlit as st
 
-from dashboard import figures, layout, tables
+from dashboard import layout, tables
 from dashboard.ui import show_figure, show_table
+from zest_core import figures
 
 layout.page("Overview")
 comparison = layout.require_comparison()

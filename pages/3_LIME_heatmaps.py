@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import figures, layout, tables
+from dashboard import layout, tables
 from dashboard.ui import error_boundary, show_figure
+from zest_core import figures
 from zest_core.explain import comparison_weight_maps
 
 layout.page("LIME heatmaps")

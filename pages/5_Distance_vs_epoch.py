@@ -1,18 +1,15 @@
 """Distance vs epoch: how far apart checkpoints of one training run are, against an unrelated run (Zest Fig. 2)."""
 from __future__ import annotations
 
-import hashlib
-import json
-
 import pandas as pd
 import streamlit as st
 
-from dashboard import compute, figures, layout
-from dashboard.ui import error_boundary, need, show_figure, show_table
-from zest_core.sources.architectures import ARCHITECTURES
+from dashboard import layout, services
+from dashboard.ui import compute_once, error_boundary, need, show_figure, show_table
+from zest_core import figures
 from zest_core.explain import checkpoint_specs
+from zest_core.sources import ARCHITECTURES
 
-SERIES_KEY = "zx_epoch_series"
 SOURCES = ("Demo zoo run", "Folder of checkpoints")
 NONE = "(none)"
 
@@ -28,17 +25,17 @@ series: dict[str, list[tuple[int, str]]] = {}
 run_name, other_name = None, None
 if source == SOURCES[0]:
     need(zoo is not None, f"{zoo_message} Use a folder of checkpoints instead.")
-    runs = [name for name in zoo.entries if compute.zoo_checkpoints(zoo, name)]
+    runs = [name for name in zoo.entries if services.zoo_checkpoints(zoo, name)]
     need(len(runs) > 0, "No model of the demo zoo has per-epoch checkpoints.")
     left, right = st.columns(2)
-    run_name = left.selectbox("Run", runs, key="epoch_run_name", format_func=lambda n: compute.zoo_label(zoo, n))
+    run_name = left.selectbox("Run", runs, key="epoch_run_name", format_func=lambda n: services.zoo_label(zoo, n))
     others = [NONE] + [n for n in runs if n != run_name]
     unrelated_default = next((k for k, n in enumerate(others) if n != NONE and zoo.entries[n].source != run_name), 0)
     other_name = right.selectbox("Unrelated run", others, index=unrelated_default, key="epoch_other_name",
-                                 format_func=lambda n: n if n == NONE else compute.zoo_label(zoo, n))
-    series[run_name] = [(k, f"zoo:{run_name}@epoch{k}") for k in compute.zoo_checkpoints(zoo, run_name)]
+                                 format_func=lambda n: n if n == NONE else services.zoo_label(zoo, n))
+    series[run_name] = services.zoo_series(zoo, run_name)
     if other_name != NONE:
-        series[other_name] = [(k, f"zoo:{other_name}@epoch{k}") for k in compute.zoo_checkpoints(zoo, other_name)]
+        series[other_name] = services.zoo_series(zoo, other_name)
     else:
         other_name = None
 else:
@@ -70,24 +67,16 @@ else:
     k = 1
     st.caption("Two checkpoints: the gap k is 1.")
 
-key = hashlib.sha256(json.dumps([series, setup.refset.__dict__, setup.config.to_dict()], default=str,
-                                sort_keys=True).encode()).hexdigest()[:24]
-done = st.session_state.setdefault(SERIES_KEY, set())
-if st.button("Compute checkpoint signatures", key="epoch_compute", type="primary") and key not in done:
-    with error_boundary("Loading the reference images"):
-        refset = setup.refset.load()
-    bar = st.progress(0.0, text="Starting…")
-    with error_boundary("Computing the checkpoint signatures"):
-        try:
-            compute.series_signatures(series, refset, setup.config, lambda p: bar.progress(p.fraction(), text=p.text()))
-        finally:
-            bar.empty()
-    done.add(key)
-need(key in done, f"Press **Compute checkpoint signatures**: {sum(len(v) for v in series.values())} checkpoints "
-                  "(signatures are cached, so only new ones take time).")
+computed = compute_once(
+    "Compute checkpoint signatures", key="epoch_compute", token=setup.inputs_key(series),
+    what="Computing the checkpoint signatures", load_refset=setup.refset.load,
+    work=lambda refset, sink: services.series_signatures(series, refset, setup.config, sink),
+)
+need(computed, f"Press **Compute checkpoint signatures**: {sum(len(v) for v in series.values())} checkpoints "
+               "(signatures are cached, so only new ones take time).")
 
 with error_boundary("Computing the distances"):
-    curves = compute.epoch_distance_curves(
+    curves = services.epoch_distance_curves(
         series[run_name], series.get(other_name) if other_name else None, setup.refset.load(), setup.config,
         k=k, metric=setup.metric, align=setup.align,
     )

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:  # the dashboard package sits next to app.py, wher
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.progress import RunProgress, format_seconds  # noqa: E402
-from zest_core.studies.benchmarks import ReuseResult, summarize_reuse  # noqa: E402
+from zest_core.studies import ReuseResult, summarize_reuse  # noqa: E402
 from zest_core.sources.endpoint import serve_model, serve_responder  # noqa: E402
 from zest_core.explain import alignment_accuracy, comparison_weight_maps  # noqa: E402
 
@@ -457,3 +457,36 @@ def test_pages_are_thin_and_zest_core_has_no_streamlit():
         assert modules <= allowed, (path.name, modules - allowed)
     for path in (ROOT / "zest_core").rglob("*.py"):
         assert "streamlit" not in path.read_text(), path.name
+
+
+def test_the_dashboard_calls_zest_core_only_through_its_public_api():
+    """app.py, pages/ and dashboard/ import zest_core or its subpackages, and only the names in their ``__all__``.
+
+    The science is zest_core's; the dashboard only calls it, so a module moved inside zest_core never
+    breaks a page, and nothing the dashboard needs hides in a private module.
+    """
+    import importlib
+    import importlib.util
+
+    wrong = []
+    sources = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "dashboard").glob("*.py"))]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [(alias.name, None) for alias in node.names if alias.name.split(".")[0] == "zest_core"]
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("zest_core"):
+                targets = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            for module, name in targets:
+                if module.count(".") > 1:
+                    wrong.append(f"{where}: {module} is a module inside a subpackage, not zest_core's API")
+                    break
+                if name is None:
+                    continue
+                exported = getattr(importlib.import_module(module), "__all__", ())
+                subpackage = module == "zest_core" and importlib.util.find_spec(f"zest_core.{name}") is not None
+                if name not in exported and not subpackage:
+                    wrong.append(f"{where}: {name} is not in {module}.__all__")
+    assert not wrong, "\n".join(wrong)

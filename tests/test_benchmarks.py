@@ -10,27 +10,26 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from zest_core import Classifier, ZestConfig, compute_signature, zest_distance
-from zest_core.methods.baselines import (
-    NotComparableError,
+from zest_core.errors import NotComparableError
+from zest_core.methods import (
     agreement_rate,
     cka_similarity,
     class_mapping_by_names,
     linear_cka,
     prediction_agreement,
 )
-from zest_core.studies.benchmarks import (
+from zest_core.explain.uncertainty import bootstrap_distance_interval, bootstrap_distances
+from zest_core.pipeline.signature import restrict_signature
+from zest_core.studies import (
     RELATION_ORDER,
-    bootstrap_distance_interval,
-    bootstrap_distances,
     epoch_curves,
     modeldiff_rule,
     refsize_study,
-    restrict_signature,
     reuse_benchmark,
     write_reuse_report,
     zest_relative,
 )
-from zest_core.sources.datasets import load_mnist
+from zest_core.sources.mnist import load_mnist
 from zest_core.zoo.demo import PermutedClasses
 from zest_core.methods.modeldiff import ModelDiff
 from zest_core.zoo.training import train_classifier
@@ -191,6 +190,8 @@ def test_decision_rules_on_known_numbers():
     assert zest_relative(0.1, [0.2, 0.4], "distance") == pytest.approx(1 / 3)
     assert zest_relative(0.9, [0.8, 0.6], "similarity") == pytest.approx(0.1 / 0.3)
     assert zest_relative(0.1, [], "distance") is None
+    with pytest.raises(ValueError, match="^kind: expected one of 'distance', 'similarity', got 'angle'"):
+        modeldiff_rule(0.1, [0.2], "angle")
 
 
 # --- the reuse benchmark ------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Setup page, runs a comparison and visits every page, checking that Plotly drew i
 and that no exception box appeared. Screenshots go to a temporary folder, and also to
 ``$ZEST_SCREENSHOT_DIR`` when it is set. Every wait is bounded, and the server is stopped in a finally.
 
+The dashboard must request nothing outside the machine (issue 9, item 11: auditors compare models
+they must not leak): every request and WebSocket the pages open, and every URL the DOM links to (the
+favicon among them), must go to 127.0.0.1 or localhost.
+
 Playwright never downloads a browser here: it drives /usr/bin/chromium (``make test`` installs it).
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
@@ -36,6 +41,11 @@ RUN_TIMEOUT_MS = 180_000
 PAGE_TIMEOUT_MS = 60_000
 # Page link label in the sidebar → how many Plotly charts the page draws once a comparison exists.
 PAGES = {"Overview": 3, "Super-pixels": 3, "LIME heatmaps": 2, "Class alignment": 2}
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Every URL an element of the page loads from (favicons, styles, scripts, images, frames, media):
+# a browser may skip fetching some (headless chromium and favicons), so the DOM is checked as well.
+LOADERS = "link[href], script[src], img[src], iframe[src], source[src], video[src], audio[src], embed[src]"
+DOM_URLS = f"Array.from(document.querySelectorAll({LOADERS!r}), e => e.href || e.src).filter(Boolean)"
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (`make test` installs chromium)")
@@ -70,9 +80,11 @@ def app_url(tmp_path):
     )
     port = free_port()
     log = tmp_path / "streamlit.log"
+    # The settings in .streamlit/config.toml apply (the cwd is the repository's root), usage statistics
+    # among them: what the browser requests is checked as the app ships.
     command = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.port", str(port), "--server.headless", "true",
     ]
     with open(log, "w") as output:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -112,6 +124,18 @@ def settle(page, expect: str | None = None, timeout: int = PAGE_TIMEOUT_MS) -> N
         page.get_by_text(expect).first.wait_for(timeout=timeout)
 
 
+def external(urls) -> list[str]:
+    """The URLs among ``urls`` that leave the machine (data: and blob: URLs never do)."""
+    outside = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme in ("data", "blob", "about", "javascript"):
+            continue
+        if parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname not in LOCAL_HOSTS:
+            outside.append(url)
+    return outside
+
+
 def type_into(page, label: str, value: str, index: int = 0) -> None:
     box = page.get_by_label(label, exact=True).nth(index)
     box.fill(value)
@@ -136,11 +160,17 @@ def test_the_app_compares_two_models_in_a_real_browser(app_url, model_files, tmp
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        requested: list[str] = []
+        linked: set[str] = set()
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            context = browser.new_context(viewport={"width": 1400, "height": 1800})
+            context.on("request", lambda request: requested.append(request.url))
+            page = context.new_page()
+            page.on("websocket", lambda socket: requested.append(socket.url))
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(app_url, timeout=PAGE_TIMEOUT_MS)
             settle(page, expect="Run comparison")
+            linked.update(page.evaluate(DOM_URLS))
             assert page.get_by_text("The demo zoo is not built").count() >= 1
             type_into(page, "Model file or spec", str(model_files[0]), 0)
             type_into(page, "Model file or spec", str(model_files[1]), 1)
@@ -160,12 +190,18 @@ def test_the_app_compares_two_models_in_a_real_browser(app_url, model_files, tmp
                 )
                 assert page.locator("[data-testid='stException']").count() == 0, label
                 assert page.locator(".js-plotly-plot").count() == charts, label
+                linked.update(page.evaluate(DOM_URLS))
                 screenshot(page, f"{number}_{label.replace(' ', '_')}")
             for label in ("Distance vs epoch", "Zoo and reuse"):  # without a zoo they explain what they need
                 page.get_by_role("link", name=label).first.click()
                 settle(page)
                 assert page.locator("[data-testid='stException']").count() == 0, label
                 assert page.locator("[data-testid='stAlertContentInfo']").count() >= 1, label
+                linked.update(page.evaluate(DOM_URLS))
         finally:
             browser.close()
     assert len(list(shots[0].glob("*.png"))) == 1 + len(PAGES)
+    assert requested, "no request was recorded"
+    outside = sorted(set(external(requested)))
+    assert not outside, f"the dashboard made requests outside the machine: {outside}"
+    assert not external(linked), f"the dashboard's pages link outside the machine: {sorted(external(linked))}"

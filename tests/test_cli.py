@@ -24,7 +24,7 @@ import tqdm
 from zest_core import Signature, ZestConfig, compute_signature
 from zest_core._shared import progress
 from zest_core.cli import main
-from zest_core.sources.datasets import load_mnist
+from zest_core.sources.mnist import load_mnist
 from zest_core.zoo.demo import PermutedClasses
 from zest_core.zoo.training import init_model
 
@@ -247,7 +247,7 @@ def test_progress_bar_goes_to_stderr(capsys, files, tmp_path, monkeypatch):
         (["signature", "{a_script.pt}", *TINY, "-o", "out.txt"], ["out.txt", ".npz"]),
         (["signature", "sig.npz", *TINY, "-o", "out.npz"], ["sig.npz", "signature file"]),
         (["matrix", "{a_script.pt}", *TINY], ["at least 2 models"]),
-        (["distance", "{a_script.pt}", "{a_script.pt}", *TINY, "--samples", "1"], ["num_samples must be >= 2"]),
+        (["distance", "{a_script.pt}", "{a_script.pt}", *TINY, "--samples", "1"], ["num_samples: expected an integer ≥ 2"]),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(capsys, files, argv, expected):

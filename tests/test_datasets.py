@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zest_core.sources.datasets import MNIST_PROVENANCE, load_mnist, load_npz_reference, stratified_indices
+from zest_core.pipeline.reference import stratified_indices
+from zest_core.sources.mnist import MNIST_PROVENANCE, load_mnist
+from zest_core.sources.npz import load_npz_reference
 
 
 PIXELS = np.zeros((2, 8, 8), np.uint8)  # two blank 8×8 images
@@ -121,7 +123,7 @@ def _write(path, content) -> str:
         ("single.npy", PIXELS, "got a single .npy array"),
         ("nokey.npz", {"pixels": PIXELS, "y": np.zeros(2)}, "'images' array in the .npz, found pixels, y"),
         ("flat.npz", {"images": np.zeros((4, 784), np.uint8)}, r"expected shape \(N, H, W\)"),
-        ("range.npz", {"images": np.full((2, 8, 8), 2.0)}, r"must lie in \[0, 1\]"),
+        ("range.npz", {"images": np.full((2, 8, 8), 2.0)}, r"expected float pixel values in \[0, 1\]"),
         ("labels.npz", {"images": PIXELS, "labels": np.zeros(3, int)}, "expected 2 integer labels"),
         ("empty.npz", {"images": np.zeros((0, 8, 8), np.uint8)}, "empty"),
         ("objects.npz", {"images": np.array([None, 1], dtype=object)}, "not a readable .npz file"),

@@ -328,11 +328,11 @@ def test_class_count_must_match_earlier_answers(serve):
 @pytest.mark.parametrize(
     "info, problem",
     [
-        ([1, 2], "must answer a JSON object"),
-        ({"input_shape": [28, 28]}, r"input_shape must be \[C, H, W\]"),
-        ({"outputs": "softmax"}, "outputs must be one of"),
-        ({"class_names": "abc"}, "class_names must be a non-empty list of strings"),
-        ({"model_id": {"v": 1}}, "model_id must be a string"),
+        ([1, 2], "/info: expected a JSON object"),
+        ({"input_shape": [28, 28]}, r"input_shape: expected \[C, H, W\]"),
+        ({"outputs": "softmax"}, "outputs: expected one of"),
+        ({"class_names": "abc"}, "class_names: expected a non-empty list of strings"),
+        ({"model_id": {"v": 1}}, "model_id: expected a string"),
     ],
 )
 def test_malformed_info_is_reported(serve, info, problem):
@@ -348,10 +348,10 @@ def test_malformed_info_is_reported(serve, info, problem):
     [
         ({"url": "ftp://example.org/model"}, "http:// or https://"),
         ({"url": "http://"}, "http:// or https://"),
-        ({"timeout": 0}, "timeout must be a positive number"),
-        ({"retries": -1}, "retries must be an int >= 0"),
-        ({"max_batch": 0}, "max_batch must be an int >= 1"),
-        ({"backoff": -0.1}, "backoff must be a non-negative number"),
+        ({"timeout": 0}, "timeout: expected a number > 0"),
+        ({"retries": -1}, "retries: expected an integer ≥ 0"),
+        ({"max_batch": 0}, "max_batch: expected an integer ≥ 1"),
+        ({"backoff": -0.1}, "backoff: expected a number ≥ 0"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_request(kwargs, problem):
@@ -363,13 +363,103 @@ def test_bad_arguments_are_refused_before_any_request(kwargs, problem):
 @pytest.mark.parametrize(
     "request_body, problem",
     [
-        ([], "must be a JSON object"),
-        ({"images": "", "shape": [0, 1, 1, 1], "dtype": "float64"}, '"dtype" must be "float32"'),
-        ({"images": "", "shape": [1, 1, 1], "dtype": "float32"}, r'"shape" must be \[B, C, H, W\]'),
-        ({"images": "***", "shape": [1, 1, 1, 1], "dtype": "float32"}, '"images" must be a base64 string'),
-        ({"images": "AAAA", "shape": [1, 1, 1, 2], "dtype": "float32"}, "holds 3 bytes; .* needs 8"),
+        ([], "request body: expected a JSON object"),
+        ({"images": "", "shape": [0, 1, 1, 1], "dtype": "float64"}, '"dtype": expected "float32"'),
+        ({"images": "", "shape": [1, 1, 1], "dtype": "float32"}, r'"shape": expected \[B, C, H, W\]'),
+        ({"images": "***", "shape": [1, 1, 1, 1], "dtype": "float32"}, '"images": expected a base64 string'),
+        ({"images": "AAAA", "shape": [1, 1, 1, 2], "dtype": "float32"}, r"expected 8 bytes \(shape \[1, 1, 1, 2\] in float32\), got 3"),
     ],
 )
 def test_decode_batch_names_the_bad_field(request_body, problem):
     with pytest.raises(ValueError, match=problem):
         decode_batch(request_body)
+
+
+# ----------------------------------------------------------------------------- the timeout bounds the whole request
+
+
+class TricklingServer:
+    """A raw HTTP server on 127.0.0.1 that sends every answer one byte at a time, ``interval`` s apart.
+
+    Each byte arrives well within any per-read socket timeout, so only a deadline on the whole
+    request stops the client (issue 9, item 7). ``where`` picks what trickles: the headers or the
+    body. The serving thread stops when the client hangs up, on ``stop()``, or after the answer's
+    ~140 bytes (7 s).
+    """
+
+    def __init__(self, where: str, interval: float = 0.05) -> None:
+        import socket
+
+        self.where, self.interval = where, interval
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        body = json.dumps({"class_names": [f"c{i}" for i in range(5)]}).encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        fast, slow = (b"", head + body) if self.where == "headers" else (head, body)
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.settimeout(5)
+            try:
+                connection.recv(65536)  # the request
+                connection.sendall(fast)
+                for byte in slow:
+                    if self.stopped.wait(self.interval):
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                return  # the client hung up: what the deadline should make it do
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_the_timeout_bounds_the_whole_request_not_each_read(where):
+    import time
+
+    server = TricklingServer(where)
+    try:
+        started = time.monotonic()
+        with pytest.raises(EndpointError, match=r"timed out after 1 s"):
+            EndpointModel(server.url, timeout=1.0, retries=0)
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    assert elapsed < 1.0 + 1.5, f"a 1 s timeout held the client for {elapsed:.1f} s"
+    assert not server.thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    "reply, problem",
+    [
+        pytest.param(lambda b: (200, b"{not json"), "not valid JSON", id="malformed-json"),
+        pytest.param(lambda b: (400, b'{"error": "bad images"}'), "HTTP 400 Bad Request", id="http-400"),
+        pytest.param(lambda b: (503, b'{"error": "overloaded"}'), "HTTP 503 Service Unavailable", id="http-503"),
+        pytest.param(lambda b: (200, json.dumps({"scores": rows(b, 3, float("nan"))}).encode()), "NaN",
+                     id="nan"),
+    ],
+)
+def test_a_protocol_error_on_the_first_batch_gets_no_shape_hint(serve, digits_refset, reply, problem):
+    """Issue 9, item 7: the hint "Does the model take 1-channel 28×28 images?" is for shape failures only."""
+
+    def respond(method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        if method == "GET":
+            return 404, b"{}"
+        return reply(decode_batch(json.loads(body)))
+
+    remote = EndpointModel(serve(respond), timeout=5.0, retries=1, backoff=0.01)
+    with pytest.raises(EndpointError, match=problem) as caught:
+        compute_signature(remote, digits_refset, ZestConfig(num_samples=20, device="cpu"), cache=False)
+    assert "Does the model take" not in str(caught.value)
+    assert "endpoint http://127.0.0.1:" in str(caught.value)

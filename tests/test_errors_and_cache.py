@@ -106,11 +106,11 @@ def test_empty_and_malformed_reference_sets_are_refused():
 
 
 def test_invalid_config_values_are_named():
-    with pytest.raises(ValueError, match="fill must be one of"):
+    with pytest.raises(ValueError, match="fill: expected one of"):
         ZestConfig(fill="zeros")
-    with pytest.raises(ValueError, match="num_samples must be >= 2"):
+    with pytest.raises(ValueError, match="num_samples: expected an integer ≥ 2"):
         ZestConfig(num_samples=1)
-    with pytest.raises(TypeError, match="batch_size must be an int"):
+    with pytest.raises(TypeError, match="batch_size: expected an integer"):
         ZestConfig(batch_size=2.5)
 
 
@@ -225,3 +225,97 @@ def test_segmentations_are_cached_on_disk_and_checked(digits_refset, small_confi
     with pytest.warns(UserWarning, match="corrupt segmentation cache file"):
         again = compute_signature(make_cnn(2), digits_refset, small_config)
     assert np.array_equal(again.segments, first.segments)
+
+
+# --- the one checked npz format, the one store, the one cache argument ----------------------------
+
+def test_the_checked_npz_format_round_trips_and_refuses_damage(tmp_path):
+    from zest_core._shared.npzfile import NpzFormat, NpzRecord
+    from zest_core.errors import ZestError
+
+    kind = NpzFormat("test record", ".test.npz", checksummed=("a",), version=3)
+    arrays = {"a": np.arange(6.0).reshape(2, 3), "b": np.array(["x", "y"])}
+    path = kind.write(tmp_path / "r", NpzRecord(arrays=arrays, meta={"k": [1, 2]}))
+    assert path == tmp_path / "r"  # the name is used as given
+    record = kind.read(path)
+    assert np.array_equal(record.arrays["a"], np.arange(6.0).reshape(2, 3)) and record.meta == {"k": [1, 2]}
+    data = dict(np.load(path))
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, **{**data, "a": data["a"] + 1})
+    with pytest.raises(ZestError, match=r"damaged.npz: checksum mismatch"):
+        kind.read(damaged)
+    with pytest.raises(ZestError, match=r"expected format version 4, got 3"):
+        NpzFormat("test record", ".test.npz", checksummed=("a",), version=4).read(damaged)
+    with pytest.raises(ZestError, match="no such test record file"):
+        kind.read(tmp_path / "absent.npz")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(ZestError, match="junk.npz: not a readable test record file"):
+        kind.read(tmp_path / "junk.npz")
+    with pytest.raises(ZestError, match="names other than the format's own"):
+        kind.write(tmp_path / "x.npz", NpzRecord(arrays={"meta": np.zeros(1)}, meta={}))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_segment_cache_file_of_the_first_format_still_loads(tmp_path):
+    from zest_core.cache import SEGMENTS_FILE, SignatureCache, array_checksum
+    from zest_core.pipeline.probe import _decode_segments
+
+    segments = np.arange(2 * 4 * 4, dtype=np.int32).reshape(2, 4, 4) % 5
+    store = SignatureCache(tmp_path)
+    with open(store.path("old", SEGMENTS_FILE), "wb") as stream:  # as the code before issue 10 wrote it
+        np.savez(stream, segments=segments, checksum=np.array(array_checksum(segments)))
+    assert np.array_equal(store.load("old", SEGMENTS_FILE, _decode_segments), segments)
+
+
+def test_the_cache_argument_has_one_meaning(tmp_path, monkeypatch):
+    from zest_core.cache import SignatureCache, resolve_cache
+
+    monkeypatch.setenv("ZEST_CACHE_DIR", str(tmp_path / "default"))
+    assert resolve_cache(False) is None
+    assert resolve_cache(None).root == resolve_cache(True).root == tmp_path / "default"
+    assert resolve_cache(str(tmp_path)).root == tmp_path
+    store = SignatureCache(tmp_path)
+    assert resolve_cache(store) is store
+    with pytest.raises(TypeError, match="^cache: expected None, a bool, a folder or a SignatureCache"):
+        resolve_cache(3)
+
+
+# --- the one query loop and the one meaning of "scores to probabilities" ---------------------------
+
+def test_scores_become_probabilities_as_the_model_declares_them():
+    from zest_core import Classifier
+    from zest_core.pipeline.queries import model_outputs, scores_to_probabilities
+
+    logits = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(scores_to_probabilities(logits, "logits"), torch.softmax(logits.double(), 1))
+    probabilities = torch.softmax(logits, 1)
+    assert scores_to_probabilities(probabilities, "probabilities").dtype == torch.float64
+    np.testing.assert_array_equal(scores_to_probabilities(probabilities, "probabilities"), probabilities.double())
+    with pytest.raises(ModelOutputError, match="expected probabilities"):
+        scores_to_probabilities(logits, "probabilities")  # logits declared as probabilities
+    with pytest.raises(ValueError, match="^outputs: expected one of 'logits', 'probabilities'"):
+        scores_to_probabilities(logits, "scores")
+    assert model_outputs(Classifier(lambda x: x, outputs="probabilities")) == "probabilities"
+    assert model_outputs(lambda x: x) == "logits"
+
+
+def test_the_query_loop_checks_every_batch_and_names_the_first_failure():
+    from zest_core.pipeline.queries import query_scores
+
+    calls = []
+
+    def late_nan(x):
+        calls.append(x.shape[0])
+        scores = torch.zeros(x.shape[0], 3)
+        if len(calls) == 3:
+            scores[0, 1] = float("inf")
+        return scores
+
+    images = torch.rand(10, 1, 8, 8)
+    with pytest.raises(ModelOutputError, match="1 NaN or infinite scores in the 10 images"):
+        query_scores(late_nan, images, batch_size=4, device="cpu")
+    assert calls == [4, 4, 2]
+    with pytest.raises(ModelInputError, match=r"first batch, of shape \(4, 1, 8, 8\).*1-channel 8×8"):
+        query_scores(lambda x: x.view(x.shape[0], 3, -1), images, batch_size=4, device="cpu")
+    with pytest.raises(ValueError, match="^batch_size: expected None or an integer ≥ 1"):
+        query_scores(late_nan, images, batch_size=0, device="cpu")

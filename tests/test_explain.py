@@ -1,19 +1,19 @@
 """zest_core.explain: exact decompositions, verdicts, painted weights, recomposed samples, matchings, reports."""
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from zest_core import IncompatibleSignaturesError, ReferenceSet, Signature, ZestConfig, compute_signature, zest_distance
+from zest_core.errors import ZestError
 from zest_core.explain.uncertainty import bootstrap_distance_interval
-from zest_core.studies.benchmarks import ReuseResult, summarize_reuse
 from zest_core.explain import (
     Baseline,
     alignment_accuracy,
     boundary_image,
-    checkpoint_specs,
     cluster_models,
     compare_alignments,
     compare_signatures,
@@ -23,8 +23,6 @@ from zest_core.explain import (
     distance_contributions,
     paint_weights,
     perturbed_samples,
-    read_reuse_report,
-    reuse_rows,
     segment_centroids,
     symmetric_limit,
     to_jsonable,
@@ -115,7 +113,7 @@ def test_contributions_follow_the_class_alignment(signatures):
 
 
 def test_contributions_refuse_bad_input(signatures, digits_refset):
-    with pytest.raises(ValueError, match="metric must be one of"):
+    with pytest.raises(ValueError, match="metric: expected one of"):
         distance_contributions(signatures["A"], signatures["B"], metric="manhattan")
     other = compute_signature(make_cnn(0), digits_refset.subset([0, 1, 2]), ZestConfig(num_samples=120), cache=False)
     with pytest.raises(IncompatibleSignaturesError, match="different reference sets"):
@@ -292,6 +290,17 @@ def test_perturbed_samples_refuse_another_refset_and_bad_masks(digits_refset, si
         perturbed_samples(other, signatures["A"], 0, model, [0])
 
 
+def test_perturbed_samples_come_from_the_signatures_own_probe(digits_refset, signatures):
+    image = np.int64(2)  # an index straight out of NumPy is an index
+    samples = perturbed_samples(digits_refset, signatures["A"], image, {"A": make_cnn(0)}, [0, 3])
+    probe = prepare_probe(digits_refset, signatures["A"].config, torch.device("cpu"))
+    np.testing.assert_array_equal(samples.masks, probe.masks[2][[0, 3]])
+    assert samples.images.flags["C_CONTIGUOUS"] and samples.probabilities["A"].shape == (2, 10)
+    moved = replace(signatures["A"], segments=np.roll(signatures["A"].segments, 1, axis=0))
+    with pytest.raises(ZestError, match="super-pixels"):
+        perturbed_samples(digits_refset, moved, 0, {"A": make_cnn(0)}, [0])
+
+
 # --------------------------------------------------------------------------------------------------
 # Class alignment
 # --------------------------------------------------------------------------------------------------
@@ -341,55 +350,17 @@ def test_clustering_puts_close_models_next_to_each_other():
         cluster_models(np.zeros((2, 3)))
 
 
-def test_checkpoint_specs_sort_files_by_their_epoch_number(tmp_path):
-    for name in ("run_epoch10.pt", "run_epoch2.pt", "run_epoch1.onnx", "notes.txt", "final.pt"):
-        (tmp_path / name).write_bytes(b"x")
-    specs = checkpoint_specs(tmp_path)
-    assert specs == [(1, str(tmp_path / "run_epoch1.onnx")), (2, str(tmp_path / "run_epoch2.pt")),
-                     (10, str(tmp_path / "run_epoch10.pt"))]
-    assert checkpoint_specs(tmp_path, arch="small_cnn")[0] == (1, f"small_cnn:{tmp_path / 'run_epoch1.onnx'}")
-    (tmp_path / "copy_2.pth").write_bytes(b"x")
-    with pytest.raises(ValueError, match="both epoch 2"):
-        checkpoint_specs(tmp_path)
-    with pytest.raises(ValueError, match="no checkpoint files"):
-        checkpoint_specs(_empty(tmp_path))
-    with pytest.raises(ValueError, match="no such folder"):
-        checkpoint_specs(tmp_path / "missing")
+def test_compare_signatures_matches_the_classes_once(signatures, monkeypatch):
+    from zest_core.pipeline import distance
 
-
-def _empty(root):
-    folder = root / "empty"
-    folder.mkdir()
-    return folder
-
-
-def test_reuse_rows_read_the_benchmark_report(tmp_path):
-    records = [
-        {"method": "zest-cosine", "relation": "prune-50", "score": 0.1, "modeldiff_rule": True, "zest_rule": True,
-         "relative_distance": 0.2},
-        {"method": "zest-cosine", "relation": "prune-50", "score": 0.3, "modeldiff_rule": False, "zest_rule": True,
-         "relative_distance": 0.6},
-    ]
-    negatives = [{"method": "zest-cosine", "relation": "unrelated", "score": 0.5, "modeldiff_rule": False,
-                  "zest_rule": False, "relative_distance": 1.0}]
-    summary = summarize_reuse(["zest-cosine"], ["prune-50"], records, negatives)
-    result = ReuseResult(("zest-cosine",), ("prune-50",), tuple(records), tuple(negatives), {}, summary, {})
-    path = tmp_path / "report.json"
-    path.write_text(json.dumps(result.to_dict()))
-    rows = reuse_rows(read_reuse_report(path))
-    first = rows[0]
-    assert (first["relation"], first["method"], first["pairs"]) == ("prune-50", "zest-cosine", 2)
-    assert first["mean"] == pytest.approx(0.2) and first["zest_accuracy"] == 1.0 and first["modeldiff_accuracy"] == 0.5
-    assert rows[1]["relation"] == "all related pairs" and rows[1]["auc"] == pytest.approx(1.0)
-    assert rows[2]["relation"].startswith("unrelated") and rows[2]["zest_accuracy"] == 0.0
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not a readable JSON report"):
-        read_reuse_report(tmp_path / "bad.json")
-    (tmp_path / "other.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="not a reuse benchmark report"):
-        read_reuse_report(tmp_path / "other.json")
-    with pytest.raises(ValueError, match="no such report file"):
-        read_reuse_report(tmp_path / "missing.json")
+    calls = []
+    real = distance.align_matrices
+    monkeypatch.setattr(distance, "align_matrices", lambda *args: calls.append(args) or real(*args))
+    result = compare_signatures(signatures["A"], signatures["A_permuted"], align="hungarian", n_boot=0)
+    assert len(calls) == 1  # the distance, its contributions and the reported matching share one alignment
+    assert result.alignment_method == result.alignment.method == "hungarian"
+    np.testing.assert_array_equal(result.contributions.pairs, result.alignment.pairs)
+    assert result.distance == result.contributions.distance == pytest.approx(0.0, abs=1e-10)
 
 
 def test_the_report_is_plain_json_and_consistent(signatures, digits_refset):

@@ -12,7 +12,7 @@ from scipy.spatial import distance as scipy_distance
 from scipy.special import softmax
 
 from zest_core import Classifier, ModelInputError, ModelOutputError, ReferenceSet
-from zest_core.sources.datasets import load_mnist
+from zest_core.sources.mnist import load_mnist
 from zest_core.zoo.demo import PermutedClasses
 from zest_core.methods.modeldiff import (
     InputPairs,
@@ -306,6 +306,8 @@ def test_bad_models_and_inputs_get_clear_errors(zoo, seeds):
         decision_distance_vector(lambda x: torch.zeros(x.shape[0], 10), pairs)
     with pytest.raises(ValueError, match="^ddv_b: expected 3 decision distances"):
         ddv_similarity(np.ones(3), np.ones(4))
+    with pytest.raises(TypeError, match="^ModelDiff: expected options among epsilon, steps"):
+        ModelDiff(zoo["A"], pairs, epslon=0.1)
 
 
 def test_queries_come_in_batches_with_the_last_one_partial(zoo, seeds):

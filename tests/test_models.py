@@ -250,7 +250,7 @@ def test_normalization_is_applied_before_the_model_and_checks_channels():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"outputs": "scores"}, "outputs must be one of logits, probabilities; got 'scores'"),
+        ({"outputs": "scores"}, "outputs: expected one of 'logits', 'probabilities', got 'scores'"),
         ({"input_shape": (28, 28)}, r"input_shape: expected \(C, H, W\)"),
         ({"class_names": ["a", "b"], "num_classes": 3}, "expected 3 names"),
         ({"class_names": "abc"}, "got the string"),
@@ -261,7 +261,7 @@ def test_normalization_is_applied_before_the_model_and_checks_channels():
 def test_invalid_classifier_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Classifier(lambda x: x, **kwargs)
-    with pytest.raises(TypeError, match="must be callable"):
+    with pytest.raises(TypeError, match="model: expected a callable"):
         Classifier("not a model")
 
 

@@ -118,3 +118,32 @@ def test_models_receive_channels_last_batches(digits_refset, small_config, fill)
 
     compute_signature(model, colour, small_config.replace(fill=fill), cache=False)
     assert layouts and all(layouts)
+
+
+def test_compare_checks_aligns_once_and_gives_the_zest_distance(digits_refset, small_config, monkeypatch):
+    from zest_core.pipeline import distance
+    from zest_core.pipeline.distance import compare
+
+    model = make_cnn(0)
+    keep = np.array([7, 2, 5, 0, 9])
+    a = compute_signature(model, digits_refset, small_config, cache=False)
+    b = compute_signature(make_cnn(1), digits_refset, small_config, cache=False)
+    subset = compute_signature(SelectedOutputs(model, keep), digits_refset, small_config, cache=False)
+    same = compare(a, b, metric="l2")
+    assert same.alignment is None and same.method is None
+    assert same.pairs.tolist() == [[c, c] for c in range(10)]
+    assert same.distance == zest_distance(a, b, "l2") == np.linalg.norm(same.matrix_a - same.matrix_b)
+    calls = []
+    real = distance.align_matrices
+    monkeypatch.setattr(distance, "align_matrices", lambda *args: calls.append(args) or real(*args))
+    matched = compare(a, subset)  # "auto" matches: the class counts differ
+    assert len(calls) == 1 and matched.method == "greedy"
+    assert matched.pairs.tolist() == matched.alignment.pairs.tolist() == align_classes(a, subset).pairs.tolist()
+    np.testing.assert_array_equal(matched.matrix_a, a.matrix()[matched.pairs[:, 0]])
+    np.testing.assert_array_equal(matched.matrix_b, subset.matrix()[matched.pairs[:, 1]])
+    np.testing.assert_array_equal(matched.image_columns, a.image_columns())
+    assert matched.distance == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(ValueError, match="metric: expected one of"):
+        compare(a, b, metric="manhattan")
+    with pytest.raises(ValueError, match="align: expected one of"):
+        compare(a, b, align="sorted")

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from zest_core import cli
+from zest_core.cli import inputs as cli_inputs
 from zest_core.sources.cifar import load_cifar
 from zest_core.sources.image_folder import IMAGE_EXTENSIONS, load_image_folder, reference_from_uploads
 from zest_core.pipeline.reference import ReferenceSet
@@ -382,7 +383,7 @@ def test_a_folder_ref_reads_the_folder_with_the_given_size(root):
 )
 def test_cifar_specs_name_the_root_and_count(monkeypatch, spec, expected):
     calls = []
-    monkeypatch.setattr(cli, "load_cifar", lambda name, root, n: calls.append((name, root, n)))
+    monkeypatch.setattr(cli_inputs, "load_cifar", lambda name, root, n: calls.append((name, root, n)))
     cli.load_refset(spec)
     assert calls == [expected]
 

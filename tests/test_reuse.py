@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from zest_core.zoo import reuse
 from zest_core.sources.architectures import weight_layers
-from zest_core.sources.datasets import load_mnist
+from zest_core.sources.mnist import load_mnist
 from zest_core.zoo.training import accuracy, as_inputs, fit, init_model, predict, random_shift, train_classifier
 
 

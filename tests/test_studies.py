@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from zest_core import ZestConfig, compute_signature, load_mnist, zest_distance
-from zest_core.studies import zoo_studies as studies
+from zest_core import figures, studies
 from zest_core.cli import main
 from zest_core.zoo import ZooConfig, build_zoo
 
@@ -37,7 +37,7 @@ def test_epoch_curves_match_direct_distances(tiny, setup):
     assert summary["epochs"] == [1, 2, 3] and summary["count"] == 2
     both = [result["unrelated"][k]["distance"][0] for k in result["unrelated"]]
     assert summary["mean"][0] == pytest.approx(np.mean(both)) and summary["std"][0] == pytest.approx(np.std(both))
-    figure = studies.epochs_figure(result)
+    figure = figures.epochs_figure(result)
     assert [t.name for t in figure.data if t.error_y.array is not None] == [
         "related: epoch t vs t+1 (mean ± std)", "unrelated: a_t vs u_t (mean ± std)"]
 
@@ -57,7 +57,7 @@ def test_unlearning_study_uses_the_forget_set_and_brackets_each_distance(tiny, s
     b = compute_signature(tiny.load("cnn-s0.unlearn-approx"), forget, config, cache=False)
     assert row["approx"]["distance"] == pytest.approx(zest_distance(a, b), abs=1e-12)
     assert "cnn-s0" in studies.summary_markdown(result)
-    assert len(studies.unlearning_figure(result).data) == 3
+    assert len(figures.unlearning_figure(result).data) == 3
 
 
 def test_refsize_study_spreads_shrink_with_more_images(tiny, setup):
@@ -67,7 +67,7 @@ def test_refsize_study_spreads_shrink_with_more_images(tiny, setup):
     sizes, std = result["unrelated"]["sizes"], result["unrelated"]["std"]
     assert sizes[0] == 1 and sizes[-1] == 8
     assert std[-1] <= std[0]
-    assert len(studies.refsize_figure(result).data) == 2
+    assert len(figures.refsize_figure(result).data) == 2
 
 
 def test_bench_command_writes_json_html_and_markdown(tiny, tmp_path, capsys):
@@ -88,3 +88,19 @@ def test_bench_command_writes_json_html_and_markdown(tiny, tmp_path, capsys):
     assert json.loads((out / "unlearning.json").read_text())["study"] == "unlearning"
     assert main(["bench", "epochs", "--zoo", str(tmp_path / "missing")]) == 2
     assert "no demo zoo here" in capsys.readouterr().err
+
+
+def test_write_study_stores_the_figure_it_is_given(tmp_path):
+    """Studies draw nothing: the caller passes the figure (anything with Plotly's to_html) and it is written as is."""
+
+    class Figure:
+        def to_html(self, *, include_plotlyjs, full_html):
+            assert include_plotlyjs is True and full_html is True  # self-contained, so it opens offline
+            return "<html>figure</html>"
+
+    result = {"study": "x", "value": np.float32(0.5), "array": np.arange(2)}
+    paths = studies.write_study(result, Figure(), tmp_path, "x")
+    assert json.loads(paths["json"].read_text()) == {"study": "x", "value": 0.5, "array": [0, 1]}
+    assert paths["html"].read_text() == "<html>figure</html>"
+    with pytest.raises(TypeError, match="^result: expected JSON values"):
+        studies.write_study({"study": "x", "value": object()}, Figure(), tmp_path, "y")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from zest_core.sources.datasets import load_mnist
+from zest_core.sources.mnist import load_mnist
 from zest_core.zoo.demo import PermutedClasses
 from zest_core.zoo.training import accuracy, init_model, predict, train_classifier
 

@@ -13,9 +13,9 @@ import torch
 from zest_core import load_model
 from zest_core.zoo import reuse
 from zest_core.cli import main
-from zest_core.sources.datasets import load_mnist
+from zest_core.sources.mnist import load_mnist
 from zest_core.zoo.training import accuracy
-from zest_core.zoo.build import (
+from zest_core.zoo import (
     INDEPENDENT_RELATIONS,
     MANIFEST_NAME,
     RELATIONS,

@@ -22,9 +22,9 @@ from .errors import (
     ZooError,
 )
 from .pipeline.alignment import Alignment, align_classes
-from .methods.baselines import cka_similarity, linear_cka, prediction_agreement
+from .methods import cka_similarity, linear_cka, prediction_agreement
 from .explain.uncertainty import bootstrap_distance_interval
-from .studies.benchmarks import (
+from .studies import (
     epoch_curves,
     refsize_study,
     reuse_benchmark,
@@ -41,16 +41,17 @@ from .pipeline.distance import (
     zest_distance,
 )
 from .sources.cifar import load_cifar
-from .sources.datasets import load_mnist, load_npz_reference
-from .sources.endpoint import EndpointError, EndpointModel
+from .sources.mnist import load_mnist
+from .sources.npz import load_npz_reference
+from .sources.endpoint import EndpointModel
 from .sources.image_folder import load_image_folder, reference_from_uploads
 from .methods.modeldiff import InputPairs, ModelDiff, decision_distance_vector, generate_pairs, modeldiff_similarity
-from .sources.models import Classifier, ModelLoadError, load_model
+from .sources.models import Classifier, load_model
 from .pipeline.queries import ModelInputError, ModelOutputError, model_fingerprint, resolve_device
 from .pipeline.reference import ReferenceSet
 from .pipeline.segmentation import default_segmentation_params, segment_image
 from .pipeline.signature import Signature, SignatureFileError, compute_signature
-from .zoo.build import Zoo, ZooConfig, ZooError, build_zoo, load_zoo, load_zoo_model
+from .zoo import Zoo, ZooConfig, ZooError, build_zoo, load_zoo, load_zoo_model
 
 __all__ = [
     "Alignment",

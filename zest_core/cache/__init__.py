@@ -1,4 +1,28 @@
-"""The content-addressed on-disk store: signatures, segment maps and ModelDiff input pairs."""
-from .store import SignatureCache, array_checksum, atomic_write_bytes, default_cache_dir
+"""The content-addressed on-disk store: signatures, segment maps and ModelDiff input pairs.
 
-__all__ = ["SignatureCache", "array_checksum", "atomic_write_bytes", "default_cache_dir"]
+It sits below the pipeline and knows file kinds and keys, not the classes stored: see
+:mod:`zest_core.cache.store`.
+"""
+from .store import (
+    PAIRS_FILE,
+    SEGMENTS_FILE,
+    SIGNATURE_FILE,
+    CacheArg,
+    SignatureCache,
+    array_checksum,
+    atomic_write_bytes,
+    default_cache_dir,
+    resolve_cache,
+)
+
+__all__ = [
+    "PAIRS_FILE",
+    "SEGMENTS_FILE",
+    "SIGNATURE_FILE",
+    "CacheArg",
+    "SignatureCache",
+    "array_checksum",
+    "atomic_write_bytes",
+    "default_cache_dir",
+    "resolve_cache",
+]

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._shared.checks import check_choice, check_int
 from ..errors import ZestError
-from ..pipeline.alignment import ALIGN_METHODS, class_cost_matrix, match_classes
+from ..pipeline.alignment import align_matrices
 from ..pipeline.distance import METRICS, alignment_method, check_compatible, vector_distance
 from ..pipeline.signature import Signature
 
@@ -31,7 +31,7 @@ def bootstrap_distances(
     whole estimator is resampled. Draws come from ``numpy.random.default_rng(seed)``.
     """
     check_compatible(sig_a, sig_b)
-    _check_metric_align(metric, align)
+    check_choice("metric", metric, METRICS)
     check_int("n_boot", n_boot, minimum=1)
     check_int("seed", seed, minimum=0)
     method = alignment_method(align, sig_a.num_classes, sig_b.num_classes)
@@ -44,7 +44,7 @@ def bootstrap_distances(
         chosen = np.concatenate([blocks[i] for i in rng.integers(0, sig_a.num_images, size=sig_a.num_images)])
         a, b = matrix_a[:, chosen], matrix_b[:, chosen]
         if method is not None:
-            matched = match_classes(class_cost_matrix(a, b), method)
+            matched = align_matrices(a, b, method).pairs
             a, b = a[matched[:, 0]], b[matched[:, 1]]
         values[r] = vector_distance(a, b, metric)
     return values
@@ -88,7 +88,3 @@ def bootstrap_distance_interval(
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
-
-def _check_metric_align(metric: str, align: str) -> None:
-    check_choice("metric", metric, METRICS)
-    check_choice("align", align, ("auto", "none", *ALIGN_METHODS))

@@ -1,0 +1,8 @@
+"""The Zest engine, in data-flow order: reference → segmentation → perturbation → probe → queries →
+local_fit → signature → alignment → distance.
+"""
+from .alignment import ALIGN_METHODS
+from .config import FILLS, MODES, SEGMENTATION_METHODS
+from .distance import METRICS
+
+__all__ = ["ALIGN_METHODS", "FILLS", "METRICS", "MODES", "SEGMENTATION_METHODS"]

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .._shared.checks import check_choice
+from ..errors import IncompatibleSignaturesError
+
 ALIGN_METHODS = ("greedy", "hungarian")
 
 
@@ -36,11 +39,17 @@ class Alignment:
 
 
 def class_cost_matrix(matrix_a: np.ndarray, matrix_b: np.ndarray) -> np.ndarray:
-    """Cosine distance between every row of ``matrix_a`` and every row of ``matrix_b``."""
+    """Cosine distance between every row of ``matrix_a`` and every row of ``matrix_b``.
+
+    Raises
+    ------
+    IncompatibleSignaturesError
+        If the matrices have different column counts (other reference sets or configs).
+    """
     if matrix_a.shape[1] != matrix_b.shape[1]:
-        raise ValueError(
-            f"signatures have {matrix_a.shape[1]} and {matrix_b.shape[1]} columns; they must come from "
-            "the same reference set and config"
+        raise IncompatibleSignaturesError(
+            f"signature columns: expected equal counts (the same reference set and config), "
+            f"got {matrix_a.shape[1]} and {matrix_b.shape[1]}"
         )
     norms_a = np.linalg.norm(matrix_a, axis=1, keepdims=True)
     norms_b = np.linalg.norm(matrix_b, axis=1, keepdims=True)
@@ -55,11 +64,17 @@ def match_classes(cost: np.ndarray, method: str = "greedy") -> np.ndarray:
     ``"greedy"`` repeatedly takes the smallest remaining entry of the whole matrix and removes its row
     and column, as the authors' code does; ``"hungarian"`` minimises the total cost
     (scipy.optimize.linear_sum_assignment). Rows or columns left over are dropped.
+
+    Raises
+    ------
+    ZestError
+        For an unknown ``method``.
     """
+    check_choice("method", method, ALIGN_METHODS)
     if method == "hungarian":
         rows, cols = linear_sum_assignment(cost)
         pairs = np.stack([rows, cols], axis=1)
-    elif method == "greedy":
+    else:
         remaining = np.array(cost, dtype=float, copy=True)
         pairs_list = []
         for _ in range(min(cost.shape)):
@@ -68,9 +83,24 @@ def match_classes(cost: np.ndarray, method: str = "greedy") -> np.ndarray:
             remaining[row, :] = np.inf
             remaining[:, col] = np.inf
         pairs = np.array(pairs_list, dtype=np.int64).reshape(-1, 2)
-    else:
-        raise ValueError(f"align method must be one of {ALIGN_METHODS}; got {method!r}")
     return pairs[np.argsort(pairs[:, 0])]
+
+
+def align_matrices(matrix_a: np.ndarray, matrix_b: np.ndarray, method: str = "greedy") -> Alignment:
+    """Match the rows of two signature matrices (C_A × ΣK and C_B × ΣK) by their cosine distance.
+
+    Parameters
+    ----------
+    matrix_a, matrix_b : ndarray
+        :meth:`Signature.matrix` of each model.
+    method : {"greedy", "hungarian"}
+
+    Returns
+    -------
+    Alignment
+    """
+    cost = class_cost_matrix(matrix_a, matrix_b)
+    return Alignment(pairs=match_classes(cost, method), cost=cost, method=method)
 
 
 def align_classes(sig_a, sig_b, method: str = "greedy") -> Alignment:
@@ -89,5 +119,4 @@ def align_classes(sig_a, sig_b, method: str = "greedy") -> Alignment:
     ----------
     .. [1] Jia et al., "A Zest of LIME", ICLR 2023, §3 and Appendix B.
     """
-    cost = class_cost_matrix(sig_a.matrix(), sig_b.matrix())
-    return Alignment(pairs=match_classes(cost, method), cost=cost, method=method)
+    return align_matrices(sig_a.matrix(), sig_b.matrix(), method)

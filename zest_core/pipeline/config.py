@@ -7,6 +7,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._shared.checks import check_choice, check_int, check_number, check_type
+from ..errors import ZestError
+
 SEGMENTATION_METHODS = ("quickshift", "slic", "felzenszwalb")
 FILLS = ("mean_color", "constant", "dataset_mean")
 MODES = ("zest", "lime")
@@ -76,28 +79,22 @@ class ZestConfig:
     amp: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("num_samples", self.num_samples, minimum=2)
+        # The values are checked, never converted: the fingerprint hashes them as given.
+        check_int("num_samples", self.num_samples, minimum=2)
         if self.batch_size is not None:
-            _check_int("batch_size", self.batch_size, minimum=1)
-        _check_int("seed", self.seed, minimum=0)
-        _check_choice("segmentation", self.segmentation, SEGMENTATION_METHODS)
-        _check_choice("fill", self.fill, FILLS)
-        _check_choice("mode", self.mode, MODES)
-        _check_choice("targets", self.targets, TARGETS)
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("dtype", self.dtype, DTYPES)
-        if not isinstance(self.segmentation_params, dict):
-            raise TypeError(
-                f"segmentation_params must be a dict, got {type(self.segmentation_params).__name__}"
-            )
-        if not 0.0 <= float(self.fill_value) <= 1.0:
-            raise ValueError(f"fill_value must lie in [0, 1] (pixel space), got {self.fill_value}")
-        if not float(self.kernel_width) > 0:
-            raise ValueError(f"kernel_width must be positive, got {self.kernel_width}")
-        if not float(self.ridge_alpha) >= 0:
-            raise ValueError(f"ridge_alpha must be non-negative, got {self.ridge_alpha}")
-        if not isinstance(self.amp, bool):
-            raise TypeError(f"amp must be a bool, got {self.amp!r}")
+            check_int("batch_size", self.batch_size, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_choice("segmentation", self.segmentation, SEGMENTATION_METHODS)
+        check_choice("fill", self.fill, FILLS)
+        check_choice("mode", self.mode, MODES)
+        check_choice("targets", self.targets, TARGETS)
+        check_choice("device", self.device, DEVICES)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_type("segmentation_params", self.segmentation_params, dict, "a dict")
+        check_number("fill_value", self.fill_value, minimum=0.0, maximum=1.0)
+        check_number("kernel_width", self.kernel_width, minimum=0.0, strict=True)
+        check_number("ridge_alpha", self.ridge_alpha, minimum=0.0)
+        check_type("amp", self.amp, bool, "a bool")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,7 +104,7 @@ class ZestConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown ZestConfig field(s): {', '.join(unknown)}")
+            raise ZestError(f"config: expected ZestConfig fields only, got unknown field(s) {', '.join(unknown)}")
         return cls(**values)
 
     def replace(self, **changes: Any) -> "ZestConfig":
@@ -125,15 +122,3 @@ class ZestConfig:
 def _hash_json(values: dict[str, Any]) -> str:
     text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")

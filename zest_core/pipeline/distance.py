@@ -1,13 +1,23 @@
-"""Distances between aligned signatures, relative distances, and all-pairs matrices."""
+"""Distances between aligned signatures, relative distances, and all-pairs matrices.
+
+:func:`compare` is the one place where two signatures are checked, their classes matched and their
+distance computed; :func:`zest_distance` and the explanations of :mod:`zest_core.explain` are built
+on it, so that one comparison aligns the classes once.
+"""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import IncompatibleSignaturesError
-from .alignment import ALIGN_METHODS, align_classes
-from .signature import Signature
+from .._shared.checks import check_choice
+from ..errors import IncompatibleSignaturesError, ZestError
+from .alignment import ALIGN_METHODS, Alignment, align_matrices
+from .config import ZestConfig
+from .probe import ProgressFn
+from .reference import ReferenceSet
+from .signature import Signature, compute_signature
 
 METRICS = ("cosine", "l1", "l2", "linf")
 ALIGN_CHOICES = ("auto", "none") + ALIGN_METHODS
@@ -31,49 +41,77 @@ def alignment_method(align: str, classes_a: int, classes_b: int) -> str | None:
     """The class-matching method that ``align`` runs for these class counts, or None when none runs.
 
     "auto" matches (greedily, as the paper does) only when the class counts differ.
+
+    Raises
+    ------
+    ZestError
+        For an unknown ``align``, or ``align="none"`` with different class counts.
     """
-    if align not in ALIGN_CHOICES:
-        raise ValueError(f"align must be one of {ALIGN_CHOICES}; got {align!r}")
+    check_choice("align", align, ALIGN_CHOICES)
     if align == "none" or (align == "auto" and classes_a == classes_b):
         if classes_a != classes_b:
-            raise ValueError(
-                f"the models have {classes_a} and {classes_b} classes; "
-                "use align='auto', 'greedy' or 'hungarian' to match them"
+            raise ZestError(
+                f"align: expected 'auto', 'greedy' or 'hungarian' to match the models' classes, got 'none' "
+                f"(the models have {classes_a} and {classes_b} classes)"
             )
         return None
     return "greedy" if align == "auto" else align
 
 
-def aligned_matrices(sig_a: Signature, sig_b: Signature, align: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """The two signature matrices with matched class rows in the same order."""
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison of two signatures: the distance, the class matching, and the rows it compared.
+
+    Attributes
+    ----------
+    distance : float
+    metric : {"cosine", "l1", "l2", "linf"}
+    alignment : Alignment or None
+        The class matching that ran; None when the classes were compared in their own order.
+    pairs : ndarray of int, shape (M, 2)
+        (class of A, class of B) of each compared row, sorted by A's class (the identity without a
+        matching).
+    matrix_a, matrix_b : ndarray, shape (M, ΣK)
+        The compared rows of each signature matrix, row m of both being ``pairs[m]``.
+    image_columns : ndarray of int, shape (N + 1,)
+        Start column of each reference image in the matrices.
+    """
+
+    distance: float
+    metric: str
+    alignment: Alignment | None
+    pairs: np.ndarray
+    matrix_a: np.ndarray
+    matrix_b: np.ndarray
+    image_columns: np.ndarray
+
+    @property
+    def method(self) -> str | None:
+        """The matching that ran ("greedy" or "hungarian"), None when none did."""
+        return None if self.alignment is None else self.alignment.method
+
+
+def match_signatures(sig_a: Signature, sig_b: Signature, align: str = "auto") -> Alignment | None:
+    """Check that two signatures are comparable and match their classes as ``align`` says.
+
+    Returns the matching, or None when the classes are compared in their own order. Use
+    :func:`compare` for a distance: this is for callers that need only the matched rows.
+    """
     check_compatible(sig_a, sig_b)
     method = alignment_method(align, sig_a.num_classes, sig_b.num_classes)
-    matrix_a, matrix_b = sig_a.matrix(), sig_b.matrix()
-    if method is None:
-        return matrix_a, matrix_b
-    pairs = align_classes(sig_a, sig_b, method).pairs
-    return matrix_a[pairs[:, 0]], matrix_b[pairs[:, 1]]
+    return None if method is None else align_matrices(sig_a.matrix(), sig_b.matrix(), method)
 
 
-def vector_distance(a: np.ndarray, b: np.ndarray, metric: str = "cosine") -> float:
-    """Distance between two flattened signature matrices."""
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    if metric == "cosine":
-        norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
-        if norm_a == 0 or norm_b == 0:
-            raise ValueError("cosine distance is undefined for an all-zero signature (a constant model?)")
-        return float(np.clip(1.0 - a @ b / (norm_a * norm_b), 0.0, 2.0))
-    if metric == "l1":
-        return float(np.abs(a - b).sum())
-    if metric == "l2":
-        return float(np.linalg.norm(a - b))
-    if metric == "linf":
-        return float(np.abs(a - b).max())
-    raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+def compared_pairs(alignment: Alignment | None, num_classes: int) -> np.ndarray:
+    """The (class of A, class of B) rows a comparison compares: the matching's, else the identity."""
+    if alignment is not None:
+        return alignment.pairs
+    identity = np.arange(num_classes)
+    return np.stack([identity, identity], axis=1)
 
 
-def zest_distance(sig_a: Signature, sig_b: Signature, metric: str = "cosine", align: str = "auto") -> float:
-    """The Zest distance between two models, from their signatures.
+def compare(sig_a: Signature, sig_b: Signature, *, metric: str = "cosine", align: str = "auto") -> Comparison:
+    """Compare two signatures: check them, match their classes once, and compute the distance.
 
     Parameters
     ----------
@@ -83,8 +121,15 @@ def zest_distance(sig_a: Signature, sig_b: Signature, metric: str = "cosine", al
     align : {"auto", "none", "greedy", "hungarian"}
         "auto" matches classes (greedily, as the paper does) only when the class counts differ.
 
+    Returns
+    -------
+    Comparison
+
     Raises
     ------
+    ZestError
+        For an unknown metric or alignment, ``align="none"`` with different class counts, or a
+        cosine distance of an all-zero signature.
     IncompatibleSignaturesError
         If the signatures come from different reference sets or configs.
 
@@ -92,21 +137,72 @@ def zest_distance(sig_a: Signature, sig_b: Signature, metric: str = "cosine", al
     ----------
     .. [1] Jia et al., "A Zest of LIME: Towards Architecture-Independent Model Distances", ICLR 2023.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
-    return vector_distance(*aligned_matrices(sig_a, sig_b, align), metric=metric)
+    check_choice("metric", metric, METRICS)
+    alignment = match_signatures(sig_a, sig_b, align)
+    matrix_a, matrix_b = sig_a.matrix(), sig_b.matrix()
+    if alignment is not None:
+        matrix_a, matrix_b = matrix_a[alignment.pairs[:, 0]], matrix_b[alignment.pairs[:, 1]]
+    return Comparison(
+        distance=vector_distance(matrix_a, matrix_b, metric),
+        metric=metric,
+        alignment=alignment,
+        pairs=compared_pairs(alignment, sig_a.num_classes),
+        matrix_a=matrix_a,
+        matrix_b=matrix_b,
+        image_columns=sig_a.image_columns(),
+    )
+
+
+def vector_distance(a: np.ndarray, b: np.ndarray, metric: str = "cosine") -> float:
+    """Distance between two flattened signature matrices.
+
+    Raises
+    ------
+    ZestError
+        For an unknown metric, or a cosine distance of an all-zero signature.
+    """
+    check_choice("metric", metric, METRICS)
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    if metric == "cosine":
+        norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
+        if norm_a == 0 or norm_b == 0:
+            raise ZestError(
+                "signature: expected a nonzero signature for the cosine distance, got an all-zero signature "
+                "(a constant model?)"
+            )
+        return float(np.clip(1.0 - a @ b / (norm_a * norm_b), 0.0, 2.0))
+    if metric == "l1":
+        return float(np.abs(a - b).sum())
+    if metric == "l2":
+        return float(np.linalg.norm(a - b))
+    return float(np.abs(a - b).max())
+
+
+def zest_distance(sig_a: Signature, sig_b: Signature, metric: str = "cosine", align: str = "auto") -> float:
+    """The Zest distance between two models, from their signatures: ``compare(...).distance``.
+
+    ``metric`` is "cosine", "l1", "l2" or "linf"; ``align`` is "auto" (match classes, greedily as
+    the paper does, only when the class counts differ), "none", "greedy" or "hungarian". See
+    :func:`compare` for the errors it raises (IncompatibleSignaturesError for signatures from other
+    reference sets or configs).
+
+    References
+    ----------
+    .. [1] Jia et al., "A Zest of LIME: Towards Architecture-Independent Model Distances", ICLR 2023.
+    """
+    return compare(sig_a, sig_b, metric=metric, align=align).distance
 
 
 def relative_distance(d: float, unrelated_distances: Sequence[float]) -> float:
     """``d`` divided by the mean distance between unrelated models (paper App. C); below 1 means related."""
     baseline = np.asarray(list(unrelated_distances), dtype=np.float64)
     if baseline.size == 0:
-        raise ValueError("unrelated_distances: need at least one distance between unrelated models")
+        raise ZestError("unrelated_distances: expected at least one distance between unrelated models, got none")
     if not np.all(np.isfinite(baseline)):
-        raise ValueError("unrelated_distances: contain NaN or inf")
+        raise ZestError(f"unrelated_distances: expected finite distances, got {baseline.tolist()}")
     mean = float(baseline.mean())
     if mean <= 0:
-        raise ValueError(f"unrelated_distances: their mean must be positive, got {mean}")
+        raise ZestError(f"unrelated_distances: expected a positive mean, got {mean}")
     return float(d) / mean
 
 
@@ -124,20 +220,19 @@ def signature_distance_matrix(
 
 def distance_matrix(
     models: Sequence[Callable],
-    refset,
-    config=None,
+    refset: ReferenceSet,
+    config: ZestConfig | None = None,
     *,
     metric: str = "cosine",
     align: str = "auto",
-    progress=None,
-    cache=None,
+    progress: ProgressFn | None = None,
+    cache: Any = None,
 ) -> tuple[np.ndarray, list[Signature]]:
     """Distances between every pair of M models, computing each signature once (not M×(M−1) times).
 
-    Returns the M × M matrix and the signatures.
+    ``cache`` is passed to :func:`compute_signature` (a SignatureCache, a folder, True/None for the
+    default one, False for none). Returns the M × M matrix and the signatures.
     """
-    from .signature import compute_signature
-
     signatures = []
     for index, model in enumerate(models):
         def report(done, total, stage, _index=index):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._shared.checks import check_choice
+
 
 def zest_operator(masks: np.ndarray) -> np.ndarray:
     """Least squares without intercept, as the authors' code fits it: W = pinv(XᵀX) Xᵀ Z.
@@ -69,8 +71,5 @@ def lime_operator(masks: np.ndarray, kernel_width: float = 0.25, alpha: float = 
 
 def fit_operator(masks: np.ndarray, mode: str, *, kernel_width: float = 0.25, alpha: float = 1.0) -> np.ndarray:
     """The (K + 1) × L operator of the chosen mode ("zest" or "lime")."""
-    if mode == "zest":
-        return zest_operator(masks)
-    if mode == "lime":
-        return lime_operator(masks, kernel_width, alpha)
-    raise ValueError(f"mode must be 'zest' or 'lime', got {mode!r}")
+    check_choice("mode", mode, ("zest", "lime"))
+    return zest_operator(masks) if mode == "zest" else lime_operator(masks, kernel_width, alpha)

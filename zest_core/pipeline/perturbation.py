@@ -6,6 +6,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .._shared.checks import check_choice
+from ..errors import ZestError
+
 
 def sample_masks(num_segments: int, num_samples: int, rng: np.random.Generator) -> np.ndarray:
     """Draw LIME's binary masks over the super-pixels of one image.
@@ -18,7 +21,10 @@ def sample_masks(num_segments: int, num_samples: int, rng: np.random.Generator) 
     masks : ndarray of uint8, shape (num_samples, num_segments)
     """
     if num_segments < 1 or num_samples < 1:
-        raise ValueError(f"need at least one segment and one sample, got {num_segments} and {num_samples}")
+        raise ZestError(
+            f"num_segments, num_samples: expected at least one segment and one sample, got {num_segments} "
+            f"and {num_samples}"
+        )
     masks = rng.integers(0, 2, size=(num_samples, num_segments), dtype=np.uint8)
     masks[0, :] = 1
     return masks
@@ -49,8 +55,7 @@ def fill_images(
         return torch.full_like(images, float(fill_value))
     if fill == "dataset_mean":
         return images.mean(dim=(0, 2, 3), keepdim=True).expand_as(images).clone()
-    if fill != "mean_color":
-        raise ValueError(f"fill must be mean_color, constant or dataset_mean; got {fill!r}")
+    check_choice("fill", fill, ("mean_color", "constant", "dataset_mean"))
     n, channels, height, width = images.shape
     # Offset labels per image so one scatter computes every image's segment means at once.
     counts_per_image = segments.flatten(1).amax(dim=1) + 1

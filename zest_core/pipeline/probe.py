@@ -13,11 +13,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..cache.store import SignatureCache
+from .._shared.npzfile import NpzRecord
+from ..cache.store import SEGMENTS_FILE, SignatureCache
+from ..errors import ZestError
 from .config import ZestConfig
 from .local_fit import fit_operator
 from .perturbation import fill_images, image_masks
-from .reference import ReferenceSet
+from .reference import ReferenceSet, check_refset
 from .segmentation import segment_reference_set
 
 ProgressFn = Callable[[int, int, str], None]
@@ -68,8 +70,7 @@ def prepare_probe(
     With a ``cache``, the segment maps are read from (or written to) it, so that another process
     does not segment the same reference set again.
     """
-    if len(refset) == 0:
-        raise ValueError("refset: the reference set is empty (0 images)")
+    check_refset(refset)
     key = (refset.fingerprint(), config.fingerprint(science_only=True), str(device))
     if key in _PROBES:
         _PROBES.move_to_end(key)
@@ -120,12 +121,20 @@ def _segments(
         key = SignatureCache.segments_key(
             refset.fingerprint(), config.segmentation, config.segmentation_params, config.seed
         )
-        cached = cache.load_segments(key)
+        cached = cache.load(key, SEGMENTS_FILE, _decode_segments)
         if cached is not None and cached.shape == (len(refset),) + refset.image_size:
             return cached
     segments = segment_reference_set(
         refset, config.segmentation, config.segmentation_params, seed=config.seed, progress=progress
     )
     if key is not None:
-        cache.store_segments(key, segments)
+        cache.store(key, SEGMENTS_FILE, NpzRecord(arrays={"segments": segments}, meta={}))
+    return segments
+
+
+def _decode_segments(record: NpzRecord) -> np.ndarray:
+    segments = record.arrays.get("segments")
+    if segments is None or segments.ndim != 3 or not np.issubdtype(segments.dtype, np.integer):
+        got = "no such array" if segments is None else f"shape {segments.shape} of dtype {segments.dtype}"
+        raise ZestError(f"segments: expected an integer array (N, H, W), got {got}")
     return segments

@@ -8,6 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..errors import ZestError, ZestTypeError
+
 
 @dataclass(frozen=True)
 class ReferenceSet:
@@ -53,24 +55,24 @@ class ReferenceSet:
 
         Raises
         ------
-        ValueError
+        ZestError
             If there are no images, they differ in size, have an unsupported shape or values out of
             range, or the labels or class names do not match them.
         """
         if isinstance(images, (list, tuple)):
             if len(images) == 0:
-                raise ValueError("images: the reference set is empty (0 images)")
+                raise ZestError("images: expected a non-empty reference set, got 0 images")
             shapes = {np.asarray(im).shape for im in images}
             if len(shapes) > 1:
-                raise ValueError(f"images: all images must have the same size, got shapes {sorted(shapes)}")
+                raise ZestError(f"images: expected images of the same size, got shapes {sorted(shapes)}")
             images = np.stack([np.asarray(im) for im in images])
         array = np.asarray(images)
         if array.ndim == 0 or array.shape[0] == 0:
-            raise ValueError("images: the reference set is empty (0 images)")
+            raise ZestError("images: expected a non-empty reference set, got 0 images")
         if array.ndim == 4 and array.shape[-1] == 1:
             array = array[..., 0]
         if not (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)):
-            raise ValueError(
+            raise ZestError(
                 "images: expected shape (N, H, W) or (N, H, W, 3) in pixel space (channels last), "
                 f"got {array.shape}"
             )
@@ -79,7 +81,7 @@ class ReferenceSet:
         if labels is not None:
             label_array = np.asarray(labels)
             if label_array.shape != (array.shape[0],) or not np.issubdtype(label_array.dtype, np.integer):
-                raise ValueError(
+                raise ZestError(
                     f"labels: expected {array.shape[0]} integer labels, got shape {label_array.shape} "
                     f"of dtype {label_array.dtype}"
                 )
@@ -137,7 +139,7 @@ class ReferenceSet:
 
         Raises
         ------
-        ValueError
+        ZestError
             If ``n`` is not in ``[1, len(self)]``.
         """
         index = draw_indices(len(self), n, self.labels, np.random.default_rng(seed))
@@ -158,6 +160,23 @@ class ReferenceSet:
             "provenance": self.provenance,
             "fingerprint": self.fingerprint(),
         }
+
+
+def check_refset(refset: Any, name: str = "refset") -> ReferenceSet:
+    """``refset`` itself if it is a non-empty :class:`ReferenceSet`.
+
+    Raises
+    ------
+    ZestTypeError
+        If it is anything else (an array of images: wrap it with :meth:`ReferenceSet.from_arrays`).
+    ZestError
+        If it holds no image.
+    """
+    if not isinstance(refset, ReferenceSet):
+        raise ZestTypeError(f"{name}: expected a ReferenceSet, got {type(refset).__name__}")
+    if len(refset) == 0:
+        raise ZestError(f"{name}: expected a non-empty reference set, got 0 images")
+    return refset
 
 
 def draw_indices(count: int, n: int, labels: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -213,9 +232,9 @@ def stratified_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> 
 
 def _check_count(n: int, available: int) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n: expected an int, got {n!r}")
+        raise ZestTypeError(f"n: expected an int, got {n!r}")
     if not 1 <= n <= available:
-        raise ValueError(f"n: expected 1 <= n <= {available} (the number of images available), got {n}")
+        raise ZestError(f"n: expected 1 <= n <= {available} (the number of images available), got {n}")
 
 
 def _check_class_names(names: Sequence[str] | None, labels: np.ndarray | None) -> tuple[str, ...] | None:
@@ -223,11 +242,11 @@ def _check_class_names(names: Sequence[str] | None, labels: np.ndarray | None) -
         return None
     names = tuple(names)
     if not all(isinstance(name, str) for name in names):
-        raise ValueError(f"class_names: expected strings, got {[type(name).__name__ for name in names]}")
+        raise ZestTypeError(f"class_names: expected strings, got {[type(name).__name__ for name in names]}")
     if labels is None:
-        raise ValueError("class_names: expected labels to go with them, got no labels")
+        raise ZestError("class_names: expected labels to go with them, got no labels")
     if labels.min() < 0 or labels.max() >= len(names):
-        raise ValueError(
+        raise ZestError(
             f"labels: expected values in [0, {len(names) - 1}] to index the {len(names)} class names, "
             f"got values in [{labels.min()}, {labels.max()}]"
         )
@@ -239,16 +258,16 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         return np.array(array, copy=True)
     if np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
-            raise ValueError("images: contain NaN or inf")
+            raise ZestError("images: expected finite pixel values, got NaN or inf")
         low, high = float(array.min()), float(array.max())
         if low < 0.0 or high > 1.0:
-            raise ValueError(
-                f"images: float images must lie in [0, 1] (pixel space), got values in [{low:.3g}, {high:.3g}]"
+            raise ZestError(
+                f"images: expected float pixel values in [0, 1] (pixel space), got values in [{low:.3g}, {high:.3g}]"
             )
         return np.round(array * 255.0).astype(np.uint8)
     if np.issubdtype(array.dtype, np.integer):
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:
-            raise ValueError(f"images: integer images must lie in [0, 255], got values in [{low}, {high}]")
+            raise ZestError(f"images: expected integer pixel values in [0, 255], got values in [{low}, {high}]")
         return array.astype(np.uint8)
-    raise ValueError(f"images: unsupported dtype {array.dtype}")
+    raise ZestTypeError(f"images: expected uint8, integer or float pixels, got dtype {array.dtype}")

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from skimage import segmentation as sk_segmentation
 
+from .._shared.checks import check_choice
 from .reference import ReferenceSet
 
 
@@ -25,6 +26,7 @@ def default_segmentation_params(method: str, image_size: tuple[int, int]) -> dic
     image_size : (int, int)
         Height and width of the images.
     """
+    check_choice("method", method, tuple(_ALGORITHMS))
     side = float(min(image_size))
     if method == "quickshift":
         # Measured on MNIST digits and scikit-image's photographs resized to 28, 32, 48…224 px: these give
@@ -34,9 +36,7 @@ def default_segmentation_params(method: str, image_size: tuple[int, int]) -> dic
         return {"kernel_size": round(side / 45.0, 2), "max_dist": 200.0, "ratio": 0.2}
     if method == "slic":
         return {"n_segments": 25, "compactness": 10.0, "start_label": 0}
-    if method == "felzenszwalb":
-        return {"scale": side, "sigma": 0.5, "min_size": max(2, int(side * side / 100))}
-    raise ValueError(f"segmentation method must be quickshift, slic or felzenszwalb; got {method!r}")
+    return {"scale": side, "sigma": 0.5, "min_size": max(2, int(side * side / 100))}
 
 
 def segment_image(image: np.ndarray, method: str = "quickshift", *, seed: int = 0, **params: Any) -> np.ndarray:

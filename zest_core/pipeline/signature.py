@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,14 +10,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import SignatureFileError
-from ..cache.store import SignatureCache, array_checksum, atomic_write_bytes
+from .._shared.npzfile import NpzRecord
+from ..cache.store import SIGNATURE_FILE, CacheArg, SignatureCache, resolve_cache
+from ..errors import SignatureFileError, ZestError
 from .config import ZestConfig
 from .probe import ProgressFn, prepare_probe
-from .queries import ModelFn, model_fingerprint, query_batches, resolve_device
-from .reference import ReferenceSet
+from .queries import ModelFn, check_model, model_fingerprint, query_batches, resolve_device
+from .reference import ReferenceSet, check_refset
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = SIGNATURE_FILE.version
 
 
 @dataclass
@@ -67,69 +65,67 @@ class Signature:
         """Start column of each image in :meth:`matrix` (length N + 1)."""
         return np.concatenate([[0], np.cumsum([w.shape[1] for w in self.weights])])
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the signature as ``.npz``, atomically (temporary file, then rename)."""
-        path = Path(path)
-        matrix = self.matrix()
+    def to_record(self) -> NpzRecord:
+        """The signature as arrays and JSON metadata, the content of its file (see :meth:`save`)."""
+        arrays = {"matrix": self.matrix(), "columns": self.image_columns(), "segments": self.segments}
+        if self.intercepts is not None:
+            arrays["intercepts"] = self.intercepts
         meta = {
-            "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "model_fingerprint": self.model_fingerprint,
             "refset_fingerprint": self.refset_fingerprint,
             "class_names": self.class_names,
             "metadata": self.metadata,
-            "checksum": array_checksum(matrix),
         }
-        arrays = {
-            "matrix": matrix,
-            "columns": self.image_columns(),
-            "segments": self.segments,
-            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-        }
-        if self.intercepts is not None:
-            arrays["intercepts"] = self.intercepts
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        atomic_write_bytes(path, buffer.getvalue())
-        return path
+        return NpzRecord(arrays=arrays, meta=meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Signature":
-        """Read a signature written by :meth:`save`.
+    def from_record(cls, record: NpzRecord, source: str = "signature") -> "Signature":
+        """The signature a checked record holds (``source`` names it in messages).
 
         Raises
         ------
         SignatureFileError
-            If the file is unreadable, truncated, altered or of another format version.
+            If the record lacks a piece, or its weight columns do not match its segment maps.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise SignatureFileError(f"{path}: no such signature file")
+        arrays, meta = record.arrays, record.meta
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-            meta = json.loads(arrays["meta"].tobytes().decode())
             matrix, columns, segments = arrays["matrix"], arrays["columns"], arrays["segments"]
             config = ZestConfig.from_dict(meta["config"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TypeError) as error:
-            raise SignatureFileError(f"{path}: not a readable signature file ({type(error).__name__}: {error})") from error
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise SignatureFileError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
-        if meta.get("checksum") != array_checksum(matrix):
-            raise SignatureFileError(f"{path}: checksum mismatch, the file was altered or damaged")
+            model_fp, refset_fp = meta["model_fingerprint"], meta["refset_fingerprint"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise SignatureFileError(
+                f"{source}: not a readable signature file ({type(error).__name__}: {error})"
+            ) from error
         if len(columns) != segments.shape[0] + 1 or columns[-1] != matrix.shape[1]:
-            raise SignatureFileError(f"{path}: the weight columns do not match the {segments.shape[0]} segment maps")
-        weights = [matrix[:, columns[i]:columns[i + 1]] for i in range(len(columns) - 1)]
+            raise SignatureFileError(
+                f"{source}: expected weight columns for the {segments.shape[0]} segment maps, got "
+                f"{len(columns) - 1} images' columns ending at {columns[-1]} of {matrix.shape[1]}"
+            )
         return cls(
-            weights=weights,
+            weights=[matrix[:, columns[i]:columns[i + 1]] for i in range(len(columns) - 1)],
             intercepts=arrays.get("intercepts"),
             segments=segments,
             config=config,
-            model_fingerprint=meta["model_fingerprint"],
-            refset_fingerprint=meta["refset_fingerprint"],
+            model_fingerprint=model_fp,
+            refset_fingerprint=refset_fp,
             class_names=meta.get("class_names"),
             metadata=meta.get("metadata") or {},
         )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the signature as a checked ``.npz`` file, atomically (temporary file, then rename).
+
+        The layout is :data:`~zest_core.cache.SIGNATURE_FILE`'s: arrays ``matrix`` (C × ΣK),
+        ``columns`` (N + 1), ``segments`` (N, H, W), ``intercepts`` (lime mode) and the JSON
+        ``meta``; the checksum covers the matrix.
+        """
+        return SIGNATURE_FILE.write(path, self.to_record())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Signature":
+        """Read a signature file of this version or an earlier one; SignatureFileError if it is not one, whole."""
+        return cls.from_record(SIGNATURE_FILE.read(path), source=str(path))
 
 
 def compute_signature(
@@ -138,7 +134,7 @@ def compute_signature(
     config: ZestConfig | None = None,
     progress: ProgressFn | None = None,
     *,
-    cache: SignatureCache | str | os.PathLike | bool | None = None,
+    cache: CacheArg = None,
 ) -> Signature:
     """Compute a model's Zest signature: N local linear models of its outputs over super-pixel masks.
 
@@ -163,7 +159,9 @@ def compute_signature(
 
     Raises
     ------
-    ValueError
+    ZestTypeError
+        If ``model`` is not callable or ``refset`` is not a ReferenceSet.
+    ZestError
         For an empty reference set; ModelInputError if the model cannot take the images;
         ModelOutputError if it returns NaN/inf or scores of the wrong shape.
 
@@ -173,18 +171,14 @@ def compute_signature(
        LIME: Towards Architecture-Independent Model Distances", ICLR 2023, Algorithm 1.
     """
     config = config or ZestConfig()
-    if not isinstance(refset, ReferenceSet):
-        raise TypeError(f"refset must be a ReferenceSet, got {type(refset).__name__}")
-    if len(refset) == 0:
-        raise ValueError("refset: the reference set is empty (0 images)")
-    if not callable(model):
-        raise TypeError(f"model must be callable (images -> scores), got {type(model).__name__}")
-    store = _resolve_cache(cache)
+    check_refset(refset)
+    check_model("model", model)
+    store = resolve_cache(cache)
     fingerprint = model_fingerprint(model)
     key = None
     if store is not None and fingerprint is not None:
         key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())
-        cached = store.load(key)
+        cached = store.load(key, SIGNATURE_FILE, Signature.from_record)
         if cached is not None:
             if progress is not None:
                 progress(1, 1, "cached")
@@ -219,7 +213,7 @@ def compute_signature(
     if progress is not None:
         progress(probe.num_images, probe.num_images, "fit")
     if key is not None:
-        store.store(key, signature)
+        store.store(key, SIGNATURE_FILE, signature.to_record())
     return signature
 
 
@@ -228,16 +222,6 @@ def _class_names(model: Any, num_classes: int) -> list[str] | None:
     if isinstance(names, Sequence) and not isinstance(names, str) and len(names) == num_classes:
         return [str(n) for n in names]
     return None
-
-
-def _resolve_cache(cache: SignatureCache | str | os.PathLike | bool | None) -> SignatureCache | None:
-    if cache is False:
-        return None
-    if cache is None or cache is True:
-        return SignatureCache()
-    if isinstance(cache, SignatureCache):
-        return cache
-    return SignatureCache(cache)
 
 
 def restrict_signature(signature: Signature, indices: Sequence[int]) -> Signature:
@@ -254,9 +238,9 @@ def restrict_signature(signature: Signature, indices: Sequence[int]) -> Signatur
     """
     index = np.asarray(indices)
     if index.ndim != 1 or index.size == 0 or not np.issubdtype(index.dtype, np.integer):
-        raise ValueError(f"indices: expected a non-empty 1-D sequence of image indices, got {indices!r}")
+        raise ZestError(f"indices: expected a non-empty 1-D sequence of image indices, got {indices!r}")
     if index.min() < 0 or index.max() >= signature.num_images:
-        raise ValueError(
+        raise ZestError(
             f"indices: expected values in [0, {signature.num_images - 1}] (the signature's images), "
             f"got values in [{index.min()}, {index.max()}]"
         )

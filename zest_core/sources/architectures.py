@@ -13,6 +13,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._shared.checks import check_choice
+from ..errors import ZestError
+
 
 class Normalize(nn.Module):
     """Per-channel (x − mean) / std, kept in the model so it travels with its weights."""
@@ -25,7 +28,7 @@ class Normalize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
             # Without this check a 1-channel batch would broadcast silently against 3 channel means.
-            raise ValueError(
+            raise ZestError(
                 f"expected images [B, {self.mean.shape[1]}, H, W], got a tensor of shape {list(x.shape)}"
             )
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
@@ -128,8 +131,7 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
 
 def build_architecture(name: str, num_classes: int = 10, in_channels: int | None = None) -> nn.Module:
     """A freshly initialised network of a named architecture."""
-    if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    check_choice("architecture", name, sorted(ARCHITECTURES))
     kwargs = {"num_classes": num_classes}
     if in_channels is not None:
         kwargs["in_channels"] = in_channels

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import ZestError
 from ..pipeline.reference import ReferenceSet
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def load_cifar(
 
     Raises
     ------
-    ValueError
+    ZestError
         If ``name`` is unknown, the files are missing (saying where it looked), do not match the
         official checksums, or are not CIFAR batches.
     """
@@ -81,7 +82,7 @@ def load_cifar(
         # given a subclass that only checks they exist; see _unverified.
         dataset = _unverified(dataset_class)(str(root), train=train, download=download)
     except (KeyError, ValueError, EOFError, pickle.UnpicklingError) as error:
-        raise ValueError(
+        raise ZestError(
             f"{folder}: expected {name} batches (pickled dicts with 'data' and 'labels'), "
             f"got unreadable content ({type(error).__name__}: {error})"
         ) from error
@@ -98,7 +99,7 @@ def load_cifar(
 def _dataset_class(name: str) -> type[CIFAR10]:
     key = name.lower().replace("-", "")
     if key not in CIFAR_DATASETS:
-        raise ValueError(f"name: expected 'CIFAR10' or 'CIFAR100', got {name!r}")
+        raise ZestError(f"name: expected 'CIFAR10' or 'CIFAR100', got {name!r}")
     from torchvision import datasets
 
     return datasets.CIFAR10 if key == "cifar10" else datasets.CIFAR100
@@ -135,7 +136,7 @@ def _require_files(dataset_class: type[CIFAR10], folder: Path, name: str) -> Non
     missing = [file for file, _ in _expected_files(dataset_class) if not (folder / file).is_file()]
     if missing:
         where = f"{folder} has no {', '.join(missing)}" if folder.is_dir() else f"no folder {folder}"
-        raise ValueError(
+        raise ZestError(
             f"{name}: dataset not found ({where}); expected the python version of {name} there "
             f"(root={str(folder.parent)!r}); pass download=True to fetch it (needs internet, about 170 MB)"
         )
@@ -147,7 +148,7 @@ def _verify_checksums(dataset_class: type[CIFAR10], folder: Path, name: str) -> 
     for file, md5 in _expected_files(dataset_class):
         path = folder / file
         if path.is_file() and not check_integrity(str(path), md5):
-            raise ValueError(
+            raise ZestError(
                 f"{path}: expected the official {name} file (MD5 {md5}), got other content; "
                 "pass verify=False to read CIFAR-format files of your own (only files you trust: they are pickles)"
             )

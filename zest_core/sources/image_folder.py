@@ -28,6 +28,7 @@ from typing import Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..errors import ZestError
 from ..pipeline.reference import ReferenceSet, draw_indices
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -71,7 +72,7 @@ def load_image_folder(
 
     Raises
     ------
-    ValueError
+    ZestError
         Naming the folder or file: the folder is missing or holds no images (or mixes loose images
         with class subfolders, or has an empty class subfolder), a file is not a readable image, the
         images differ in size and no ``size`` was given, or an argument is invalid.
@@ -79,7 +80,7 @@ def load_image_folder(
     folder = Path(path)
     _check_options(mode, size)
     if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1):
-        raise ValueError(f"max_images: expected a positive integer or None, got {max_images!r}")
+        raise ZestError(f"max_images: expected a positive integer or None, got {max_images!r}")
     files, labels, class_names = _list_images(folder)
     if max_images is not None and max_images < len(files):
         keep = np.sort(draw_indices(len(files), max_images, labels, np.random.default_rng(seed)))
@@ -112,13 +113,13 @@ def reference_from_uploads(
 
     Raises
     ------
-    ValueError
+    ZestError
         If there are no files, one is not a readable image (naming it), or the images differ in size
         and no ``size`` was given.
     """
     _check_options(mode, size)
     if len(files) == 0:
-        raise ValueError(f"uploads: expected at least one image ({', '.join(IMAGE_EXTENSIONS)}), got none")
+        raise ZestError(f"uploads: expected at least one image ({', '.join(IMAGE_EXTENSIONS)}), got none")
     images = decode_images([(name, bytes(data)) for name, data in files], mode=mode, size=size)
     names = ", ".join(name for name, _ in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     return ReferenceSet.from_arrays(images, provenance=f"uploaded images ({names})")
@@ -139,14 +140,14 @@ def decode_images(
 
     Raises
     ------
-    ValueError
+    ZestError
         If a file is not a readable image (naming it), or two images differ in size (naming both).
     """
     arrays: list[np.ndarray] = []
     for name, source in sources:
         array = decode_image(source, name=name, mode=mode, size=size)
         if arrays and array.shape[:2] != arrays[0].shape[:2]:
-            raise ValueError(_mixed_sizes(sources[0][0], arrays[0], name, array))
+            raise ZestError(_mixed_sizes(sources[0][0], arrays[0], name, array))
         arrays.append(array)
     if any(array.ndim == 3 for array in arrays):  # "auto" with some colour images: all become RGB
         arrays = [np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in arrays]
@@ -171,7 +172,7 @@ def decode_image(
 
     Raises
     ------
-    ValueError
+    ZestError
         If the content is not an image Pillow can read, naming ``name``.
     """
     try:
@@ -183,7 +184,7 @@ def decode_image(
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
     except _DECODE_ERRORS as error:
-        raise ValueError(
+        raise ZestError(
             f"{name}: expected an image file Pillow can read, got unreadable data ({type(error).__name__}: {error})"
         ) from error
 
@@ -203,22 +204,22 @@ def _list_images(folder: Path) -> tuple[list[Path], np.ndarray | None, tuple[str
     """The image files of a folder in sorted order, with labels and class names in ImageFolder layout."""
     if not folder.is_dir():
         problem = "is a file, not a folder" if folder.exists() else "no such folder"
-        raise ValueError(f"{folder}: {problem} (expected a folder of images, or of class subfolders of images)")
+        raise ZestError(f"{folder}: {problem} (expected a folder of images, or of class subfolders of images)")
     loose = sorted(p for p in _visible(folder) if _is_image(p))
     classes = sorted(p for p in _visible(folder) if p.is_dir())
     if loose and any(_images_below(c) for c in classes):
-        raise ValueError(
+        raise ZestError(
             f"{folder}: expected either loose images or class subfolders of images, got both "
             f"(e.g. {loose[0].name} and {classes[0].name}/)"
         )
     if loose:
         return loose, None, None
     if not classes:
-        raise ValueError(f"{folder}: no images found (expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
+        raise ZestError(f"{folder}: no images found (expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
     per_class = [_images_below(c) for c in classes]
     empty = [c for c, files in zip(classes, per_class) if not files]
     if empty:
-        raise ValueError(
+        raise ZestError(
             f"{empty[0]}: class folder has no images (expected files ending in {', '.join(IMAGE_EXTENSIONS)})"
         )
     labels = np.concatenate([np.full(len(files), label, dtype=np.int64) for label, files in enumerate(per_class)])
@@ -254,7 +255,7 @@ def _mixed_sizes(first: str, first_array: np.ndarray, name: str, array: np.ndarr
 
 def _check_options(mode: str, size: tuple[int, int] | None) -> None:
     if mode not in MODES:
-        raise ValueError(f"mode: expected one of {', '.join(map(repr, MODES))}, got {mode!r}")
+        raise ZestError(f"mode: expected one of {', '.join(map(repr, MODES))}, got {mode!r}")
     if size is not None:
         if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in size):
-            raise ValueError(f"size: expected (H, W) with two positive integers, got {size!r}")
+            raise ZestError(f"size: expected (H, W) with two positive integers, got {size!r}")

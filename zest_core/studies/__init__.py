@@ -1,0 +1,68 @@
+"""Studies: the reuse benchmark and its decision rules, the epochs and reference-set-size studies, on any models
+or on the demo zoo, and their Markdown reports. Nothing here draws: the figures are :mod:`zest_core.figures`.
+
+- :mod:`~zest_core.studies.rules`: the methods and their kinds, ModelDiff's rule, Zest's relative distance, ROC AUC.
+- :mod:`~zest_core.studies.scoring`: every (method, a, b) score of a benchmark, each model's parts once.
+- :mod:`~zest_core.studies.reuse`: :func:`reuse_benchmark`, :class:`ReuseResult`, the summary and the report files.
+- :mod:`~zest_core.studies.reuse_report`: a reuse report read back from its JSON file, as table rows.
+- :mod:`~zest_core.studies.markdown`: the Markdown tables.
+- :mod:`~zest_core.studies.epochs`, :mod:`~zest_core.studies.refsize`: the Zest paper's Fig. 2 and Fig. 3.
+- :mod:`~zest_core.studies.zoo_studies`: the studies run on a :class:`~zest_core.zoo.Zoo`, and their files.
+"""
+from .epochs import EpochCurves, epoch_curves
+from .markdown import reuse_markdown, summary_markdown
+from .refsize import RefsizeStudy, refsize_study
+from .reuse import ReuseResult, reuse_benchmark, summarize_reuse, write_reuse_report
+from .reuse_report import read_reuse_report, reuse_rows
+from .rules import (
+    DEFAULT_METHODS,
+    METHOD_KINDS,
+    METHODS,
+    RELATION_ORDER,
+    as_distance,
+    modeldiff_rule,
+    order_relations,
+    roc_auc,
+    zest_relative,
+)
+from .scoring import PairScorer, score_key
+from .zoo_studies import (
+    epochs_study,
+    refsize_study_on_zoo,
+    reuse_study,
+    unlearning_study,
+    write_reuse,
+    write_study,
+)
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "METHODS",
+    "METHOD_KINDS",
+    "RELATION_ORDER",
+    "EpochCurves",
+    "PairScorer",
+    "RefsizeStudy",
+    "ReuseResult",
+    "as_distance",
+    "epoch_curves",
+    "epochs_study",
+    "modeldiff_rule",
+    "order_relations",
+    "read_reuse_report",
+    "refsize_study",
+    "refsize_study_on_zoo",
+    "reuse_benchmark",
+    "reuse_markdown",
+    "reuse_rows",
+    "reuse_study",
+    "roc_auc",
+    "score_key",
+    "summarize_reuse",
+    "summary_markdown",
+    "unlearning_study",
+    "write_reuse",
+    "write_reuse_report",
+    "write_study",
+    "zest_relative",
+]

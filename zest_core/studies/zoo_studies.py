@@ -1,9 +1,11 @@
-"""The papers' studies run on the demo zoo, with their figures: reuse detection, epochs, reference size, unlearning.
+"""The papers' studies run on the demo zoo: reuse detection, epochs, reference size, unlearning.
 
-Each ``*_study`` function takes a :class:`~zest_core.zoo.build.Zoo` and returns a JSON-serialisable dict
+Each ``*_study`` function takes a :class:`~zest_core.zoo.Zoo` and returns a JSON-serialisable dict
 (with the uncertainty of every number: a std over pairs or draws, or a bootstrap interval over the
-reference images); each ``*_figure`` function turns that dict into a Plotly figure. ``write_study``
-stores both, atomically. The computations themselves live in :mod:`zest_core.studies.benchmarks`.
+reference images). The figures of these results are drawn by :mod:`zest_core.figures`, a layer above
+this one, so :func:`write_study` and :func:`write_reuse` take the figure they store as an argument
+(anything with Plotly's ``to_html``). The computations themselves live in :mod:`zest_core.studies.reuse`,
+:mod:`~zest_core.studies.epochs` and :mod:`~zest_core.studies.refsize`.
 
 References
 ----------
@@ -16,28 +18,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 
-from .benchmarks import (
-    DEFAULT_METHODS,
-    ReuseResult,
-    bootstrap_distance_interval,
-    epoch_curves,
-    refsize_study,
-    reuse_benchmark,
-    write_reuse_report,
-)
+from .._shared.checks import check_choice
 from ..cache.store import atomic_write_bytes
+from ..errors import ZestTypeError
+from ..explain.uncertainty import bootstrap_distance_interval
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import zest_distance
+from ..pipeline.probe import ProgressFn
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import compute_signature
-from ..zoo.build import Zoo
+from ..zoo import Zoo
+from .epochs import epoch_curves
+from .refsize import refsize_study
+from .reuse import ReuseResult, reuse_benchmark, write_reuse_report
+from .rules import DEFAULT_METHODS
 
-ProgressFn = Callable[[int, int, str], None]
 BOOTSTRAP_DRAWS = 1000
 
 
@@ -59,8 +58,7 @@ def reuse_study(
     ``baseline="matched"`` judges each pair against unrelated models of the same architectures
     (the child's, and the parent's for the Zest rule's baseline pairs); "pooled" uses them all.
     """
-    if baseline not in ("pooled", "matched"):
-        raise ValueError(f"baseline: expected 'pooled' or 'matched', got {baseline!r}")
+    check_choice("baseline", baseline, ("pooled", "matched"))
     models = {name: zoo.load(name) for name in zoo.entries}
     groups = {name: entry.arch for name, entry in zoo.entries.items()} if baseline == "matched" else None
     return reuse_benchmark(
@@ -170,127 +168,48 @@ def unlearning_study(
     return {"study": "unlearning", "config": config.to_dict(), "refset": refset.provenance, "rows": rows}
 
 
-# --------------------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------------------
+class HtmlFigure(Protocol):
+    """What the writers need of a figure: Plotly's ``to_html`` (studies draw nothing themselves)."""
+
+    def to_html(self, *, include_plotlyjs: bool, full_html: bool) -> str: ...
 
 
-def epochs_figure(result: dict[str, Any]) -> go.Figure:
-    """Related (t vs t+k) and unrelated (a_t vs u_t) curves, thin per run and bold mean ± std."""
-    figure = go.Figure()
-    for group, colour in (("related", "#1f77b4"), ("unrelated", "#d62728")):
-        for label, curve in result[group].items():
-            figure.add_trace(go.Scatter(x=curve["epochs"], y=curve["distance"], mode="lines", name=label,
-                                        line={"color": colour, "width": 1}, opacity=0.35, legendgroup=group,
-                                        showlegend=False))
-        summary = result[f"{group}_summary"]
-        title = f"related: epoch t vs t+{result['k']}" if group == "related" else "unrelated: a_t vs u_t"
-        figure.add_trace(go.Scatter(
-            x=summary["epochs"], y=summary["mean"], mode="lines+markers", name=f"{title} (mean ± std)",
-            line={"color": colour, "width": 3}, legendgroup=group,
-            error_y={"type": "data", "array": summary["std"], "visible": True},
-        ))
-    figure.update_layout(title="Zest distance along training (Zest Fig. 2)", xaxis_title="epoch t",
-                         yaxis_title="Zest cosine distance", template="plotly_white")
-    return figure
+def write_study(
+    result: dict[str, Any], figure: HtmlFigure, out_dir: str | os.PathLike, name: str
+) -> dict[str, Path]:
+    """``<name>.json`` and ``<name>.html`` (the figure, self-contained so it works offline) in ``out_dir``.
 
-
-def refsize_figure(result: dict[str, Any]) -> go.Figure:
-    """Mean ± std of the distance against the number of reference images (log scale)."""
-    figure = go.Figure()
-    for label, colour in (("related", "#1f77b4"), ("unrelated", "#d62728")):
-        data = result[label]
-        figure.add_trace(go.Scatter(
-            x=data["sizes"], y=data["mean"], mode="lines+markers", name=f"{label}: {' vs '.join(data['pair'])}",
-            line={"color": colour}, error_y={"type": "data", "array": data["std"], "visible": True},
-        ))
-    figure.update_layout(title=f"Sensitivity to the reference-set size (Zest Fig. 3), {result['repeats']} draws per N",
-                         xaxis={"title": "reference images N", "type": "log"}, yaxis_title="Zest cosine distance",
-                         template="plotly_white")
-    return figure
-
-
-def unlearning_figure(result: dict[str, Any]) -> go.Figure:
-    """Per source: distance to its exactly and approximately unlearned copies and to unrelated models, with 95% CIs."""
-    figure = go.Figure()
-    colours = {"exact": "#2ca02c", "approx": "#ff7f0e", "unrelated": "#7f7f7f"}
-    for kind, colour in colours.items():
-        xs, ys, lows, highs, texts = [], [], [], [], []
-        for row in result["rows"]:
-            for label, value in row.items():
-                if isinstance(value, dict) and "distance" in value and label.split()[0] == kind:
-                    xs.append(row["source"])
-                    ys.append(value["distance"])
-                    lows.append(value["distance"] - value["ci95"][0])
-                    highs.append(value["ci95"][1] - value["distance"])
-                    texts.append(value["model"])
-        figure.add_trace(go.Scatter(
-            x=xs, y=ys, mode="markers", name={"exact": "exactly unlearned (retrained)", "approx":
-                                              "approximately unlearned (gradient ascent)", "unrelated": "unrelated"}[kind],
-            marker={"color": colour, "size": 10}, text=texts,
-            error_y={"type": "data", "symmetric": False, "array": highs, "arrayminus": lows, "visible": True},
-        ))
-    figure.update_layout(title="Unlearning (Zest §5.3): distance to the source on the forget set, 95% bootstrap CI",
-                         xaxis_title="source model", yaxis_title="Zest cosine distance", template="plotly_white")
-    return figure
-
-
-def reuse_figure(result: ReuseResult, method: str = "zest-cosine") -> go.Figure:
-    """Per relation, the score of every (parent, child) pair against the unrelated pairs' range."""
-    figure = go.Figure()
-    records = [r for r in result.pairs if r["method"] == method]
-    figure.add_trace(go.Box(x=[r["relation"] for r in records], y=[r["score"] for r in records], name="reuse pairs",
-                            boxpoints="all", marker={"color": "#1f77b4"}))
-    unrelated = [r["score"] for r in result.unrelated_pairs if r["method"] == method]
-    figure.add_trace(go.Box(x=["unrelated"] * len(unrelated), y=unrelated, name="unrelated pairs", boxpoints="all",
-                            marker={"color": "#d62728"}))
-    figure.update_layout(title=f"Reuse detection: {method} per relation", yaxis_title=method, template="plotly_white")
-    return figure
-
-
-def write_study(result: dict[str, Any], figure: go.Figure, out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
-    """``<name>.json`` and ``<name>.html`` (Plotly, self-contained so it works offline) in ``out_dir``."""
+    Parameters
+    ----------
+    result : dict
+        A study's result, e.g. from :func:`epochs_study`.
+    figure : plotly.graph_objects.Figure
+        Its figure, e.g. from :func:`zest_core.figures.epochs_figure`.
+    out_dir : path
+    name : str
+        The files' stem.
+    """
     folder = Path(out_dir)
     paths = {"json": folder / f"{name}.json", "html": folder / f"{name}.html"}
     atomic_write_bytes(paths["json"], json.dumps(result, indent=1, default=_jsonable).encode())
-    atomic_write_bytes(paths["html"], figure.to_html(include_plotlyjs=True, full_html=True).encode())
+    _write_html(figure, paths["html"])
     return paths
 
 
-def write_reuse(result: ReuseResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """The reuse report (Markdown + JSON, :func:`zest_core.studies.benchmarks.write_reuse_report`) and its figure."""
+def write_reuse(result: ReuseResult, figure: HtmlFigure, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """The reuse report (Markdown + JSON, :func:`~zest_core.studies.reuse.write_reuse_report`) and ``reuse.html``.
+
+    ``figure`` is the result's figure, e.g. from :func:`zest_core.figures.reuse_figure`.
+    """
     paths = write_reuse_report(result, out_dir)
     html = Path(out_dir) / "reuse.html"
-    atomic_write_bytes(html, reuse_figure(result).to_html(include_plotlyjs=True, full_html=True).encode())
+    _write_html(figure, html)
     return {**paths, "html": html}
 
 
-def summary_markdown(result: dict[str, Any]) -> str:
-    """A short Markdown table of an epochs, refsize or unlearning result (the numbers the README quotes)."""
-    study = result["study"]
-    if study == "unlearning":
-        lines = ["| source | d(source, exact) [95% CI] | d(source, approx) [95% CI] | d(source, unrelated) mean ± std |",
-                 "|---|---|---|---|"]
-        for row in result["rows"]:
-            unrelated = [v["distance"] for k, v in row.items() if k.startswith("unrelated")]
-            cells = [f"{row[k]['distance']:.4f} [{row[k]['ci95'][0]:.4f}, {row[k]['ci95'][1]:.4f}]" for k in ("exact", "approx")]
-            lines.append(f"| {row['source']} | {cells[0]} | {cells[1]} | {np.mean(unrelated):.4f} ± {np.std(unrelated):.4f} |")
-        return "\n".join(lines)
-    if study == "epochs":
-        related, unrelated = result["related_summary"], result["unrelated_summary"]
-        lines = [f"| epoch t | related d(t, t+{result['k']}) mean ± std (n={related['count']}) | "
-                 f"unrelated d(a_t, u_t) mean ± std (n={unrelated['count']}) |", "|---|---|---|"]
-        rel = dict(zip(related["epochs"], zip(related["mean"], related["std"])))
-        for epoch, mean, std in zip(unrelated["epochs"], unrelated["mean"], unrelated["std"]):
-            left = f"{rel[epoch][0]:.4f} ± {rel[epoch][1]:.4f}" if epoch in rel else "-"
-            lines.append(f"| {epoch} | {left} | {mean:.4f} ± {std:.4f} |")
-        return "\n".join(lines)
-    lines = [f"| N | related {' vs '.join(result['related']['pair'])} | unrelated {' vs '.join(result['unrelated']['pair'])} |",
-             "|---|---|---|"]
-    for i, size in enumerate(result["related"]["sizes"]):
-        lines.append(f"| {size} | {result['related']['mean'][i]:.4f} ± {result['related']['std'][i]:.4f} | "
-                     f"{result['unrelated']['mean'][i]:.4f} ± {result['unrelated']['std'][i]:.4f} |")
-    return "\n".join(lines)
+def _write_html(figure: HtmlFigure, path: Path) -> None:
+    # plotly.js goes inside the file, so it opens offline and keeps working if the CDN moves on.
+    atomic_write_bytes(path, figure.to_html(include_plotlyjs=True, full_html=True).encode())
 
 
 def _checkpoints(zoo: Zoo, name: str) -> list[tuple[int, Any]]:
@@ -308,8 +227,9 @@ def _curve_summary(curves: dict[str, dict[str, list]]) -> dict[str, list]:
 
 
 def _jsonable(value: Any) -> Any:
+    """``json.dumps``'s ``default``: numpy scalars and arrays as plain values (NaN stays NaN, as it always has)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    raise ZestTypeError(f"result: expected JSON values, numpy scalars or arrays, got {type(value).__name__}")

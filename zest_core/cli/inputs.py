@@ -1,0 +1,187 @@
+"""What the ``zest`` command reads: MODEL and REF arguments, config flags, and the signatures they give.
+
+Every fault in an input is a :class:`CLIError` (or an engine error) whose message names the argument;
+:func:`zest_core.cli.main` prints it as ``zest: error: ...`` and exits with :data:`EXIT_USAGE`.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .._shared.progress import ProgressBar
+from ..cache.store import SignatureCache
+from ..errors import ZestError
+from ..pipeline.config import ZestConfig
+from ..pipeline.distance import check_compatible
+from ..pipeline.reference import ReferenceSet
+from ..pipeline.signature import Signature, compute_signature
+from ..sources.cifar import CIFAR_DATASETS, load_cifar
+from ..sources.image_folder import load_image_folder
+from ..sources.mnist import load_mnist
+from ..sources.models import Classifier, load_model
+from ..sources.npz import load_npz_reference
+
+EXIT_OK = 0
+EXIT_USAGE = 2  # bad input of any kind, as argparse uses for bad arguments
+DEFAULT_MNIST_N = 128
+SIGNATURE_SUFFIX = ".npz"
+
+# Command-line flag → ZestConfig field, for the flags every computing subcommand shares.
+CONFIG_FLAGS = {
+    "samples": "num_samples",
+    "segmentation": "segmentation",
+    "fill": "fill",
+    "mode": "mode",
+    "targets": "targets",
+    "seed": "seed",
+    "batch_size": "batch_size",
+    "device": "device",
+}
+
+
+class CLIError(ZestError):
+    """An input the command cannot use; its message names the input and the problem."""
+
+
+@dataclass
+class Input:
+    """One MODEL argument of ``distance``/``matrix``: a model to probe, or a precomputed signature."""
+
+    spec: str
+    model: Classifier | None = None
+    signature: Signature | None = None
+
+
+def is_signature_spec(spec: str) -> bool:
+    """Whether a MODEL argument names a signature file (by its ``.npz`` suffix)."""
+    return spec.lower().endswith(SIGNATURE_SUFFIX)
+
+
+def load_classifier(spec: str, *, trust_pickle: bool = False) -> Classifier:
+    """A MODEL argument that is a model: any spec of :func:`zest_core.sources.models.load_model`.
+
+    Raises
+    ------
+    CLIError
+        If ``spec`` names a signature file; ModelLoadError (naming the file or spec and the
+        problem) if the model cannot be loaded.
+    """
+    if is_signature_spec(spec):
+        raise CLIError(f"{spec}: is a signature file; expected a model (a TorchScript, ONNX or ARCH:WEIGHTS.pt file)")
+    return load_model(spec, trust_pickle=trust_pickle)
+
+
+def load_signature(spec: str) -> Signature:
+    """Read a signature file written by ``zest signature`` (or :meth:`Signature.save`)."""
+    if not Path(spec).is_file():
+        problem = "is a directory" if Path(spec).is_dir() else "no such file"
+        raise CLIError(f"{spec}: {problem} (expected a signature file)")
+    return Signature.load(spec)  # SignatureFileError names the file and the problem
+
+
+def load_input(spec: str, *, trust_pickle: bool = False) -> Input:
+    """A MODEL argument of ``distance``/``matrix``: a signature file if it ends in .npz, else a model."""
+    if is_signature_spec(spec):
+        return Input(spec=spec, signature=load_signature(spec))
+    return Input(spec=spec, model=load_classifier(spec, trust_pickle=trust_pickle))
+
+
+def load_refset(spec: str, image_size: Sequence[int] | None = None) -> ReferenceSet:
+    """A REF argument: ``mnist[:N]``, ``cifar10:ROOT[:N]``, ``cifar100:ROOT[:N]``, a folder or an ``.npz`` file.
+
+    ``image_size`` (H, W) resizes the images of a folder; it is refused for any other REF.
+    """
+    if Path(spec).is_dir():
+        return load_image_folder(spec, size=tuple(image_size) if image_size else None)
+    if image_size:
+        raise CLIError(f"--image-size: applies only to a folder of images, got --refset {spec!r}")
+    name, separator, rest = spec.partition(":")
+    if name in CIFAR_DATASETS and separator:
+        root, count = _split_count(rest)
+        if not root:
+            raise CLIError(f"--refset: expected '{name}:ROOT' or '{name}:ROOT:N' with ROOT a folder, got {spec!r}")
+        return load_cifar(name, root, n=_ref_count(spec, count, f"'{name}:ROOT:N'") if count else DEFAULT_MNIST_N)
+    if name != "mnist":
+        return load_npz_reference(spec)
+    return load_mnist(_ref_count(spec, rest, "'mnist' or 'mnist:N'") if separator else DEFAULT_MNIST_N)
+
+
+def _split_count(text: str) -> tuple[str, str]:
+    """'ROOT:N' → (ROOT, N); a ROOT without a numeric ':N' (it may hold ':' itself) → (ROOT, '')."""
+    root, _, count = text.rpartition(":")
+    return (root, count) if root and count.isdigit() else (text, "")
+
+
+def _ref_count(spec: str, count: str, forms: str) -> int:
+    if not count.isdigit() or int(count) < 1:
+        raise CLIError(f"--refset: expected {forms} with N a positive integer, got {spec!r}")
+    return int(count)
+
+
+def config_from_args(args: argparse.Namespace, base: ZestConfig | None = None) -> ZestConfig:
+    """``base`` (default ``ZestConfig()``) with the config flags the user gave applied over it."""
+    changes = {field: getattr(args, flag) for flag, field in CONFIG_FLAGS.items() if getattr(args, flag) is not None}
+    return (base or ZestConfig()).replace(**changes)
+
+
+def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
+    """False for --no-cache, a cache in --cache-dir, or None (the engine's default folder)."""
+    if args.no_cache:
+        return False
+    return SignatureCache(args.cache_dir) if args.cache_dir else None
+
+
+def signature_of(
+    spec: str, model: Classifier, refset: ReferenceSet, config: ZestConfig, cache: SignatureCache | bool | None,
+    label: str = "",
+) -> Signature:
+    """Compute a model's signature with a progress bar; engine errors are reported against its spec."""
+    channels = model.input_shape[0] if model.input_shape is not None else None
+    if channels is not None and channels != refset.channels:
+        raise CLIError(
+            f"{spec}: the model takes {channels}-channel images but the reference set "
+            f"({refset.provenance}) has {refset.channels}-channel images; use a reference set of "
+            f"{channels}-channel images (images are never converted silently)"
+        )
+    with ProgressBar(label or f"{spec}: ") as progress:
+        try:
+            return compute_signature(model, refset, config, progress, cache=cache)
+        except (ValueError, RuntimeError) as error:
+            raise CLIError(f"{spec}: {error}") from error
+
+
+def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Signature]:
+    """Every input's signature: loaded from its file, or computed once on --refset."""
+    loaded = [item.signature for item in inputs if item.signature is not None]
+    # Unset config flags follow a given signature file's config, so a model can be compared with it.
+    base = ZestConfig(**loaded[0].config.science_dict()) if loaded else None
+    config = config_from_args(args, base)
+    refset = _refset_for(inputs, args)
+    if refset is not None and loaded and loaded[0].refset_fingerprint != refset.fingerprint():
+        first = next(item.spec for item in inputs if item.signature is not None)
+        raise CLIError(f"{first} was computed on another reference set than --refset {args.refset}; use the same one")
+    cache = cache_from_args(args)
+    result = []
+    for index, item in enumerate(inputs):
+        if item.signature is not None:
+            result.append(item.signature)
+        else:
+            label = f"model {index + 1}/{len(inputs)} ({item.spec}): "
+            result.append(signature_of(item.spec, item.model, refset, config, cache, label))
+    for item, signature in zip(inputs[1:], result[1:]):
+        try:
+            check_compatible(result[0], signature)
+        except ValueError as error:
+            raise CLIError(f"{inputs[0].spec} vs {item.spec}: {error}") from error
+    return result
+
+
+def _refset_for(inputs: Sequence[Input], args: argparse.Namespace) -> ReferenceSet | None:
+    models = [item.spec for item in inputs if item.model is not None]
+    if not models:
+        return None
+    if args.refset is None:
+        raise CLIError(f"--refset is required to compute the signature of {models[0]}")
+    return load_refset(args.refset, args.image_size)

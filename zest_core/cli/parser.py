@@ -1,0 +1,172 @@
+"""The ``zest`` argument parser: one subparser per command, the flag groups they share, and their help."""
+from __future__ import annotations
+
+import argparse
+
+from ..pipeline.config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
+from ..pipeline.distance import ALIGN_CHOICES, METRICS
+from ..sources.architectures import ARCHITECTURES
+from ..zoo.demo import DEMO_NUM_SAMPLES
+from .bench import cmd_bench
+from .compare import cmd_distance, cmd_matrix, cmd_signature
+from .inputs import DEFAULT_MNIST_N
+from .zoo import cmd_demo, cmd_zoo_build, cmd_zoo_list
+
+
+def _config_parent() -> argparse.ArgumentParser:
+    """The flags of :data:`~zest_core.cli.inputs.CONFIG_FLAGS` and the cache, shared by every computing command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("signature configuration (defaults: zest_core.ZestConfig)")
+    group.add_argument(
+        "--samples", type=int, metavar="L",
+        help=f"random maskings per reference image (default: {ZestConfig().num_samples}; demo: {DEMO_NUM_SAMPLES})",
+    )
+    group.add_argument("--segmentation", choices=SEGMENTATION_METHODS, help="super-pixel algorithm")
+    group.add_argument("--fill", choices=FILLS, help="what replaces a hidden super-pixel")
+    group.add_argument("--mode", choices=MODES, help="local fit: zest (least squares) or lime (kernel ridge)")
+    group.add_argument("--targets", choices=TARGETS, help="what the local models regress")
+    group.add_argument("--seed", type=int, help="seed of the mask sampler")
+    group.add_argument("--batch-size", type=int, help="perturbed images per forward pass")
+    group.add_argument("--device", choices=DEVICES, help="where the models run")
+    group.add_argument("--cache-dir", help="signature cache folder (default: $ZEST_CACHE_DIR or ~/.cache/zest)")
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write cached signatures")
+    return parent
+
+
+def _image_size_flag(parser: argparse.ArgumentParser) -> None:
+    """``--image-size H W``: resize a folder REF."""
+    parser.add_argument(
+        "--image-size", nargs=2, type=int, metavar=("H", "W"), help="resize the images of a folder REF to H×W"
+    )
+
+
+def _trust_pickle_flag(parser: argparse.ArgumentParser) -> None:
+    """``--trust-pickle``: allow model files that hold pickled objects."""
+    parser.add_argument(
+        "--trust-pickle", action="store_true",
+        help="load model files that hold pickled Python objects (torch.save(model)); unpickling runs code "
+        "from the file, so only for files you trust",
+    )
+
+
+def _comparison_flags(parser: argparse.ArgumentParser) -> None:
+    """The inputs and the distance flags of ``distance`` and ``matrix``."""
+    _trust_pickle_flag(parser)
+    parser.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (needed unless every input is a signature file)")
+    _image_size_flag(parser)
+    parser.add_argument(
+        "--metric", choices=METRICS, default="cosine", help="distance between signatures (default: cosine)"
+    )
+    parser.add_argument(
+        "--align", choices=ALIGN_CHOICES, default="auto",
+        help="class matching; auto matches greedily only when the class counts differ (default: auto)",
+    )
+
+
+MODEL_SPEC_HELP = (
+    "a TorchScript or ONNX (.onnx) file, ARCH:WEIGHTS.pt (a state_dict; ARCH: " + ", ".join(sorted(ARCHITECTURES))
+    + " or a torchvision classification model such as resnet18), an http(s):// endpoint or zoo:NAME"
+)
+INPUTS_HELP = (
+    f"MODEL is {MODEL_SPEC_HELP}, or a signature .npz written by 'zest signature'. "
+    "REF is mnist, mnist:N (N stratified built-in MNIST digits, "
+    f"default {DEFAULT_MNIST_N}), cifar10:ROOT[:N] or cifar100:ROOT[:N] (N stratified test images of the dataset "
+    "in ROOT), a folder of images (class subfolders give labels) or an .npz file with an 'images' array. Config "
+    "flags left unset follow the first signature file's config, so a model can be compared with a saved signature."
+)
+REF_HELP = "mnist, mnist:N, cifar10:ROOT[:N], cifar100:ROOT[:N], a folder of images or an .npz file"
+MODEL_HELP = f"{MODEL_SPEC_HELP}, or a signature .npz"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``zest`` argument parser: one subparser per command, ``handler`` set to the function that runs it."""
+    parser = argparse.ArgumentParser(
+        prog="zest",
+        description=(
+            "Zest model distances (Jia et al., ICLR 2023): how similar two image classifiers are, "
+            "from their predictions alone."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config = _config_parent()
+    _add_comparison_commands(commands, config)
+    _add_zoo_commands(commands, config)
+    _add_bench_command(commands, config)
+    return parser
+
+
+def _add_comparison_commands(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
+    """``signature``, ``distance`` and ``matrix``."""
+    sign = commands.add_parser("signature", parents=[config], help="compute and save a model's signature")
+    sign.add_argument("model", metavar="MODEL", help=MODEL_SPEC_HELP)
+    _trust_pickle_flag(sign)
+    sign.add_argument("--refset", metavar="REF", required=True, help=REF_HELP)
+    _image_size_flag(sign)
+    sign.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the signature")
+    sign.set_defaults(handler=cmd_signature)
+
+    dist = commands.add_parser(
+        "distance", parents=[config], help="the Zest distance between two models", description=INPUTS_HELP
+    )
+    dist.add_argument("a", metavar="A", help=MODEL_HELP)
+    dist.add_argument("b", metavar="B", help=MODEL_HELP)
+    _comparison_flags(dist)
+    dist.add_argument("--json", action="store_true", help="print one JSON object with the details")
+    dist.set_defaults(handler=cmd_distance)
+
+    matrix = commands.add_parser(
+        "matrix", parents=[config], help="distances between every pair of models", description=INPUTS_HELP
+    )
+    matrix.add_argument("models", metavar="MODEL", nargs="+", help=MODEL_HELP)
+    _comparison_flags(matrix)
+    matrix.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default: csv)")
+    matrix.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    matrix.set_defaults(handler=cmd_matrix)
+
+
+def _add_zoo_commands(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
+    """``demo``, ``zoo build`` and ``zoo list``."""
+    demo = commands.add_parser(
+        "demo", parents=[config], help="train small MNIST models and compare them (offline, about a minute at most)"
+    )
+    demo.add_argument("--epochs", type=int, default=2, help="training epochs of the base models (default: 2)")
+    demo.add_argument("--n", type=int, default=32, help="reference digits (default: 32)")
+    demo.set_defaults(handler=cmd_demo)
+
+    zoo_parser = commands.add_parser("zoo", help="the demo zoo of related and unrelated MNIST models")
+    zoo_commands = zoo_parser.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
+    build = zoo_commands.add_parser("build", help="train the demo zoo (replaces the zoo in --out once complete)")
+    build.add_argument("--out", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
+    build.add_argument("--tiny", action="store_true", help="a seconds-long zoo of one source per architecture, for tests")
+    build.add_argument("--seed", type=int, default=0, help="seed every model derives from (default: 0)")
+    build.set_defaults(handler=cmd_zoo_build)
+    listing = zoo_commands.add_parser("list", help="the zoo's models, relations and held-out accuracies")
+    listing.add_argument("--root", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
+    listing.add_argument("--json", action="store_true", help="print the manifest's model entries as JSON")
+    listing.set_defaults(handler=cmd_zoo_list)
+
+
+def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
+    """``bench STUDY``: the papers' studies on the demo zoo."""
+    bench = commands.add_parser(
+        "bench", parents=[config], help="the papers' studies on the demo zoo (reuse table, epochs, reference size, unlearning)"
+    )
+    bench.add_argument("study", choices=("reuse", "epochs", "refsize", "unlearning"),
+                       help="reuse: Zest Table 5 with ModelDiff; epochs: Fig. 2; refsize: Fig. 3; unlearning: §5.3")
+    bench.add_argument("--zoo", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
+    bench.add_argument("--n", type=int, default=DEFAULT_MNIST_N,
+                       help=f"reference digits, stratified from the held-out split (default: {DEFAULT_MNIST_N}; "
+                            "unlearning always uses the 128-digit forget set)")
+    bench.add_argument("--ref-seed", type=int, default=0, help="seed of the reference-digit draw (default: 0)")
+    bench.add_argument("--out", default="bench/results", metavar="DIR", help="output folder (default: bench/results)")
+    bench.add_argument("--methods", nargs="+", default=["zest-cosine", "zest-l2", "modeldiff", "agreement"],
+                       choices=("zest-cosine", "zest-l2", "modeldiff", "agreement", "cka"), help="reuse: methods")
+    bench.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
+                       help="reuse: class matching for Zest (default: greedy, as the authors' code; auto skips "
+                            "equal class counts and so misses label-permuted copies)")
+    bench.add_argument("--baseline", choices=("pooled", "matched"), default="pooled",
+                       help="reuse: judge pairs against all unrelated models (pooled, default) or only those of "
+                            "the same architectures (matched)")
+    bench.add_argument("--k", type=int, default=1, help="epochs: compare checkpoint t with t+k (default: 1)")
+    bench.add_argument("--repeats", type=int, default=10, help="refsize: draws per reference-set size (default: 10)")
+    bench.set_defaults(handler=cmd_bench)

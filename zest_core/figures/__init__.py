@@ -1,0 +1,41 @@
+"""Every Plotly figure of Zest Explorer: the dashboard draws them, and the CLI writes them as HTML files.
+
+Drawing only, no science: each function takes a result of :mod:`zest_core.explain` or
+:mod:`zest_core.studies` and returns a ``plotly.graph_objects.Figure``. This is the only place in
+``zest_core`` that imports Plotly (``tests/test_architecture.py`` checks it), so ``import zest_core``
+does not need it.
+
+- :mod:`~zest_core.figures.distances`: a pair's distance against unrelated models, contributions,
+  the clustered distance matrix.
+- :mod:`~zest_core.figures.images`, :mod:`~zest_core.figures.weights`: reference images, super-pixels,
+  LIME weights.
+- :mod:`~zest_core.figures.alignment`: class matching.
+- :mod:`~zest_core.figures.studies`: the papers' studies (epochs, reference size, unlearning, reuse).
+"""
+from ._style import DIVERGING, MATCH_COLORS, VERDICT_COLORS
+from .alignment import bipartite, cost_matrix
+from .distances import clustered_heatmap, contribution_bars, distance_context
+from .images import image_grid, numbered_segments, png_image
+from .studies import epoch_figure, epochs_figure, refsize_figure, reuse_figure, unlearning_figure
+from .weights import weight_small_multiples, weight_triptych
+
+__all__ = [
+    "DIVERGING",
+    "MATCH_COLORS",
+    "VERDICT_COLORS",
+    "bipartite",
+    "clustered_heatmap",
+    "contribution_bars",
+    "cost_matrix",
+    "distance_context",
+    "epoch_figure",
+    "epochs_figure",
+    "image_grid",
+    "numbered_segments",
+    "png_image",
+    "refsize_figure",
+    "reuse_figure",
+    "unlearning_figure",
+    "weight_small_multiples",
+    "weight_triptych",
+]

@@ -1,0 +1,27 @@
+"""Remote models: a model behind an HTTP endpoint, queried as a black box.
+
+- :mod:`.protocol`: the JSON protocol over HTTP (documented there), its wire format and the
+  fingerprint's probe images;
+- :mod:`.client`: :class:`EndpointModel`, the remote model called like a local one, and
+  :func:`load_endpoint`, which :func:`zest_core.sources.models.load_model` calls for ``http(s)://`` specs;
+- :mod:`.server`: a reference server that puts any torch callable behind the protocol.
+"""
+from ...errors import EndpointError
+from .client import EndpointModel, load_endpoint
+from .protocol import OUTPUT_KINDS, decode_batch, encode_batch, probe_batch
+from .server import EndpointServer, Responder, model_responder, serve_model, serve_responder
+
+__all__ = [
+    "OUTPUT_KINDS",
+    "EndpointError",
+    "EndpointModel",
+    "EndpointServer",
+    "Responder",
+    "decode_batch",
+    "encode_batch",
+    "load_endpoint",
+    "model_responder",
+    "probe_batch",
+    "serve_model",
+    "serve_responder",
+]

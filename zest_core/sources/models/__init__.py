@@ -1,0 +1,34 @@
+"""Model sources: image classifiers from files, endpoints or Python objects, behind one black-box interface.
+
+- :mod:`.classifier`: :class:`Classifier`, the contract every model is reduced to (images in
+  [0, 1] in, class scores out), and its checks;
+- :mod:`.load`: :func:`load_model`, which dispatches a spec to its source, and
+  :func:`register_spec_scheme`, through which higher layers add schemes (``zoo:``);
+- :mod:`.formats`: one module per model file format (ONNX, TorchScript, ``torch.save``, ``ARCH:PATH``
+  state_dicts); a new format goes there;
+- :mod:`.files`: reading a model file and hashing it, shared by the formats.
+
+Models behind an HTTP URL live in :mod:`zest_core.sources.endpoint`.
+"""
+from ...errors import ModelLoadError
+from .classifier import OUTPUTS, Classifier, ModelOptions, ModuleClassifier, Normalization
+from .formats import CHECKPOINT_KEYS, IMAGENET_NORMALIZATION, NATIVE_SIZES, OnnxRunner, infer_shape
+from .load import SPEC_SCHEMES, load_file, load_model, register_spec_scheme
+
+__all__ = [
+    "CHECKPOINT_KEYS",
+    "IMAGENET_NORMALIZATION",
+    "NATIVE_SIZES",
+    "OUTPUTS",
+    "SPEC_SCHEMES",
+    "Classifier",
+    "ModelLoadError",
+    "ModelOptions",
+    "ModuleClassifier",
+    "Normalization",
+    "OnnxRunner",
+    "infer_shape",
+    "load_file",
+    "load_model",
+    "register_spec_scheme",
+]

@@ -75,15 +75,16 @@ def test_bench_command_writes_json_html_and_markdown(tiny, tmp_path, capsys):
     args = ["--zoo", str(tiny.root), "--n", "6", "--samples", "40", "--no-cache", "--out", str(out)]
     assert main(["bench", "reuse", "--methods", "zest-cosine", "agreement", *args]) == 0
     printed = capsys.readouterr().out
-    assert "steal" in printed and "transfer-10" in printed
-    report = json.loads((out / "report.json").read_text())
-    assert {p["relation"] for p in report["pairs"]} >= {"steal", "permuted", "unlearn-approx"}
+    assert "steal" in printed and "transfer-10" in printed and "false-positive" in printed
+    report = json.loads((out / "reuse.json").read_text())
+    assert {p["relation"] for p in report["related"]} >= {"steal", "permuted", "unlearn-approx"}
     assert "plotly" in (out / "reuse.html").read_text()[:20000].lower()
-    assert main(["bench", "reuse", "--methods", "zest-cosine", "--baseline", "matched", *args]) == 0
-    matched = json.loads((out / "report.json").read_text())
-    assert matched["metadata"]["groups"]["cnn-s0.steal-lenet"] == "lenet5"
-    steal = next(p for p in matched["pairs"] if p["child"] == "cnn-s0.steal-lenet")
-    assert sorted(steal["reference_scores"]) == ["lenet-s0", "lenet-u1"]  # the thief's architecture only
+    steal = next(p for p in report["related"] if p["suspect"] == "cnn-s0.steal-lenet" and p["method"] == "zest-cosine")
+    assert sorted(steal["null"]) == ["lenet-s0", "lenet-u1"]  # trained from scratch for its task, the thief's architecture
+    # Every model trained from scratch played the suspect against every other one outside its lineage.
+    suspects = {(n["reference"], n["suspect"]) for n in report["negatives"]}
+    assert ("cnn-s0", "cnn-u1") in suspects and ("cnn-u1", "cnn-s0") in suspects
+    assert all(n["suspect"] not in n["null"] for n in report["negatives"])
     assert main(["bench", "unlearning", *args]) == 0
     assert json.loads((out / "unlearning.json").read_text())["study"] == "unlearning"
     assert main(["bench", "epochs", "--zoo", str(tmp_path / "missing")]) == 2

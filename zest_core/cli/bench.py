@@ -5,24 +5,28 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._shared.checks import check_int
 from .._shared.progress import ProgressBar
 from ..sources.mnist import load_mnist
-from .inputs import EXIT_OK, cache_from_args, config_from_args
+from .inputs import EXIT_OK, cache_from_args, config_from_args, named_as_flags
+
+# Parameters of the studies that a flag gives, for error messages in the user's terms.
+STUDY_FLAGS = {"n": "--n", "k": "--k", "repeats": "--repeats"}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``zest bench STUDY``: one of the papers' studies on the demo zoo, written as JSON + Plotly HTML."""
+    check_int("--ref-seed", args.ref_seed, minimum=0)  # numpy's own error for a negative seed names nothing
+    with named_as_flags(STUDY_FLAGS):
+        return _run_study(args)
+
+
+def _run_study(args: argparse.Namespace) -> int:
     # Imported here so that the other commands start without Plotly.
-    from ..figures import epochs_figure, refsize_figure, reuse_figure, unlearning_figure
-    from ..studies import (
-        epochs_study,
-        refsize_study_on_zoo,
-        reuse_study,
-        summary_markdown,
-        unlearning_study,
-        write_reuse,
-        write_study,
-    )
+    from ..figures import calibration_figures, epochs_figure, refsize_figure, unlearning_figure
+    from ..studies import epochs_study, refsize_study_on_zoo, summary_markdown, unlearning_study, write_study
+    from ..studies.markdown import calibration_markdown
+    from ..studies.zoo_studies import calibrated_reuse_study, write_calibration
     from ..zoo import load_zoo
 
     built = load_zoo(args.zoo)
@@ -32,10 +36,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     refset = load_mnist(args.n, split="test", seed=args.ref_seed)
     with ProgressBar(f"bench {args.study}: ") as bar:
         if args.study == "reuse":
-            result = reuse_study(built, refset, config, methods=args.methods, align=args.align,
-                                 baseline=args.baseline, progress=bar, cache=cache)
-            paths = write_reuse(result, reuse_figure(result), out)
-            print(result.to_markdown())
+            result = calibrated_reuse_study(built, refset, config, methods=args.methods, align=args.align,
+                                            alpha=args.alpha, progress=bar, cache=cache)
+            paths = write_calibration(result, calibration_figures(result.to_dict()), out)
+            print(calibration_markdown(result))
         elif args.study == "epochs":
             data = epochs_study(built, refset, config, k=args.k, progress=bar, cache=cache)
             paths = write_study(data, epochs_figure(data), out, "epochs")

@@ -6,7 +6,9 @@ import argparse
 from ..pipeline.config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
 from ..pipeline.distance import ALIGN_CHOICES, METRICS
 from ..sources.architectures import ARCHITECTURES
+from ..sources.endpoint import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from ..zoo.demo import DEMO_NUM_SAMPLES
+from .audit import cmd_audit
 from .bench import cmd_bench
 from .compare import cmd_distance, cmd_matrix, cmd_signature
 from .inputs import DEFAULT_MNIST_N
@@ -49,9 +51,35 @@ def _trust_pickle_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _endpoint_flags(parser: argparse.ArgumentParser) -> None:
+    """``--timeout`` and ``--retries``: how long to wait for, and how often to retry, an http(s):// model."""
+    group = parser.add_argument_group("http(s):// models")
+    group.add_argument(
+        "--timeout", type=float, metavar="SECONDS",
+        help="the most one request may take, from connecting to the last byte of the answer "
+        f"(default: {DEFAULT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--retries", type=int, metavar="N",
+        help="further attempts after a refused connection, a timeout or an HTTP 429/5xx answer "
+        f"(default: {DEFAULT_RETRIES})",
+    )
+
+
+def _nondeterministic_flag(parser: argparse.ArgumentParser) -> None:
+    """``--allow-nondeterministic``: accept a model that answers the same images differently."""
+    parser.add_argument(
+        "--allow-nondeterministic", action="store_true",
+        help="accept a model whose answers to the same images differ (a stochastic API); by default the first "
+        "batch is queried twice and such a model is refused, since its distance to itself would not be 0",
+    )
+
+
 def _comparison_flags(parser: argparse.ArgumentParser) -> None:
     """The inputs and the distance flags of ``distance`` and ``matrix``."""
     _trust_pickle_flag(parser)
+    _nondeterministic_flag(parser)
+    _endpoint_flags(parser)
     parser.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (needed unless every input is a signature file)")
     _image_size_flag(parser)
     parser.add_argument(
@@ -92,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_comparison_commands(commands, config)
     _add_zoo_commands(commands, config)
     _add_bench_command(commands, config)
+    _add_audit_command(commands, config)
     return parser
 
 
@@ -100,6 +129,8 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     sign = commands.add_parser("signature", parents=[config], help="compute and save a model's signature")
     sign.add_argument("model", metavar="MODEL", help=MODEL_SPEC_HELP)
     _trust_pickle_flag(sign)
+    _nondeterministic_flag(sign)
+    _endpoint_flags(sign)
     sign.add_argument("--refset", metavar="REF", required=True, help=REF_HELP)
     _image_size_flag(sign)
     sign.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the signature")
@@ -164,9 +195,37 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
     bench.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="reuse: class matching for Zest (default: greedy, as the authors' code; auto skips "
                             "equal class counts and so misses label-permuted copies)")
-    bench.add_argument("--baseline", choices=("pooled", "matched"), default="pooled",
-                       help="reuse: judge pairs against all unrelated models (pooled, default) or only those of "
-                            "the same architectures (matched)")
+    bench.add_argument("--alpha", type=float, default=0.05,
+                       help="reuse: significance level of the verdicts (default: 0.05); every pair is judged "
+                            "against models trained from scratch for the child's task with its architecture")
     bench.add_argument("--k", type=int, default=1, help="epochs: compare checkpoint t with t+k (default: 1)")
     bench.add_argument("--repeats", type=int, default=10, help="refsize: draws per reference-set size (default: 10)")
     bench.set_defaults(handler=cmd_bench)
+
+
+def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
+    """``audit REFERENCE SUSPECT``: a calibrated verdict against the matched null."""
+    audit = commands.add_parser(
+        "audit", parents=[config],
+        help="is SUSPECT derived from REFERENCE? p-value and verdict against models trained independently "
+             "for the suspect's task with its architecture",
+    )
+    audit.add_argument("reference", metavar="REFERENCE", help=f"the model of the owner: {MODEL_SPEC_HELP}")
+    audit.add_argument("suspect", metavar="SUSPECT", help="the model under suspicion (same forms)")
+    audit.add_argument(
+        "--unrelated", nargs="+", metavar="SPEC",
+        help="models trained independently for the suspect's task with the suspect's architecture: model "
+             "specs, folders of model files, or @FILE (one spec per line); zoo: pairs default to the zoo's manifest",
+    )
+    audit.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    audit.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "agreement"), default="zest-cosine",
+                       help="the distance judged (default: zest-cosine)")
+    audit.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
+    _image_size_flag(audit)
+    audit.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
+                       help="class matching for Zest (default: greedy: a suspect's class order is unknown)")
+    audit.add_argument("--zoo", metavar="DIR", help="zoo folder for zoo: models (default: $ZEST_ZOO_DIR or assets/zoo)")
+    _trust_pickle_flag(audit)
+    _endpoint_flags(audit)
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+    audit.set_defaults(handler=cmd_audit)

@@ -10,10 +10,12 @@ does not need it.
 - :mod:`~zest_core.figures.images`, :mod:`~zest_core.figures.weights`: reference images, super-pixels,
   LIME weights.
 - :mod:`~zest_core.figures.alignment`: class matching.
+- :mod:`~zest_core.figures.calibration`: the calibrated reuse benchmark and one audit's null.
 - :mod:`~zest_core.figures.studies`: the papers' studies (epochs, reference size, unlearning, reuse).
 """
 from ._style import DIVERGING, MATCH_COLORS, VERDICT_COLORS
 from .alignment import bipartite, cost_matrix
+from .calibration import audit_null_figure, calibration_figures, matched_null_figure, rates_figure, roc_figure
 from .distances import clustered_heatmap, contribution_bars, distance_context
 from .images import image_grid, numbered_segments, png_image
 from .studies import epoch_figure, epochs_figure, refsize_figure, reuse_figure, unlearning_figure
@@ -23,7 +25,9 @@ __all__ = [
     "DIVERGING",
     "MATCH_COLORS",
     "VERDICT_COLORS",
+    "audit_null_figure",
     "bipartite",
+    "calibration_figures",
     "clustered_heatmap",
     "contribution_bars",
     "cost_matrix",
@@ -32,7 +36,10 @@ __all__ = [
     "epochs_figure",
     "image_grid",
     "numbered_segments",
+    "matched_null_figure",
     "png_image",
+    "rates_figure",
+    "roc_figure",
     "refsize_figure",
     "reuse_figure",
     "unlearning_figure",

@@ -9,6 +9,7 @@ import numpy as np
 from .rules import METHOD_KINDS
 
 if TYPE_CHECKING:  # reuse.py renders itself through this module
+    from .calibration import CalibrationResult
     from .reuse import ReuseResult
 
 RULE_TITLES = (
@@ -117,6 +118,53 @@ def _mean_std_text(stats: Mapping[str, Any]) -> str:
 
 def _rate_text(rate: float | None, positive: int, evaluated: int) -> str:
     return "n/a" if rate is None else f"{100 * rate:.0f}% ({positive}/{evaluated})"
+
+
+# --------------------------------------------------------------------------------------------------
+# The calibrated reuse report (matched null)
+# --------------------------------------------------------------------------------------------------
+
+
+def calibration_markdown(result: "CalibrationResult") -> str:
+    """Per relation: distances, matched AUC and TPR at α for every method; then the measured FPR."""
+    methods, alpha = result.methods, result.alpha
+    lines = [
+        f"# Reuse detection against the matched null (α = {alpha:g})", "",
+        "Each child is audited against its source, its distance judged against the distances from the source "
+        "to models trained from scratch for the child's task with the child's architecture.", "",
+        "## Matched AUC · TPR at α (per relation)", "",
+        _table_header(["relation", "n", *[f"{m}: d mean ± std" for m in methods[:1]],
+                       *[f"{m}: AUC · TPR" for m in methods]]),
+    ]
+    for relation in result.relations:
+        first = result.summary[methods[0]]["relations"][relation]
+        cells = [relation, str(first["n"]), _mean_std_text(first["distance"])]
+        for method in methods:
+            rel = result.summary[method]["relations"][relation]
+            tp = rel["true_positive"]
+            cells.append(f"{_number(rel['auc_matched'])} · {tp['k']}/{tp['n']}")
+        lines.append(_row(cells))
+    lines += ["", "## Measured false-positive rate (leave one out) and overall numbers", "",
+              _table_header(["method", "FPR at α (95% CI)", "TPR at α", "AUC matched", "AUC pooled (secondary)"])]
+    for method in methods:
+        overall = result.summary[method]["overall"]
+        lines.append(_row([method, _interval_text(overall["false_positive"]),
+                           _rate_text(overall["true_positive"]["rate"], overall["true_positive"]["k"],
+                                      overall["true_positive"]["n"]),
+                           _number(overall["auc_matched"]), _number(overall["auc_pooled"])]))
+    image = {m: result.summary[m]["overall"].get("image_paired_false_positive") for m in methods}
+    image = {m: v for m, v in image.items() if v}
+    if image:
+        lines += ["", "Image-paired t-test on the same negatives (images treated as independent evidence; "
+                  "not used for verdicts): " + "; ".join(f"{m} FPR {_interval_text(v)}" for m, v in image.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _interval_text(rate: Mapping[str, Any]) -> str:
+    if rate.get("rate") is None:
+        return "n/a"
+    low, high = rate["ci95"]
+    return f"{100 * rate['rate']:.1f}% ({rate['k']}/{rate['n']}; {100 * low:.1f}–{100 * high:.1f}%)"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ class PairScorer:
 
     def _compute(self, method: str, a: str, b: str) -> float:
         if method in ZEST_METRICS:
-            return zest_distance(self._signature(a), self._signature(b), metric=ZEST_METRICS[method], align=self.align)
+            return zest_distance(self.signature(a), self.signature(b), metric=ZEST_METRICS[method], align=self.align)
         if method == "modeldiff":
             return self._detector(a).compare(self.models[b])
         if method not in METHODS:
@@ -111,7 +111,8 @@ class PairScorer:
         mapping = resolve_class_mapping(self.models[a], self.models[b], scores_a.shape[1], scores_b.shape[1])
         return agreement_rate(scores_a.argmax(axis=1), scores_b.argmax(axis=1), class_mapping=mapping)
 
-    def _signature(self, name: str) -> Signature:
+    def signature(self, name: str) -> Signature:
+        """The Zest signature of model ``name`` (computed once)."""
         if name not in self._signatures:
             self._signatures[name] = compute_signature(
                 self.models[name], self.refset, self.config, staged(self.progress, f"signature {name}: "),

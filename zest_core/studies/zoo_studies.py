@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -25,7 +26,10 @@ import numpy as np
 from .._shared.checks import check_choice
 from ..cache.store import atomic_write_bytes
 from ..errors import ZestTypeError
+from ..explain.report import to_jsonable
+from ..explain.significance import DEFAULT_ALPHA
 from ..explain.uncertainty import bootstrap_distance_interval
+from ..methods.modeldiff import search_params
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import zest_distance
 from ..pipeline.probe import ProgressFn
@@ -34,7 +38,10 @@ from ..pipeline.signature import compute_signature
 from ..zoo import Zoo
 from .epochs import epoch_curves
 from .refsize import refsize_study
+from .calibration import CalibrationResult, calibrated_reuse_benchmark
+from .markdown import calibration_markdown
 from .reuse import ReuseResult, reuse_benchmark, write_reuse_report
+from .scoring import PairScorer
 from .rules import DEFAULT_METHODS
 
 BOOTSTRAP_DRAWS = 1000
@@ -65,6 +72,44 @@ def reuse_study(
         models, zoo.pairs(), zoo.independent(), refset, methods=methods, config=config, align=align,
         groups=groups, progress=progress, cache=cache,
     )
+
+
+def calibrated_reuse_study(
+    zoo: Zoo,
+    refset: ReferenceSet,
+    config: ZestConfig,
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    align: str = "greedy",
+    alpha: float = DEFAULT_ALPHA,
+    modeldiff_options: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    cache: Any = None,
+) -> CalibrationResult:
+    """Every zoo pair and every unrelated pair audited against its matched null (:mod:`.calibration`).
+
+    The result's metadata records the zoo, the settings and the wall time.
+    """
+    models = {name: zoo.load(name) for name in zoo.entries}
+    scorer = PairScorer(models, refset, config, align, search_params(**dict(modeldiff_options or {})), cache, progress)
+    started = time.perf_counter()
+    result = calibrated_reuse_benchmark(zoo, scorer, methods=methods, alpha=alpha, progress=progress)
+    result.metadata.update(zoo=str(zoo.root), models=len(models), seconds=round(time.perf_counter() - started, 1))
+    return result
+
+
+def write_calibration(
+    result: CalibrationResult, figures: Sequence["HtmlFigure"], out_dir: str | os.PathLike
+) -> dict[str, Path]:
+    """``reuse.json``, ``reuse.md`` and ``reuse.html`` (the figures, one after another) in ``out_dir``, atomically."""
+    folder = Path(out_dir)
+    paths = {"json": folder / "reuse.json", "markdown": folder / "reuse.md", "html": folder / "reuse.html"}
+    atomic_write_bytes(paths["json"], json.dumps(to_jsonable(result.to_dict()), indent=1, allow_nan=False).encode())
+    atomic_write_bytes(paths["markdown"], calibration_markdown(result).encode())
+    body = "\n".join(f.to_html(include_plotlyjs=k == 0, full_html=False) for k, f in enumerate(figures))
+    html = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Reuse detection</title></head><body>{body}</body></html>"
+    atomic_write_bytes(paths["html"], html.encode())
+    return paths
 
 
 def epochs_study(

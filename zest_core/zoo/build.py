@@ -51,6 +51,8 @@ from .training import accuracy, as_inputs, fit_labels, init_model
 
 # An architecture's prefix in model names: "cnn-s0" is the first SmallCNN source.
 PREFIXES = {"small_cnn": "cnn", "lenet5": "lenet"}
+# The 5-class tasks of the transfer children (source k transfers to the task k mod 2).
+TRANSFER_TASKS = ("low", "high")
 # The issue's floor on held-out accuracy; the 80%-pruned and the stolen models may be weaker.
 WEAK_RELATIONS = ("prune-80", "steal")
 
@@ -69,7 +71,11 @@ class ZooConfig:
         Source models per architecture; each gets every child. Source k transfers to the task
         "low" (digits 0-4) when k is even, "high" (digits 5-9) when odd.
     independent_per_arch : int
-        Further independently trained models per architecture (the unrelated baseline).
+        Further independently trained 10-class models per architecture (unrelated to every source).
+    task_independent_per_arch : int
+        Models trained from scratch, with the zoo's recipe, for each transfer task ("low", "high") and
+        architecture: the matched unrelated models of the 5-class children (a suspect is judged
+        against models trained independently for *its* task with *its* architecture).
     checkpointed_independent : int
         How many of those keep a checkpoint after every epoch, as the sources do.
     epochs, lr, batch_size, shift
@@ -97,7 +103,8 @@ class ZooConfig:
 
     architectures: tuple[str, ...] = ("small_cnn", "lenet5")
     sources_per_arch: int = 2
-    independent_per_arch: int = 3
+    independent_per_arch: int = 5
+    task_independent_per_arch: int = 4
     checkpointed_independent: int = 1
     epochs: int = 6
     lr: float = 3e-3
@@ -119,7 +126,7 @@ class ZooConfig:
     @classmethod
     def tiny(cls, **changes: Any) -> "ZooConfig":
         """A zoo with every relation but one source per architecture, 300 digits and one epoch (seconds to build)."""
-        values = dict(sources_per_arch=1, independent_per_arch=1, epochs=1, transfer_epochs=1, train_size=300,
+        values = dict(sources_per_arch=1, independent_per_arch=1, task_independent_per_arch=1, epochs=1, transfer_epochs=1, train_size=300,
                       test_size=200, forget_size=16, check_accuracy=False)
         return cls(**{**values, **changes})
 
@@ -129,6 +136,7 @@ class ZooConfig:
             raise ZestError(f"architectures: expected some of {', '.join(PREFIXES)}, got {list(self.architectures)}")
         for name in ("sources_per_arch", "epochs", "transfer_epochs", "batch_size", "forget_size"):
             check_int(name, getattr(self, name), minimum=1)
+        check_int("task_independent_per_arch", self.task_independent_per_arch, minimum=0)
         check_int("checkpointed_independent", self.checkpointed_independent, minimum=0,
                   maximum=self.independent_per_arch)
 
@@ -209,7 +217,7 @@ class _Builder:
         # Children per source: the transfers and prunes, then quantize, distill, steal, the three
         # transfer+X, permuted and the two unlearned models.
         per_source = len(config.transfer_fractions) + len(config.prune_amounts) + 9
-        runs = config.sources_per_arch + config.independent_per_arch
+        runs = config.sources_per_arch + config.independent_per_arch + len(TRANSFER_TASKS) * config.task_independent_per_arch
         self.total = len(config.architectures) * (runs + config.sources_per_arch * per_source)
 
     # Data ------------------------------------------------------------------------------------------
@@ -255,13 +263,18 @@ class _Builder:
                 model = self.train_run(name, arch, "source" if is_source else "independent", checkpointed)
                 if is_source:
                     thief_arch = c.architectures[(arch_index + 1) % len(c.architectures)]
-                    self.children(name, arch, model, task=("low", "high")[k % 2], thief_arch=thief_arch)
+                    self.children(name, arch, model, task=TRANSFER_TASKS[k % 2], thief_arch=thief_arch)
+        # After every other model, so that adding these left the rest of the zoo as it was.
+        for arch in c.architectures:
+            for task in TRANSFER_TASKS:
+                for k in range(c.task_independent_per_arch):
+                    self.train_run(f"{PREFIXES[arch]}-{task}-u{k}", arch, "independent", False, task=task)
 
-    def train_run(self, name: str, arch: str, relation: str, checkpointed: bool) -> nn.Module:
-        """A model trained from scratch on all training digits, with a checkpoint per epoch if asked."""
+    def train_run(self, name: str, arch: str, relation: str, checkpointed: bool, *, task: str = "digits") -> nn.Module:
+        """A model trained from scratch on the training digits of ``task``, with a checkpoint per epoch if asked."""
         seed = self.seed(name)
         self.announce(name)
-        inputs, labels = self.task_data("digits", "train")
+        inputs, labels = self.task_data(task, "train")
         checkpoints: dict[int, dict[str, Any]] = {}
 
         def checkpoint(epoch: int, model: nn.Module) -> None:
@@ -271,11 +284,13 @@ class _Builder:
                 file = f"models/{name}@epoch{epoch}.pt"
                 checkpoints[epoch] = {"file": file, "sha256": self.save(stored, file), "accuracy": self.accuracy(stored, "digits")}
 
-        model = fit_labels(init_model(arch, seed=seed), inputs, labels, seed=seed,
+        model = fit_labels(init_model(arch, seed=seed, num_classes=len(TASKS[task])), inputs, labels, seed=seed,
                            on_epoch=checkpoint, **self.train_args("scratch"))
-        description = (f"{arch} trained from scratch (seed {seed}, {self.config.epochs} epochs)"
+        digits = TASKS[task]
+        on_task = "" if task == "digits" else f" on digits {digits[0]}-{digits[-1]}"
+        description = (f"{arch} trained from scratch{on_task} (seed {seed}, {self.config.epochs} epochs)"
                        + ("; a source of derived models" if relation == "source" else "; independent of every other model"))
-        entry = self.add(name, arch, relation, None, None, "digits", model, description=description)
+        entry = self.add(name, arch, relation, None, None, task, model, description=description)
         if checkpointed:
             checkpoints[self.config.epochs] = {"file": entry.file, "sha256": entry.sha256, "accuracy": entry.accuracy}
             entry.checkpoints = dict(sorted(checkpoints.items()))

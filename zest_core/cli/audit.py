@@ -1,0 +1,77 @@
+"""``zest audit REFERENCE SUSPECT``: is the suspect derived from the reference? A calibrated verdict."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .._shared.progress import ProgressBar
+from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
+from ..studies.audit import AuditResult, audit, audit_zoo_models
+from ..zoo import load_zoo
+from .inputs import EXIT_OK, CLIError, cache_from_args, config_from_args, load_classifier, load_refset, model_options
+
+ZOO_PREFIX = "zoo:"
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``zest audit REFERENCE SUSPECT [--unrelated SPEC ...] [--alpha A] [--method M] [--json]``."""
+    config = config_from_args(args)
+    refset = load_refset(args.refset or "mnist", args.image_size)
+    options = dict(method=args.method, config=config, alpha=args.alpha, align=args.align, cache=cache_from_args(args))
+    with ProgressBar("audit: ") as bar:
+        if args.unrelated:
+            unrelated = {spec: load_classifier(spec, **model_options(args)) for spec in unrelated_specs(args.unrelated)}
+            result = audit(
+                load_classifier(args.reference, **model_options(args)),
+                load_classifier(args.suspect, **model_options(args)),
+                unrelated, refset, null_reason="named with --unrelated", progress=bar, **options,
+            )
+        elif args.reference.startswith(ZOO_PREFIX) and args.suspect.startswith(ZOO_PREFIX):
+            zoo = load_zoo(args.zoo)
+            result, _ = audit_zoo_models(
+                zoo, args.reference.removeprefix(ZOO_PREFIX), args.suspect.removeprefix(ZOO_PREFIX), refset,
+                progress=bar, **options,
+            )
+        else:
+            raise CLIError(
+                "--unrelated: expected the models trained independently for the suspect's task with its "
+                "architecture (zoo models get them from the zoo's manifest); without them there is no "
+                "calibrated verdict"
+            )
+    print(json.dumps(result.to_dict(), indent=2) if args.json else describe(result))
+    return EXIT_OK
+
+
+def unrelated_specs(values: list[str]) -> list[str]:
+    """``--unrelated`` values: model specs, folders (every model file inside) or @FILE (one spec per line)."""
+    specs: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            path = Path(value[1:])
+            if not path.is_file():
+                raise CLIError(f"--unrelated: expected @FILE to name a list of models, got {value!r} (no such file)")
+            specs += [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        elif Path(value).is_dir():
+            files = sorted(str(p) for p in Path(value).iterdir() if p.suffix.lower() in CHECKPOINT_EXTENSIONS)
+            if not files:
+                raise CLIError(f"--unrelated: expected model files ({', '.join(CHECKPOINT_EXTENSIONS)}) in {value}, got none")
+            specs += files
+        else:
+            specs.append(value)
+    return specs
+
+
+def describe(result: AuditResult) -> str:
+    """The verdict for people: one line each for the verdict, the distance, the null and the queries."""
+    d = result.decision
+    p = "n/a" if d.p_value is None else f"{d.p_value:.3g}"
+    null = ", ".join(f"{name} {dist:.4g}" for name, dist in zip(result.null_models, d.null_distances)) or "none"
+    return "\n".join([
+        f"verdict: {d.verdict} (p = {p}, α = {d.alpha:g}; rank p = {d.rank_p_value if d.rank_p_value is None else round(d.rank_p_value, 3)})",
+        f"distance ({result.method}): {d.distance:.6g}",
+        f"why: {d.reason}",
+        f"null: {result.null_reason}",
+        f"null distances: {null}",
+        f"queries per model: {result.queries['per_model']} ({result.queries['detail']})",
+    ])

@@ -24,6 +24,7 @@ from zest_core.zoo import (
     ZooConfig,
     ZooError,
     build_zoo,
+    extend_zoo,
     load_zoo,
     load_zoo_model,
 )
@@ -41,7 +42,24 @@ def test_tiny_zoo_has_every_relation_for_both_architectures(tiny):
         if relation not in INDEPENDENT_RELATIONS:
             sources = {source for source, _, _ in tiny.pairs(relation)}
             assert sources == {"cnn-s0", "lenet-s0"}, relation
-    assert tiny.independent() == ["cnn-s0", "cnn-u1", "lenet-s0", "lenet-u1"]
+    assert tiny.independent() == [
+        "cnn-s0", "cnn-u1", "lenet-s0", "lenet-u1", "cnn-low-u0", "cnn-high-u0", "lenet-low-u0", "lenet-high-u0",
+    ]
+    # The transfer tasks' unrelated models are trained from scratch for their 5-class task.
+    low = tiny.entries["cnn-low-u0"]
+    assert (low.task, low.classes, low.parent, low.source) == ("low", ["0", "1", "2", "3", "4"], None, None)
+
+
+def test_extending_a_zoo_keeps_its_models_and_adds_what_a_full_build_would(tmp_path):
+    small = ZooConfig.tiny(independent_per_arch=0, checkpointed_independent=0, task_independent_per_arch=0)
+    before = build_zoo(tmp_path / "zoo", small)
+    kept = {name: entry.sha256 for name, entry in before.entries.items()}
+    bigger = ZooConfig.tiny(independent_per_arch=1, task_independent_per_arch=2)
+    extended = extend_zoo(tmp_path / "zoo", bigger)
+    assert all(extended.entries[name].sha256 == sha for name, sha in kept.items())
+    full = build_zoo(tmp_path / "full", bigger)
+    assert {n: e.sha256 for n, e in extended.entries.items()} == {n: e.sha256 for n, e in full.entries.items()}
+    assert sorted(extended.info["build"]["extension"]["added"]) == sorted(set(full.entries) - set(kept))
 
 
 def test_manifest_records_lineage_classes_and_files(tiny):
@@ -170,13 +188,17 @@ def test_shipped_zoo_covers_the_benchmark(shipped):
     for relation in RELATIONS:
         if relation not in INDEPENDENT_RELATIONS:
             assert len(shipped.pairs(relation)) >= 4, relation
-    assert len([e for e in shipped.entries.values() if e.relation == "independent"]) >= 5
+    for arch in ("small_cnn", "lenet5"):
+        scratch = [e for e in shipped.entries.values() if e.arch == arch and e.relation == "independent"]
+        assert len([e for e in scratch if e.task == "digits"]) >= 5, arch  # besides the sources
+        for task in ("low", "high"):
+            assert len([e for e in scratch if e.task == task]) >= 3, (arch, task)
     for name in shipped.independent():
         if shipped.entries[name].relation == "source":
             assert list(shipped.entries[name].checkpoints) == list(range(1, shipped.entries[name].epochs + 1))
     assert len(shipped.forget_indices) == 128
     size = sum(p.stat().st_size for p in shipped.root.rglob("*") if p.is_file())
-    assert size <= 20 * 2**20
+    assert size <= 25 * 10**6  # the zoo's budget: 25 MB
 
 
 def test_shipped_zoo_meets_its_accuracy_floor_when_measured_again(shipped):

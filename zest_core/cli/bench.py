@@ -23,8 +23,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _run_study(args: argparse.Namespace) -> int:
     # Imported here so that the other commands start without Plotly.
-    from ..figures import calibration_figures, epochs_figure, refsize_figure, unlearning_figure
+    from ..figures import ablation_figure, calibration_figures, epochs_figure, refsize_figure, unlearning_figure
     from ..studies import epochs_study, refsize_study_on_zoo, summary_markdown, unlearning_study, write_study
+    from ..studies.ablation import ablation_markdown, ablation_study
     from ..studies.markdown import calibration_markdown
     from ..studies.zoo_studies import calibrated_reuse_study, write_calibration
     from ..zoo import load_zoo
@@ -40,6 +41,10 @@ def _run_study(args: argparse.Namespace) -> int:
                                             alpha=args.alpha, progress=bar, cache=cache)
             paths = write_calibration(result, calibration_figures(result.to_dict()), out)
             print(calibration_markdown(result))
+        elif args.study == "ablation":
+            data = ablation_study(built, n=args.n, num_samples=config.num_samples, base=config, align=args.align,
+                                  ref_seed=args.ref_seed, alpha=args.alpha, cache=cache, progress=bar)
+            paths = write_study(data, ablation_figure(data), out, "ablation")
         elif args.study == "epochs":
             data = epochs_study(built, refset, config, k=args.k, progress=bar, cache=cache)
             paths = write_study(data, epochs_figure(data), out, "epochs")
@@ -49,7 +54,9 @@ def _run_study(args: argparse.Namespace) -> int:
         else:
             data = unlearning_study(built, config, progress=bar, cache=cache)
             paths = write_study(data, unlearning_figure(data), out, "unlearning")
-    if args.study != "reuse":
+    if args.study == "ablation":
+        print(ablation_markdown(data))
+    elif args.study != "reuse":
         print(summary_markdown(data))
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK

@@ -170,6 +170,9 @@ def _add_zoo_commands(commands: argparse._SubParsersAction, config: argparse.Arg
     build.add_argument("--out", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
     build.add_argument("--tiny", action="store_true", help="a seconds-long zoo of one source per architecture, for tests")
     build.add_argument("--seed", type=int, default=0, help="seed every model derives from (default: 0)")
+    build.add_argument("--extend", action="store_true",
+                       help="keep the models already in --out and train only the missing models trained from "
+                            "scratch (e.g. unrelated models added to the recipe)")
     build.set_defaults(handler=cmd_zoo_build)
     listing = zoo_commands.add_parser("list", help="the zoo's models, relations and held-out accuracies")
     listing.add_argument("--root", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
@@ -182,8 +185,10 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
     bench = commands.add_parser(
         "bench", parents=[config], help="the papers' studies on the demo zoo (reuse table, epochs, reference size, unlearning)"
     )
-    bench.add_argument("study", choices=("reuse", "epochs", "refsize", "unlearning"),
-                       help="reuse: Zest Table 5 with ModelDiff; epochs: Fig. 2; refsize: Fig. 3; unlearning: §5.3")
+    bench.add_argument("study", choices=("reuse", "ablation", "epochs", "refsize", "unlearning"),
+                       help="reuse: Zest Table 5 with ModelDiff, judged against the matched null; ablation: matched "
+                            "AUC per relation for one setting changed at a time (try --n 32 --samples 250); "
+                            "epochs: Fig. 2; refsize: Fig. 3; unlearning: §5.3")
     bench.add_argument("--zoo", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
     bench.add_argument("--n", type=int, default=DEFAULT_MNIST_N,
                        help=f"reference digits, stratified from the held-out split (default: {DEFAULT_MNIST_N}; "

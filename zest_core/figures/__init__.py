@@ -15,7 +15,7 @@ does not need it.
 """
 from ._style import DIVERGING, MATCH_COLORS, VERDICT_COLORS
 from .alignment import bipartite, cost_matrix
-from .calibration import audit_null_figure, calibration_figures, matched_null_figure, rates_figure, roc_figure
+from .calibration import ablation_figure, audit_null_figure, calibration_figures, matched_null_figure, rates_figure, roc_figure
 from .distances import clustered_heatmap, contribution_bars, distance_context
 from .images import image_grid, numbered_segments, png_image
 from .studies import epoch_figure, epochs_figure, refsize_figure, reuse_figure, unlearning_figure
@@ -25,6 +25,7 @@ __all__ = [
     "DIVERGING",
     "MATCH_COLORS",
     "VERDICT_COLORS",
+    "ablation_figure",
     "audit_null_figure",
     "bipartite",
     "calibration_figures",

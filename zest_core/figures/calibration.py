@@ -107,3 +107,15 @@ def _p(value: float | None) -> str:
 
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def ablation_figure(result: Mapping[str, Any]) -> go.Figure:
+    """The ablation as a heatmap: variants down, relations across, the matched AUC in each cell."""
+    rows, relations = result["rows"], result["relations"]
+    z = [[row["relations"][r]["auc"] for r in relations] for row in rows]
+    figure = go.Figure(go.Heatmap(z=z, x=relations, y=[row["variant"] for row in rows], zmin=0.5, zmax=1.0,
+                                  colorscale="Viridis", text=[[f"{v:.2f}" for v in line] for line in z],
+                                  texttemplate="%{text}", colorbar={"title": "matched AUC"}))
+    figure.update_layout(template=TEMPLATE, height=120 + 40 * len(rows), yaxis={"autorange": "reversed"},
+                         title=f"Ablation of {result['method']}: matched AUC per relation")
+    return figure

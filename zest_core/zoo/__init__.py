@@ -5,6 +5,7 @@
   distillation, extraction, unlearning);
 * :mod:`~zest_core.zoo.build`: :func:`build_zoo` trains a zoo of models related in all those ways;
 * :mod:`~zest_core.zoo.manifest`: reading a zoo (:func:`load_zoo`, :func:`load_zoo_model`);
+* :mod:`~zest_core.zoo.nulls`: the matched null of a comparison (:func:`matched_null`);
 * :mod:`~zest_core.zoo.demo`: ``zest demo``.
 
 Importing this package teaches :func:`zest_core.load_model` the ``zoo:NAME[@epochK]`` spec.
@@ -12,7 +13,7 @@ Importing this package teaches :func:`zest_core.load_model` the ``zoo:NAME[@epoc
 from ..errors import ZooError
 from ..sources.models import register_spec_scheme
 from . import reuse
-from .build import ZooConfig, build_zoo
+from .build import ZooConfig, build_zoo, extend_zoo
 from .manifest import (
     INDEPENDENT_RELATIONS,
     MANIFEST_NAME,
@@ -25,6 +26,8 @@ from .manifest import (
     load_zoo,
     load_zoo_model,
 )
+
+from .nulls import MatchedNull, family, matched_null
 
 # load_model lives below the zoo's layer, so the zoo registers its scheme rather than being imported.
 register_spec_scheme("zoo", load_zoo_model)
@@ -41,6 +44,10 @@ __all__ = [
     "ZooError",
     "build_zoo",
     "default_zoo_dir",
+    "extend_zoo",
+    "family",
+    "matched_null",
+    "MatchedNull",
     "load_zoo",
     "load_zoo_model",
     "reuse",

@@ -187,6 +187,46 @@ def build_zoo(
     return load_zoo(target)
 
 
+def extend_zoo(
+    root: str | os.PathLike | None = None,
+    config: ZooConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+) -> Zoo:
+    """Train only the models trained from scratch that ``config`` asks for and the zoo at ``root`` lacks.
+
+    Every model's seed derives from its name, so a model added this way is the one a full build would
+    train; the models already there are kept byte for byte (with them, every number measured on
+    them). The zoo is extended in a copy that replaces it only once complete. A source's children
+    come with the source: a missing source is refused (build the zoo instead).
+
+    Returns
+    -------
+    Zoo
+    """
+    config = config or ZooConfig()
+    target = Path(root) if root is not None else default_zoo_dir()
+    existing = load_zoo(target)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.extending-"))
+    try:
+        staging.chmod(0o755)
+        shutil.copytree(target, staging, dirs_exist_ok=True)
+        builder = _Builder(staging, config, progress, existing=list(existing.entries.values()),
+                           forget=existing.forget_indices)
+        started = time.perf_counter()
+        builder.build()
+        builder.check()
+        previous = existing.info.get("build", {})
+        added = [e.name for e in builder.entries if e.name not in existing.entries]
+        builder.write_manifest(seconds=previous.get("seconds", 0.0), extension={
+            "added": added, "seconds": round(time.perf_counter() - started, 1)})
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_zoo(target)
+
+
 def _swap_into_place(staging: Path, target: Path) -> None:
     """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first and removed after."""
     old = None
@@ -205,15 +245,20 @@ class _Builder:
     in the order they were added, and the tests compare two builds entry by entry.
     """
 
-    def __init__(self, root: Path, config: ZooConfig, progress: ProgressFn | None) -> None:
+    def __init__(self, root: Path, config: ZooConfig, progress: ProgressFn | None, *,
+                 existing: list[ZooEntry] | None = None, forget: np.ndarray | None = None) -> None:
         self.root, self.config, self.progress = root, config, progress
-        (root / "models").mkdir()
+        (root / "models").mkdir(exist_ok=existing is not None)
         train, test = load_mnist(split="train"), load_mnist(split="test")
         self.train = _first(train, config.train_size)
         self.test = _first(test, config.test_size)
         self.forget = np.sort(stratified_indices(self.train.labels, config.forget_size, np.random.default_rng(config.seed)))
-        self.entries: list[ZooEntry] = []
-        self.done = 0
+        if forget is not None:
+            self.forget = np.asarray(forget)
+        # Models kept from an existing zoo (extend_zoo): they are not trained again.
+        self.entries: list[ZooEntry] = list(existing or [])
+        self.kept = {e.name for e in self.entries}
+        self.done = len(self.entries)
         # Children per source: the transfers and prunes, then quantize, distill, steal, the three
         # transfer+X, permuted and the two unlearned models.
         per_source = len(config.transfer_fractions) + len(config.prune_amounts) + 9
@@ -260,6 +305,10 @@ class _Builder:
                 is_source = k < c.sources_per_arch
                 name = f"{prefix}-{'s' if is_source else 'u'}{k}"
                 checkpointed = is_source or k - c.sources_per_arch < c.checkpointed_independent
+                if name in self.kept:
+                    continue
+                if is_source and self.kept:
+                    raise ZooError(f"{name}: expected the sources of the zoo being extended, got a missing one (build it instead)")
                 model = self.train_run(name, arch, "source" if is_source else "independent", checkpointed)
                 if is_source:
                     thief_arch = c.architectures[(arch_index + 1) % len(c.architectures)]
@@ -268,7 +317,9 @@ class _Builder:
         for arch in c.architectures:
             for task in TRANSFER_TASKS:
                 for k in range(c.task_independent_per_arch):
-                    self.train_run(f"{PREFIXES[arch]}-{task}-u{k}", arch, "independent", False, task=task)
+                    name = f"{PREFIXES[arch]}-{task}-u{k}"
+                    if name not in self.kept:
+                        self.train_run(name, arch, "independent", False, task=task)
 
     def train_run(self, name: str, arch: str, relation: str, checkpointed: bool, *, task: str = "digits") -> nn.Module:
         """A model trained from scratch on the training digits of ``task``, with a checkpoint per epoch if asked."""
@@ -473,7 +524,7 @@ class _Builder:
             raise ZooError(f"{len(weak)} zoo models miss their accuracy floor (95%, 90% for prune-80 and steal): "
                            + ", ".join(weak))
 
-    def write_manifest(self, *, seconds: float) -> None:
+    def write_manifest(self, *, seconds: float, extension: dict[str, Any] | None = None) -> None:
         """The manifest, written after every model (the folder becomes the zoo only when it is renamed into place)."""
         manifest = {
             "format": FORMAT_VERSION,
@@ -481,7 +532,8 @@ class _Builder:
             "data": {"provenance": MNIST_PROVENANCE, "train": f"first {len(self.train)} digits of split 'train'",
                      "test": f"first {len(self.test)} digits of split 'test'"},
             "config": dataclasses.asdict(self.config),
-            "build": {"seconds": round(seconds, 1), "torch": torch.__version__, "threads": torch.get_num_threads()},
+            "build": {"seconds": round(seconds, 1), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      **({"extension": extension} if extension else {})},
             "forget_indices": self.forget.tolist(),
             "models": [e.to_dict() for e in self.entries],
         }

@@ -247,7 +247,7 @@ def test_progress_bar_goes_to_stderr(capsys, files, tmp_path, monkeypatch):
         (["signature", "{a_script.pt}", *TINY, "-o", "out.txt"], ["out.txt", ".npz"]),
         (["signature", "sig.npz", *TINY, "-o", "out.npz"], ["sig.npz", "signature file"]),
         (["matrix", "{a_script.pt}", *TINY], ["at least 2 models"]),
-        (["distance", "{a_script.pt}", "{a_script.pt}", *TINY, "--samples", "1"], ["num_samples: expected an integer ≥ 2"]),
+        (["distance", "{a_script.pt}", "{a_script.pt}", *TINY, "--samples", "1"], ["--samples: expected an integer ≥ 2"]),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(capsys, files, argv, expected):
@@ -258,6 +258,75 @@ def test_bad_input_exits_2_with_a_clear_message(capsys, files, argv, expected):
     assert err.startswith("zest: error: ") and "Traceback" not in err
     for text in expected:
         assert _substitute(text, fill) in err
+
+
+@pytest.mark.parametrize(
+    "argv, flag, field",
+    [
+        (["distance", "{a_script.pt}", "{a_script.pt}", *TINY, "--samples", "1"], "--samples: expected an integer ≥ 2",
+         "num_samples"),
+        (["signature", "{a_script.pt}", *TINY, "--samples", "1", "-o", "x.npz"], "--samples: expected", "num_samples"),
+        (["matrix", "{a_script.pt}", "{a_script.pt}", *TINY, "--samples", "0"], "--samples: expected", "num_samples"),
+        (["distance", "{a_script.pt}", "{a_script.pt}", *TINY, "--batch-size", "0"], "--batch-size: expected",
+         "batch_size"),
+        (["distance", "{a_script.pt}", "{a_script.pt}", *TINY, "--seed", "-1"], "--seed: expected", "seed:"),
+        (["distance", "http://127.0.0.1:9/", "{a_script.pt}", *TINY, "--timeout", "0"], "--timeout: expected a number > 0",
+         "timeout:"),
+        (["distance", "http://127.0.0.1:9/", "{a_script.pt}", *TINY, "--retries", "-1"], "--retries: expected an integer ≥ 0",
+         "retries:"),
+        (["distance", "{a_script.pt}", "{a_script.pt}", "--refset", "{folder}", "--image-size", "0", "5"],
+         "--image-size: expected", "size:"),
+        (["demo", "--n", "0", "--no-cache"], "--n: expected 1 <= n", " n:"),
+        (["demo", "--samples", "1", "--no-cache"], "--samples: expected", "num_samples"),
+        (["zoo", "build", "--tiny", "--seed", "-1", "--out", "{folder}/zoo"], "--seed: expected an integer ≥ 0", "seed:"),
+        (["bench", "reuse", "--ref-seed", "-1", "--zoo", "{folder}"], "--ref-seed: expected an integer ≥ 0", "non-negative"),
+    ],
+)
+def test_errors_name_the_flag_the_user_typed(capsys, files, tmp_path, argv, flag, field):
+    """Issue 9, item 10: a bad flag value is reported against the flag (--samples), not a field (num_samples)."""
+    fill = {**{f"{{{name}}}": path for name, path in files.items()}, "{folder}": str(tmp_path)}
+    code, out, err = run(capsys, *[_substitute(arg, fill) for arg in argv])
+    assert code == 2, err
+    assert err.startswith("zest: error: ") and "Traceback" not in err
+    assert flag in err
+    assert field not in err.replace(flag, "")
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_timeout_and_retries_flags_reach_an_endpoint_model(capsys, files, monkeypatch):
+    """Issue 9, item 7: ``--timeout`` bounds each request to an http(s):// model and ``--retries`` is passed on."""
+    import threading
+    import time
+
+    from zest_core.sources.endpoint import model_responder, serve_model, serve_responder
+
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    served, url = serve_model(init_model("small_cnn", seed=0).eval(), input_shape=(1, 28, 28))
+    with served:
+        assert distance(capsys, url, files["a_script.pt"], "--timeout", "10", "--retries", "0") == pytest.approx(
+            0.0, abs=1e-6)
+
+    release = threading.Event()
+    answer = model_responder(init_model("small_cnn", seed=0).eval())
+
+    def slow(method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        if method == "POST":
+            release.wait(timeout=10)
+        return answer(method, path, body)
+
+    server, url = serve_responder(slow)
+    try:
+        started = time.monotonic()
+        code, _, err = run(capsys, "distance", url, files["a_script.pt"], *TINY, "--timeout", "0.5", "--retries", "0")
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        server.shutdown()
+    assert code == 2 and "Traceback" not in err
+    assert "after 1 attempt (retries=0)" in err and "timed out after 0.5 s" in err
+    assert "Does the model take" not in err
+    assert elapsed < 5
 
 
 def test_corrupt_signature_file_exits_2(capsys, files, tmp_path):

@@ -164,7 +164,7 @@ def test_altered_weights_and_broken_manifests_are_named(tiny, tmp_path):
 
 def test_cli_builds_and_lists_a_zoo(tmp_path, capsys):
     assert main(["zoo", "build", "--tiny", "--out", str(tmp_path / "z")]) == 0
-    assert "34 models" in capsys.readouterr().out
+    assert "38 models" in capsys.readouterr().out
     assert main(["zoo", "list", "--root", str(tmp_path / "z")]) == 0
     listing = capsys.readouterr().out
     assert "cnn-s0.steal-lenet" in listing and "steal" in listing
@@ -211,7 +211,13 @@ def test_shipped_zoo_meets_its_accuracy_floor_when_measured_again(shipped):
         with torch.no_grad():
             scores = model(torch.tensor(test.images[keep]).float().div(255)[:, None])
         measured = float(np.mean(digits[scores.argmax(1).numpy()] == test.labels[keep]))
-        assert measured == pytest.approx(entry.accuracy, abs=1e-9), entry.name
+        # float32 across CPUs: the manifest was measured on the builder's CPU, and MKL/oneDNN kernels differ
+        # by CPU by ~3e-7 of the largest score. Only a digit whose top two scores are that close can change
+        # its prediction, so those near-ties (gap < 1e-4 of the scale; 2 of 58000 predictions here, the
+        # closest at 8.6e-6) may each move the accuracy by one digit; every other digit must agree.
+        top = torch.topk(scores.double(), 2, dim=1).values
+        near_ties = int(((top[:, 0] - top[:, 1]) < 1e-4 * scores.double().abs().amax(dim=1)).sum())
+        assert measured == pytest.approx(entry.accuracy, abs=near_ties / keep.sum() + 1e-9), entry.name
         assert measured >= (0.90 if entry.relation in ("prune-80", "steal") else 0.95), entry.name
 
 

@@ -12,14 +12,16 @@ Usage (``zest SUBCOMMAND --help`` for every flag)::
 
 MODEL is any spec of :func:`zest_core.sources.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
 (a state_dict of an architecture of :data:`zest_core.sources.architectures.ARCHITECTURES` or of a torchvision
-classification model), an ``http(s)://`` endpoint or ``zoo:NAME``; files holding pickled objects need
+classification model), an ``http(s)://`` endpoint (``--timeout SECONDS`` bounds each request,
+``--retries N`` the attempts after a transient failure) or ``zoo:NAME``; files holding pickled objects need
 ``--trust-pickle``. For ``distance`` and ``matrix`` it may also be a signature file (``*.npz``) written
 by ``zest signature``. REF is ``mnist``, ``mnist:N`` (N stratified built-in MNIST
 digits, default 128), ``cifar10:ROOT[:N]`` or ``cifar100:ROOT[:N]`` (N stratified test images of the
 dataset in ROOT, default 128), a folder of images (class subfolders give labels; ``--image-size H W``
 resizes them) or an ``.npz`` file with an ``images`` array.
 
-Errors in the inputs are reported as ``zest: error: ...`` on stderr with exit status 2.
+Errors in the inputs are reported as ``zest: error: ...`` on stderr with exit status 2, naming the flag
+the user typed (``--samples``), not the engine's parameter (``num_samples``).
 
 The modules: :mod:`.parser` (every flag and its help), :mod:`.inputs` (MODEL and REF arguments,
 config flags, signatures), and one module per command group: :mod:`.compare` (signature,
@@ -29,6 +31,7 @@ command is a ``cmd_<name>(args) -> int`` in its group's module and a subparser i
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Sequence
 
 # The CLI's surface for tests and scripts: its entry point, its error, and the REF parser.
@@ -44,13 +47,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse exits on --help and on bad arguments
         return int(exit_.code or 0)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except (CLIError, ValueError, OSError, RuntimeError) as error:
         print(f"zest: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("zest: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - showwarning's
+    """A warning as one line of the command's own, ``zest: warning: ...`` on stderr, not Python's two lines of source."""
+    print(f"zest: warning: {message}", file=sys.stderr)
 
 
 __all__ = ["DEFAULT_MNIST_N", "EXIT_OK", "EXIT_USAGE", "CLIError", "build_parser", "load_refset", "main"]

@@ -21,6 +21,7 @@ from .inputs import (
     load_classifier,
     load_input,
     load_refset,
+    model_options,
     signature_of,
     signatures_of,
 )
@@ -30,9 +31,12 @@ def cmd_signature(args: argparse.Namespace) -> int:
     """``zest signature MODEL --refset REF -o OUT.npz``."""
     if not args.output.lower().endswith(SIGNATURE_SUFFIX):
         raise CLIError(f"-o: expected an output path ending in {SIGNATURE_SUFFIX}, got {args.output!r}")
-    model = load_classifier(args.model, trust_pickle=args.trust_pickle)
+    model = load_classifier(args.model, **model_options(args))
     refset = load_refset(args.refset, args.image_size)
-    signature = signature_of(args.model, model, refset, config_from_args(args), cache_from_args(args))
+    signature = signature_of(
+        args.model, model, refset, config_from_args(args), cache_from_args(args),
+        allow_nondeterministic=args.allow_nondeterministic,
+    )
     signature.metadata.update(model=args.model, refset=refset.describe())
     path = signature.save(args.output)
     print(
@@ -44,7 +48,7 @@ def cmd_signature(args: argparse.Namespace) -> int:
 
 def cmd_distance(args: argparse.Namespace) -> int:
     """``zest distance A B --refset REF``: the Zest distance, as a number or one JSON object."""
-    inputs = [load_input(spec, trust_pickle=args.trust_pickle) for spec in (args.a, args.b)]
+    inputs = [load_input(spec, **model_options(args)) for spec in (args.a, args.b)]
     sig_a, sig_b = signatures_of(inputs, args)
     comparison = compare(sig_a, sig_b, metric=args.metric, align=args.align)
     distance, method = comparison.distance, comparison.method
@@ -73,7 +77,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     """``zest matrix M1 M2 ... --refset REF``: every pairwise distance, each signature computed once."""
     if len(args.models) < 2:
         raise CLIError(f"matrix: expected at least 2 models, got {len(args.models)}")
-    inputs = [load_input(spec, trust_pickle=args.trust_pickle) for spec in args.models]
+    inputs = [load_input(spec, **model_options(args)) for spec in args.models]
     matrix = signature_distance_matrix(signatures_of(inputs, args), metric=args.metric, align=args.align)
     names = [item.spec for item in inputs]
     text = _matrix_csv(names, matrix) if args.format == "csv" else _matrix_json(names, matrix, args)

@@ -6,9 +6,10 @@ Every fault in an input is a :class:`CLIError` (or an engine error) whose messag
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from .._shared.progress import ProgressBar
 from ..cache.store import SignatureCache
@@ -18,6 +19,7 @@ from ..pipeline.distance import check_compatible
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature, compute_signature
 from ..sources.cifar import CIFAR_DATASETS, load_cifar
+from ..sources.endpoint import load_endpoint
 from ..sources.image_folder import load_image_folder
 from ..sources.mnist import load_mnist
 from ..sources.models import Classifier, load_model
@@ -39,6 +41,10 @@ CONFIG_FLAGS = {
     "batch_size": "batch_size",
     "device": "device",
 }
+# The reverse, as the user typed it: a config error about "num_samples" is reported against "--samples".
+CONFIG_FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in CONFIG_FLAGS.items()}
+# EndpointModel parameter → flag, for http(s):// models.
+ENDPOINT_FLAGS = {"timeout": "--timeout", "retries": "--retries"}
 
 
 class CLIError(ZestError):
@@ -59,17 +65,56 @@ def is_signature_spec(spec: str) -> bool:
     return spec.lower().endswith(SIGNATURE_SUFFIX)
 
 
-def load_classifier(spec: str, *, trust_pickle: bool = False) -> Classifier:
+@contextlib.contextmanager
+def named_as_flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """Report an error about a parameter that a flag gave (``num_samples: ...``) against the flag (``--samples: ...``).
+
+    The engine names its parameters; the user typed flags. A :class:`ZestError` whose message
+    starts with ``"<name>: "`` for a ``name`` in ``flags`` is raised again as a :class:`CLIError`
+    that starts with the flag instead; any other error passes through unchanged.
+    """
+    try:
+        yield
+    except CLIError:
+        raise
+    except ZestError as error:
+        name, separator, rest = str(error).partition(": ")
+        if separator and name in flags:
+            raise CLIError(f"{flags[name]}: {rest}") from error
+        raise
+
+
+def is_endpoint_spec(spec: str) -> bool:
+    """Whether a MODEL argument is a model behind an HTTP endpoint."""
+    return spec.startswith(("http://", "https://"))
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`load_classifier` and :func:`load_input` that the command's flags give."""
+    return {"trust_pickle": getattr(args, "trust_pickle", False), "timeout": getattr(args, "timeout", None),
+            "retries": getattr(args, "retries", None)}
+
+
+def load_classifier(
+    spec: str, *, trust_pickle: bool = False, timeout: float | None = None, retries: int | None = None
+) -> Classifier:
     """A MODEL argument that is a model: any spec of :func:`zest_core.sources.models.load_model`.
+
+    ``timeout`` and ``retries`` (None: the endpoint's defaults) apply to ``http(s)://`` models only.
 
     Raises
     ------
     CLIError
-        If ``spec`` names a signature file; ModelLoadError (naming the file or spec and the
-        problem) if the model cannot be loaded.
+        If ``spec`` names a signature file, or for a bad ``--timeout``/``--retries``; ModelLoadError
+        (naming the file or spec and the problem) if the model cannot be loaded, EndpointError if
+        an endpoint cannot be reached.
     """
     if is_signature_spec(spec):
         raise CLIError(f"{spec}: is a signature file; expected a model (a TorchScript, ONNX or ARCH:WEIGHTS.pt file)")
+    if is_endpoint_spec(spec):
+        given = {name: value for name, value in (("timeout", timeout), ("retries", retries)) if value is not None}
+        with named_as_flags(ENDPOINT_FLAGS):
+            return load_model(load_endpoint(spec, **given))
     return load_model(spec, trust_pickle=trust_pickle)
 
 
@@ -81,11 +126,14 @@ def load_signature(spec: str) -> Signature:
     return Signature.load(spec)  # SignatureFileError names the file and the problem
 
 
-def load_input(spec: str, *, trust_pickle: bool = False) -> Input:
-    """A MODEL argument of ``distance``/``matrix``: a signature file if it ends in .npz, else a model."""
+def load_input(spec: str, **options: Any) -> Input:
+    """A MODEL argument of ``distance``/``matrix``: a signature file if it ends in .npz, else a model.
+
+    ``options`` are :func:`load_classifier`'s (``trust_pickle``, ``timeout``, ``retries``).
+    """
     if is_signature_spec(spec):
         return Input(spec=spec, signature=load_signature(spec))
-    return Input(spec=spec, model=load_classifier(spec, trust_pickle=trust_pickle))
+    return Input(spec=spec, model=load_classifier(spec, **options))
 
 
 def load_refset(spec: str, image_size: Sequence[int] | None = None) -> ReferenceSet:
@@ -94,7 +142,8 @@ def load_refset(spec: str, image_size: Sequence[int] | None = None) -> Reference
     ``image_size`` (H, W) resizes the images of a folder; it is refused for any other REF.
     """
     if Path(spec).is_dir():
-        return load_image_folder(spec, size=tuple(image_size) if image_size else None)
+        with named_as_flags({"size": "--image-size"}):
+            return load_image_folder(spec, size=tuple(image_size) if image_size else None)
     if image_size:
         raise CLIError(f"--image-size: applies only to a folder of images, got --refset {spec!r}")
     name, separator, rest = spec.partition(":")
@@ -121,9 +170,16 @@ def _ref_count(spec: str, count: str, forms: str) -> int:
 
 
 def config_from_args(args: argparse.Namespace, base: ZestConfig | None = None) -> ZestConfig:
-    """``base`` (default ``ZestConfig()``) with the config flags the user gave applied over it."""
+    """``base`` (default ``ZestConfig()``) with the config flags the user gave applied over it.
+
+    Raises
+    ------
+    CLIError
+        Naming the flag (``--samples``, not ``num_samples``) whose value the config refuses.
+    """
     changes = {field: getattr(args, flag) for flag, field in CONFIG_FLAGS.items() if getattr(args, flag) is not None}
-    return (base or ZestConfig()).replace(**changes)
+    with named_as_flags(CONFIG_FIELD_FLAGS):
+        return (base or ZestConfig()).replace(**changes)
 
 
 def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
@@ -135,9 +191,12 @@ def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
 
 def signature_of(
     spec: str, model: Classifier, refset: ReferenceSet, config: ZestConfig, cache: SignatureCache | bool | None,
-    label: str = "",
+    label: str = "", *, allow_nondeterministic: bool = False,
 ) -> Signature:
-    """Compute a model's signature with a progress bar; engine errors are reported against its spec."""
+    """Compute a model's signature with a progress bar; engine errors are reported against its spec.
+
+    An error about a config field (``num_samples`` too small for the super-pixels) names its flag.
+    """
     channels = model.input_shape[0] if model.input_shape is not None else None
     if channels is not None and channels != refset.channels:
         raise CLIError(
@@ -147,7 +206,10 @@ def signature_of(
         )
     with ProgressBar(label or f"{spec}: ") as progress:
         try:
-            return compute_signature(model, refset, config, progress, cache=cache)
+            with named_as_flags(CONFIG_FIELD_FLAGS):
+                return compute_signature(
+                    model, refset, config, progress, cache=cache, allow_nondeterministic=allow_nondeterministic
+                )
         except (ValueError, RuntimeError) as error:
             raise CLIError(f"{spec}: {error}") from error
 
@@ -169,7 +231,10 @@ def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Sig
             result.append(item.signature)
         else:
             label = f"model {index + 1}/{len(inputs)} ({item.spec}): "
-            result.append(signature_of(item.spec, item.model, refset, config, cache, label))
+            result.append(signature_of(
+                item.spec, item.model, refset, config, cache, label,
+                allow_nondeterministic=getattr(args, "allow_nondeterministic", False),
+            ))
     for item, signature in zip(inputs[1:], result[1:]):
         try:
             check_compatible(result[0], signature)

@@ -22,6 +22,8 @@ from ...errors import EndpointError, ZestError
 from .protocol import OUTPUT_KINDS, check_batch, encode_batch, is_count, probe_batch
 from .transport import build_deadline_opener, open_before
 
+DEFAULT_TIMEOUT = 30.0  # seconds per request, connect to last byte
+DEFAULT_RETRIES = 2
 NO_INFO_STATUSES = (404, 405, 501)  # "no description": /info is optional
 EXCERPT_CHARS = 200  # how much of a bad answer an error message quotes
 
@@ -84,8 +86,8 @@ class EndpointModel:
         self,
         url: str,
         *,
-        timeout: float = 30.0,
-        retries: int = 2,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
         max_batch: int = 64,
         headers: Mapping[str, str] | None = None,
         backoff: float = 0.5,

@@ -39,7 +39,9 @@ description". ``model_id`` names the deployed model version; change it whenever 
 the URL changes. ``<url>/info`` appends ``/info`` to the URL's path (its query string is kept).
 
 Status codes: 429 and 5xx (but 501, "not implemented", which no retry can change) are retried, as
-are refused connections and timeouts, with exponential backoff. Other 4xx answers are refused
+are refused connections and timeouts, with exponential backoff. The client's timeout bounds each
+whole request, from connecting to the answer's last byte: a server that trickles its answer is cut
+off, however steadily the bytes come. Other 4xx answers are refused
 requests and are reported at once. Put credentials in headers (``headers={"Authorization": ...}``),
 not in the URL: error messages show the URL without its user information or query string.
 

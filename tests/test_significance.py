@@ -58,10 +58,13 @@ def test_too_few_unrelated_models_is_inconclusive_not_a_guess():
     assert decision.verdict == "inconclusive" and decision.p_value is None
     assert "at least 3" in decision.reason
     assert decide_related(0.01, [0.5, 0.5, 0.5]).verdict == "inconclusive"
+    # Agreement on a few images can put unrelated models at distance 0: no log-normal null, no verdict.
+    zero = decide_related(0.0, [0.0, 0.1, 0.2])
+    assert zero.verdict == "inconclusive" and "distance 0" in zero.reason
 
 
 def test_bad_arguments_name_the_argument():
     with pytest.raises(ZestError, match="alpha: expected"):
         decide_related(0.1, [0.5, 0.6, 0.7], alpha=1.5)
-    with pytest.raises(ZestError, match="null_distances: expected positive finite"):
+    with pytest.raises(ZestError, match="null_distances: expected finite distances"):
         decide_related(0.1, [0.5, -0.6, 0.7])

@@ -52,7 +52,7 @@ MIN_NULL = 3
 
 def rank_p_value(distance: float, null_distances: Sequence[float]) -> float:
     """``(1 + #{null ≤ distance}) / (m + 1)``: exact under exchangeability, never below ``1/(m + 1)``."""
-    null = _check_null(null_distances, minimum=1)
+    null = _check_null(null_distances, minimum=1, positive=False)
     return float((1 + np.count_nonzero(null <= float(distance))) / (null.size + 1))
 
 
@@ -157,7 +157,13 @@ def decide_related(
             "inconclusive", None, rank_p_value(distance, null) if null else None, alpha, distance, null,
             f"only {len(null)} matched unrelated model(s); a calibrated verdict needs at least {min_null}",
         )
-    _check_null(null, minimum=min_null)
+    if not all(np.isfinite(d) and d >= 0 for d in null):
+        raise ZestError(f"null_distances: expected finite distances ≥ 0, got {list(null)}")
+    if min(null) == 0:
+        return Decision(
+            "inconclusive", None, rank_p_value(distance, null), alpha, distance, null,
+            "an unrelated model is at distance 0: the method cannot tell models apart on these inputs",
+        )
     if np.ptp(np.log(null)) == 0:
         return Decision(
             "inconclusive", None, rank_p_value(distance, null), alpha, distance, null,
@@ -180,10 +186,10 @@ def decide_related(
     return Decision(verdict, p, rank, alpha, distance, null, reason)
 
 
-def _check_null(null_distances: Sequence[float], *, minimum: int) -> np.ndarray:
+def _check_null(null_distances: Sequence[float], *, minimum: int, positive: bool = True) -> np.ndarray:
     null = np.asarray(list(null_distances), dtype=np.float64)
     if null.ndim != 1 or null.size < minimum:
         raise ZestError(f"null_distances: expected at least {minimum} distances, got {null.size}")
-    if not (np.all(np.isfinite(null)) and np.all(null > 0)):
-        raise ZestError(f"null_distances: expected positive finite distances, got {null.tolist()}")
+    if not (np.all(np.isfinite(null)) and np.all(null > 0 if positive else null >= 0)):
+        raise ZestError(f"null_distances: expected finite distances {'> 0' if positive else '≥ 0'}, got {null.tolist()}")
     return null

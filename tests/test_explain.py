@@ -261,14 +261,15 @@ class Recorder(torch.nn.Module):
 
 @pytest.mark.parametrize("fill", ["dataset_mean", "mean_color"])
 def test_perturbed_samples_are_exactly_what_the_models_received(digits_refset, fill):
-    config = ZestConfig(num_samples=20, batch_size=7, device="cpu", fill=fill)
+    # L = 30 ≥ K + 1 for these digits (K ≤ 28). The first batch is asked twice (the determinism check).
+    config = ZestConfig(num_samples=30, batch_size=7, device="cpu", fill=fill)
     recorder = Recorder([0.0, math.log(3.0)])
     signature = compute_signature(recorder, digits_refset, config, cache=False)
-    queried = torch.cat(recorder.seen)  # N×L samples, image by image
+    queried = torch.cat([recorder.seen[0], *recorder.seen[2:]])  # N×L samples, image by image
     recorder.seen.clear()
-    image, chosen = 3, [0, 5, 19]
+    image, chosen = 3, [0, 5, 29]
     samples = perturbed_samples(digits_refset, signature, image, {"A": recorder, "B": make_cnn(0)}, chosen)
-    expected = queried[image * 20 + np.array(chosen), 0]
+    expected = queried[image * 30 + np.array(chosen), 0]
     np.testing.assert_array_equal(samples.images, (expected * 255).round().to(torch.uint8).numpy())
     np.testing.assert_allclose(torch.cat(recorder.seen)[:, 0].numpy(), expected.numpy())
     probe = prepare_probe(digits_refset, config, torch.device("cpu"))

@@ -28,6 +28,13 @@ class ModelOutputError(ZestError):
     """The model returned something that is not a finite [batch, classes] score matrix."""
 
 
+class ModelRuntimeError(ZestError):
+    """The model raised an exception of its own on a batch; the message names the model and the batch.
+
+    The model's exception is the ``__cause__``.
+    """
+
+
 class EndpointError(ZestError):
     """A remote model could not be reached, refused a request, or answered outside the protocol."""
 
@@ -54,6 +61,7 @@ __all__ = [
     "ModelInputError",
     "ModelLoadError",
     "ModelOutputError",
+    "ModelRuntimeError",
     "NotComparableError",
     "SignatureFileError",
     "ZestError",

@@ -4,7 +4,12 @@ The store knows the kinds of file it keeps (:data:`SIGNATURE_FILE`, :data:`SEGME
 :data:`PAIRS_FILE`) and how their keys are made, not the classes they hold: a caller hands it
 arrays and metadata (an :class:`~zest_core._shared.npzfile.NpzRecord`) and, to read, a decoder
 that turns a record back into its object. A file that fails its checks or its decoder is
-reported, deleted and recomputed by the caller, never trusted.
+reported, deleted and recomputed by the caller, never trusted; so is a file that does not carry the
+identity (fingerprints and parameters) of the key it was read under.
+
+The store never costs a result: a folder it cannot write to is reported once, and the result is
+returned uncached. Temporary files orphaned by a killed writer are removed when the store first
+writes to a folder.
 """
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, Callable, Mapping, TypeVar, Union
 
-from .._shared.atomic import atomic_write_bytes  # re-exported: zoo and studies import it from here
+from .._shared.atomic import atomic_write_bytes, remove_stale_temporaries  # atomic_write_bytes: re-exported
 from .._shared.npzfile import NpzFormat, NpzRecord, array_checksum  # array_checksum: re-exported
 from ..errors import SignatureFileError, ZestError, ZestTypeError
 
@@ -31,6 +38,13 @@ SEGMENTS_FILE = NpzFormat("segmentation", ".segments.npz")
 PAIRS_FILE = NpzFormat("ModelDiff pairs", ".mdpairs.npz", checksummed=("seeds", "perturbed"), version=1)
 
 T = TypeVar("T")
+
+# The folders this process already reported as unwritable, and those it already swept of orphaned
+# temporary files: each is done once per folder, however many stores are made on it (compute_signature
+# makes one per call when given cache=None).
+_REPORTED_UNWRITABLE: set[Path] = set()
+_SWEPT: set[Path] = set()
+_LOCK = threading.Lock()
 
 
 def default_cache_dir() -> Path:
@@ -91,8 +105,10 @@ class SignatureCache:
         """Where the record of ``kind`` under ``key`` lives (it may not exist)."""
         return self.root / f"{key}{kind.suffix}"
 
-    def load(self, key: str, kind: NpzFormat, decode: Callable[[NpzRecord], T]) -> T | None:
-        """The record of ``kind`` under ``key``, decoded; None if absent or unreadable.
+    def load(
+        self, key: str, kind: NpzFormat, decode: Callable[[NpzRecord], T], identity: Mapping[str, Any] | None = None
+    ) -> T | None:
+        """The record of ``kind`` under ``key``, decoded; None if absent, unreadable or not the key's.
 
         Parameters
         ----------
@@ -101,27 +117,111 @@ class SignatureCache:
         decode : callable (NpzRecord) -> object
             Turns the checked arrays and metadata into the object; it raises a ZestError for a
             record it cannot use, which is then treated as a corrupt file.
+        identity : mapping, optional
+            The metadata the record must carry: the inputs its key was made from (fingerprints,
+            parameters), each compared as JSON. A key is a one-way hash, so this is what shows that
+            the file under it was written for it, and not copied, renamed or mixed up.
 
         Warns
         -----
         UserWarning
-            For a file that fails its checks or its decoder; the file is deleted, so that the
-            caller's recomputed record replaces it.
+            For a file that fails its checks, its decoder or its identity; the file is deleted, so
+            that the caller's recomputed record replaces it.
         """
         path = self.path(key, kind)
-        if not path.exists():
+        try:
+            present = path.exists()
+        except OSError:  # a folder that cannot be searched (no x permission): nothing can be read from it
+            present = False
+        if not present:
             return None
         try:
-            return decode(kind.read(path))
+            record = kind.read(path)
+            mismatch = _identity_mismatch(record.meta, identity or {})
+            if mismatch is None:
+                return decode(record)
+            problem = f"ignoring {kind.what} cache file {path}: it does not hold the {kind.what} of its key ({mismatch})"
         except ZestError as error:
-            warnings.warn(f"ignoring corrupt {kind.what} cache file {path}: {error}; recomputing", stacklevel=3)
-            with contextlib.suppress(OSError):
-                path.unlink()
+            problem = f"ignoring corrupt {kind.what} cache file {path}: {error}"
+        warnings.warn(f"{problem}; recomputing", stacklevel=3)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+    def store(self, key: str, kind: NpzFormat, record: NpzRecord) -> Path | None:
+        """Write ``record`` as the file of ``kind`` under ``key``, atomically; returns its path.
+
+        Returns None when the folder cannot be written (read-only, full, not a folder): the
+        caller's result stands, uncached, and the folder is reported once per process.
+
+        Warns
+        -----
+        UserWarning
+            The first time a folder cannot be written, naming it and the ways out.
+        """
+        self._sweep_once()
+        try:
+            return kind.write(self.path(key, kind), record)
+        except OSError as error:
+            self._report_unwritable(error)
             return None
 
-    def store(self, key: str, kind: NpzFormat, record: NpzRecord) -> Path:
-        """Write ``record`` as the file of ``kind`` under ``key``, atomically; returns its path."""
-        return kind.write(self.path(key, kind), record)
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Remove the temporary files that killed writers left in the folder; returns those removed.
+
+        Only files named as this store's writes name their temporaries (``.<key><suffix>.<8
+        characters>.tmp``, for the store's own kinds), regular files (never links) and older than
+        :data:`~zest_core._shared.atomic.STALE_TEMPORARY_SECONDS` are removed; nothing else is touched.
+        """
+        return remove_stale_temporaries(self.root, _CACHE_FILE_NAME.match)
+
+    def _sweep_once(self) -> None:
+        root = self.root.absolute()
+        with _LOCK:
+            if root in _SWEPT:
+                return
+            _SWEPT.add(root)
+        self.remove_stale_temporaries()
+
+    def _report_unwritable(self, error: OSError) -> None:
+        root = self.root.absolute()
+        with _LOCK:
+            if root in _REPORTED_UNWRITABLE:
+                return
+            _REPORTED_UNWRITABLE.add(root)
+        reason = error.strerror or type(error).__name__
+        warnings.warn(
+            f"cannot write to the cache folder {root} ({reason}); results are computed but not cached. "
+            "Choose a writable folder (zest: --cache-dir DIR; Python: cache=DIR) or turn the cache off "
+            "(zest: --no-cache; Python: cache=False)",
+            stacklevel=3,
+        )
+
+
+# The names of the store's files: a key (40 hex digits, see _digest) and one of its kinds' suffixes.
+_CACHE_FILE_NAME = re.compile(
+    "^[0-9a-f]{40}(?:" + "|".join(re.escape(kind.suffix) for kind in (SIGNATURE_FILE, SEGMENTS_FILE, PAIRS_FILE)) + ")$"
+)
+
+
+def _as_json(value: Any) -> str:
+    # As the keys hash their inputs, so that a value and its JSON round trip (a tuple and a list) agree.
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _identity_mismatch(meta: Mapping[str, Any], identity: Mapping[str, Any]) -> str | None:
+    """The first identity field the metadata lacks or holds another value of, in words; None if all match."""
+    for name, expected in identity.items():
+        if name not in meta:
+            return f"it carries no {name}"
+        if _as_json(meta[name]) != _as_json(expected):
+            return f"its {name} is {_short(meta[name])}, expected {_short(expected)}"
+    return None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = _as_json(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 CacheArg = Union[SignatureCache, str, os.PathLike, bool, None]

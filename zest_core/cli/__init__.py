@@ -22,6 +22,8 @@ resizes them) or an ``.npz`` file with an ``images`` array.
 
 Errors in the inputs are reported as ``zest: error: ...`` on stderr with exit status 2, naming the flag
 the user typed (``--samples``), not the engine's parameter (``num_samples``).
+An exception raised by a model under test is reported the same way; a warning (an unwritable
+cache folder) is one ``zest: warning: ...`` line.
 
 The modules: :mod:`.parser` (every flag and its help), :mod:`.inputs` (MODEL and REF arguments,
 config flags, signatures), and one module per command group: :mod:`.compare` (signature,

@@ -1,5 +1,5 @@
-"""The Zest engine, in data-flow order: reference → segmentation → perturbation → probe → queries →
-local_fit → signature → alignment → distance.
+"""The Zest engine, in data-flow order: reference → segmentation → perturbation → probe → queries
+(with scores, the checks of what a model returns) → local_fit → signature → alignment → distance.
 """
 from .alignment import ALIGN_METHODS
 from .config import FILLS, MODES, SEGMENTATION_METHODS

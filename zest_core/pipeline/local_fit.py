@@ -6,9 +6,12 @@ outputs Z (L × C): row k < K holds super-pixel k's weight per class, the last r
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from .._shared.checks import check_choice
+from ..errors import ZestError
 
 
 def zest_operator(masks: np.ndarray) -> np.ndarray:
@@ -73,3 +76,40 @@ def fit_operator(masks: np.ndarray, mode: str, *, kernel_width: float = 0.25, al
     """The (K + 1) × L operator of the chosen mode ("zest" or "lime")."""
     check_choice("mode", mode, ("zest", "lime"))
     return zest_operator(masks) if mode == "zest" else lime_operator(masks, kernel_width, alpha)
+
+
+def check_samples_determine_fits(num_segments: Sequence[int], num_samples: int) -> None:
+    """Raise ZestError unless every image's fit has more samples than unknowns: L ≥ K + 1.
+
+    An image with K super-pixels has K unknown weights per class, and in ``mode="lime"`` an
+    intercept too: K + 1 unknowns. With fewer samples the least-squares fit is underdetermined
+    (``pinv`` then returns one of infinitely many exact fits, and the ridge fit one its penalty
+    picks), so the signature describes the sampler more than the model. The bound is L ≥ K + 1 in
+    both modes: the unknown count of the lime fit, and for the zest fit (K unknowns) one spare row,
+    because L = K random 0/1 masks are singular with a probability that is far from negligible
+    (two equal rows, or a column of zeros, suffice).
+
+    Parameters
+    ----------
+    num_segments : sequence of int
+        K of each reference image, in the reference set's order.
+    num_samples : int
+        L, the maskings per image.
+
+    Raises
+    ------
+    ZestError
+        Naming the image with the most super-pixels among those that are short (its index in the
+        reference set) and its K, and how many images are short.
+    """
+    counts = np.asarray(num_segments, dtype=np.int64)
+    short = np.flatnonzero(counts + 1 > num_samples)
+    if short.size == 0:
+        return
+    worst = int(short[np.argmax(counts[short])])
+    others = f" ({short.size} of the {counts.size} images are short)" if short.size > 1 else ""
+    raise ZestError(
+        f"num_samples: expected at least K + 1 = {counts[worst] + 1} maskings per image, since image {worst} of "
+        f"the reference set has K = {counts[worst]} super-pixels{others} and a local fit needs more samples than "
+        f"unknowns, got {num_samples}"
+    )

@@ -117,18 +117,24 @@ def _segments(
     refset: ReferenceSet, config: ZestConfig, progress: ProgressFn | None, cache: SignatureCache | None
 ) -> np.ndarray:
     key = None
+    # What the key is made from, written into the file and checked when it is read back: a file
+    # without it (written before issue 9) or with another's is segmented again and overwritten.
+    identity = {
+        "refset_fingerprint": refset.fingerprint(), "segmentation": config.segmentation,
+        "segmentation_params": config.segmentation_params, "seed": config.seed,
+    }
     if cache is not None:
         key = SignatureCache.segments_key(
             refset.fingerprint(), config.segmentation, config.segmentation_params, config.seed
         )
-        cached = cache.load(key, SEGMENTS_FILE, _decode_segments)
+        cached = cache.load(key, SEGMENTS_FILE, _decode_segments, identity)
         if cached is not None and cached.shape == (len(refset),) + refset.image_size:
             return cached
     segments = segment_reference_set(
         refset, config.segmentation, config.segmentation_params, seed=config.seed, progress=progress
     )
     if key is not None:
-        cache.store(key, SEGMENTS_FILE, NpzRecord(arrays={"segments": segments}, meta={}))
+        cache.store(key, SEGMENTS_FILE, NpzRecord(arrays={"segments": segments}, meta=identity))
     return segments
 
 

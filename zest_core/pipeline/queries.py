@@ -3,20 +3,35 @@
 :func:`run_model` is the one query loop: every black-box query in zest_core (the Zest probe's
 perturbed images, ModelDiff's pairs, the baselines' reference images) goes through it, so that each
 gets the same preparation of the model, the same checks of its scores and the same error messages.
+Whatever the model raises becomes zest_core's error, naming the model and the batch. The checks of
+the scores themselves are :mod:`.scores`' (re-exported here).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from .._shared.checks import check_choice
-from ..errors import EndpointError, ModelInputError, ModelOutputError, ZestError, ZestTypeError
+from ..errors import EndpointError, ModelInputError, ModelOutputError, ModelRuntimeError, ZestError, ZestTypeError
 from .perturbation import batch_plan, compose_samples
 from .probe import Probe
+# The checks of what a model returns live in .scores; imported from here by the code before the split.
+from .scores import (  # noqa: F401 - re-exported
+    OUTPUT_KINDS,
+    PROBABILITY_TOLERANCE,
+    REPEAT_TOLERANCE,
+    _raise_if_nonfinite,
+    check_outputs,
+    check_repeatable_scores,
+    model_outputs,
+    scores_to_probabilities,
+    to_targets,
+)
 
 ModelFn = Callable[[torch.Tensor], Any]
 DEVICES = ("auto", "cpu", "cuda")
@@ -114,115 +129,6 @@ def prepared_model(model: ModelFn, device: torch.device) -> Iterator[ModelFn]:
         model.train(was_training)
 
 
-def to_targets(scores: torch.Tensor, targets: str) -> torch.Tensor:
-    """The regression targets in float64: the scores themselves, their softmax or log-softmax.
-
-    This is ``ZestConfig.targets``, what the local models fit, applied to the scores whatever the
-    model declares them to be: signatures and their cache keys rest on it. A model's class
-    probabilities, which do respect its declared ``outputs``, are :func:`scores_to_probabilities`'s.
-    """
-    check_choice("targets", targets, ("logits", "probabilities", "log_probabilities"))
-    scores = scores.to(torch.float64)
-    if targets == "probabilities":
-        return torch.softmax(scores, dim=1)
-    return torch.log_softmax(scores, dim=1) if targets == "log_probabilities" else scores
-
-
-OUTPUT_KINDS = ("logits", "probabilities")
-# How far a declared probability may stray from [0, 1], and a row's sum from 1: the rounding of a
-# float16 (autocast) or float32 softmax over many classes, not a wrong declaration.
-PROBABILITY_TOLERANCE = 1e-2
-
-
-def model_outputs(model: Any) -> str:
-    """What a model's scores are: its declared ``outputs`` when that is "probabilities", else "logits".
-
-    A :class:`~zest_core.Classifier` declares ``outputs``; a bare callable, or an endpoint that does
-    not say, is taken to return logits.
-    """
-    return "probabilities" if getattr(model, "outputs", None) == "probabilities" else "logits"
-
-
-def scores_to_probabilities(scores: torch.Tensor, outputs: str) -> torch.Tensor:
-    """Class probabilities, float64, from a model's scores as the model declares them.
-
-    Parameters
-    ----------
-    scores : Tensor, shape (B, C)
-    outputs : {"logits", "probabilities"}
-        What the scores are (a :class:`~zest_core.Classifier`'s ``outputs``; see :func:`model_outputs`).
-        Logits go through a softmax over the classes; probabilities are returned as they are, once
-        checked.
-
-    Returns
-    -------
-    Tensor of float64, shape (B, C)
-        Differentiable when ``scores`` is (the check runs outside autograd).
-
-    Raises
-    ------
-    ModelOutputError
-        If scores declared as probabilities are not (values outside [0, 1] or rows that do not sum
-        to 1, within ``PROBABILITY_TOLERANCE``): such a model is mis-declared, and using its scores
-        as they are would silently mean something else.
-    """
-    check_choice("outputs", outputs, OUTPUT_KINDS)
-    scores = scores.to(torch.float64)
-    if outputs == "logits":
-        return torch.softmax(scores, dim=1)
-    if scores.numel() == 0:
-        return scores
-    with torch.no_grad():
-        values = scores.detach()
-        low, high = float(values.min()), float(values.max())
-        worst_sum = float((values.sum(dim=1) - 1.0).abs().max())
-    if not (low >= -PROBABILITY_TOLERANCE and high <= 1.0 + PROBABILITY_TOLERANCE) or worst_sum > PROBABILITY_TOLERANCE:
-        raise ModelOutputError(
-            "scores: expected probabilities (the model declares outputs='probabilities': values in [0, 1], "
-            f"rows summing to 1), got values in [{low:.4g}, {high:.4g}] with a row sum off by {worst_sum:.4g}"
-        )
-    return scores
-
-
-def check_outputs(outputs: Any, batch: int, num_classes: int | None, *, check_finite: bool = True) -> torch.Tensor:
-    """Raise ModelOutputError unless ``outputs`` is a finite [batch, classes] matrix.
-
-    ``check_finite=False`` leaves the NaN/inf test to the caller, which on a GPU can count bad scores
-    on the device and look once at the end instead of synchronising after every batch.
-    """
-    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
-        raise ModelOutputError(
-            f"the model returned a {type(outputs).__name__} of {len(outputs)} tensors; "
-            "expected one tensor of class scores [batch, classes]"
-        )
-    if not isinstance(outputs, torch.Tensor):
-        try:
-            outputs = torch.as_tensor(np.asarray(outputs))
-        except Exception as error:  # noqa: BLE001 - any unconvertible value gets the same message
-            raise ModelOutputError(
-                f"the model returned {type(outputs).__name__}, expected a tensor of class scores [batch, classes]"
-            ) from error
-    if outputs.ndim != 2 or outputs.shape[0] != batch:
-        raise ModelOutputError(
-            f"the model returned scores of shape {tuple(outputs.shape)} for a batch of {batch} images; "
-            f"expected [{batch}, classes]"
-        )
-    if num_classes is not None and outputs.shape[1] != num_classes:
-        raise ModelOutputError(
-            f"the model returned {num_classes} classes in earlier batches and {outputs.shape[1]} in this one"
-        )
-    if not outputs.is_floating_point():
-        outputs = outputs.to(torch.float64)
-    if check_finite:
-        _raise_if_nonfinite(int((~torch.isfinite(outputs)).sum()), f"a batch of {batch} images")
-    return outputs
-
-
-def _raise_if_nonfinite(count: int, where: str) -> None:
-    if count:
-        raise ModelOutputError(f"the model returned {count} NaN or infinite scores in {where}")
-
-
 def run_model(
     model: ModelFn,
     batches: Iterable[torch.Tensor],
@@ -230,8 +136,9 @@ def run_model(
     *,
     amp: bool = False,
     forward: Callable[[torch.Tensor], Any] | None = None,
-    name: str = "the model",
+    name: str | None = None,
     what: str = "images",
+    check_repeatable: bool = False,
 ) -> Iterator[torch.Tensor]:
     """Run a black-box model on batches of images; yield its checked scores, one matrix per batch.
 
@@ -251,10 +158,13 @@ def run_model(
     forward : callable, optional
         What to call on each batch instead of the model (a white-box model's ``features``); the
         model is still the one prepared.
-    name : str
-        The model in messages ("the model", "model_a's features()").
+    name : str, optional
+        The model in messages ("model_a's features()"); by default :func:`model_label`'s.
     what : str
-        What the images are, for the final message ("perturbed images").
+        What the images are, for the messages ("perturbed images").
+    check_repeatable : bool
+        Query the first batch a second time and raise ModelOutputError if the answers differ
+        (:func:`check_repeatable_scores`). The second answer is only compared, never yielded.
 
     Yields
     ------
@@ -264,29 +174,28 @@ def run_model(
     Raises
     ------
     ModelInputError
-        If the model fails on its first batch (most likely images of another size or channel count).
+        If the model fails on its first batch with what looks like a shape or dtype mismatch.
+    ModelRuntimeError
+        If the model raises any other exception, naming the model and the batch (the model's
+        exception is the cause). An endpoint's EndpointError passes unchanged: it explains itself.
     ModelOutputError
-        If it returns anything but a finite [B, classes] matrix. The first batch is checked at once;
-        later ones count NaN/inf on the device, checked once after the last batch, so that a GPU is
-        not synchronised after every batch.
+        If it returns anything but a finite [B, classes] matrix, or (``check_repeatable``) answers
+        the same batch differently. The first batch is checked at once; later ones count NaN/inf on
+        the device, checked once after the last batch, so that a GPU is not synchronised after every batch.
     """
+    label = name or model_label(model)
     num_classes: int | None = None
     nonfinite = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
     use_amp = amp and device.type == "cuda"
     with prepared_model(model, device) as ready, torch.inference_mode():
         call = ready if forward is None else forward
-        for batch in batches:
-            try:
-                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    raw = call(batch)
-            except EndpointError:
-                raise  # a protocol failure names the endpoint and explains itself: no shape hint
-            except Exception as error:
-                if num_classes is None:  # the first batch: most likely a shape mismatch
-                    raise ModelInputError(_first_batch_failure(name, batch, error)) from error
-                raise
+        for number, batch in enumerate(batches, start=1):
+            raw = _call_model(call, batch, use_amp, label, number, what)
             outputs = check_outputs(raw, batch.shape[0], num_classes, check_finite=num_classes is None)
+            if num_classes is None and check_repeatable:
+                again = _call_model(call, batch, use_amp, label, number, what)
+                check_repeatable_scores(outputs, check_outputs(again, batch.shape[0], outputs.shape[1]), label)
             if num_classes is not None:
                 nonfinite += (~torch.isfinite(outputs)).sum().to(device)
             num_classes = outputs.shape[1]
@@ -295,23 +204,69 @@ def run_model(
     _raise_if_nonfinite(int(nonfinite), f"the {total} {what}")
 
 
-def _first_batch_failure(name: str, batch: torch.Tensor, error: Exception) -> str:
+def model_label(model: Any) -> str:
+    """The model in messages: "the model (<its source>)", else its name or type ("the model (SmallCNN)")."""
+    source = getattr(model, "source", None)
+    if isinstance(source, str) and source:
+        return f"the model ({source})"
+    own = getattr(model, "__name__", None) if not isinstance(model, torch.nn.Module) else None
+    return f"the model ({own if isinstance(own, str) and own else type(model).__name__})"
+
+
+def _call_model(
+    call: Callable[[torch.Tensor], Any], batch: torch.Tensor, use_amp: bool, name: str, number: int, what: str
+) -> Any:
+    """``call(batch)``, with any exception of the model's own turned into zest_core's error."""
+    try:
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            return call(batch)
+    except EndpointError:
+        raise  # a protocol failure names the endpoint and explains itself: no shape hint, no wrapping
+    except Exception as error:  # noqa: BLE001 - whatever the model raises, the user gets one clear message
+        cause = error_summary(error)
+        if number == 1 and _SHAPE_WORDS.search(cause):  # most likely images of another size or channel count
+            raise ModelInputError(_first_batch_failure(name, batch, cause)) from error
+        raise ModelRuntimeError(
+            f"{name} failed on batch {number} of the {what}, of shape {tuple(batch.shape)}: {cause}"
+        ) from error
+
+
+# What a shape or dtype mismatch says in PyTorch's, NumPy's and ONNX Runtime's messages ("mat1 and mat2
+# shapes cannot be multiplied", "expected input[50, 1, 28, 28] to have 3 channels", "Got invalid
+# dimensions", "expected scalar type Float"). Matched against the error's summary line only.
+_SHAPE_WORDS = re.compile(r"shape|size|channel|mat[12]\b|dtype|scalar type|dimension|expected input", re.IGNORECASE)
+
+
+def error_summary(error: BaseException) -> str:
+    """One line for an exception: ``"Type: message"``, the message's last line when it has several.
+
+    TorchScript's interpreter raises ``torch.jit.Error`` with its traceback first and the error
+    itself ("builtins.RuntimeError: boom") last; that last line already names a type.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    last = lines[-1]
+    return last if len(lines) > 1 and re.match(r"^[\w.]+(Error|Exception): ", last) else f"{type(error).__name__}: {last}"
+
+
+def _first_batch_failure(name: str, batch: torch.Tensor, cause: str) -> str:
     channels, height, width = (tuple(batch.shape[1:]) + (None, None, None))[:3]
     return (
         f"{name} failed on its first batch, of shape {tuple(batch.shape)} (B, C, H, W, pixel values in "
-        f"[0, 1]): {type(error).__name__}: {error}. Does the model take {channels}-channel "
-        f"{height}×{width} images?"
+        f"[0, 1]): {cause}. Does the model take {channels}-channel {height}×{width} images?"
     )
 
 
 def query_batches(
     model: ModelFn, probe: Probe, *, batch_size: int | None, amp: bool = False, targets: str = "logits",
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Callable[[int, int, str], None] | None = None, check_repeatable: bool = False,
 ) -> Iterator[tuple[list[tuple[int, int, int]], torch.Tensor]]:
     """Yield (runs, targets) for every batch of the probe's perturbed images, in the order of ``batch_plan``.
 
     ``runs`` lists the (image, first mask, stop mask) ranges the batch holds; ``targets`` is the
     float64 [batch, classes] matrix of the model's transformed outputs, on the probe's device.
+    ``check_repeatable`` is :func:`run_model`'s (the first batch is asked twice, and only compared).
     """
     check_input_shape(model, probe.input_shape, "the reference images")
     num_samples = probe.config.num_samples
@@ -331,7 +286,9 @@ def query_batches(
             )
 
     done = 0
-    outputs = run_model(model, composed(), probe.device, amp=amp, what="perturbed images")
+    outputs = run_model(
+        model, composed(), probe.device, amp=amp, what="perturbed images", check_repeatable=check_repeatable
+    )
     # run_model first: zip then asks it once more after the last batch, which runs its final check.
     for scores, runs in zip(outputs, plan, strict=True):
         done += scores.shape[0]
@@ -348,7 +305,7 @@ def query_scores(
     device: str | torch.device = "auto",
     dtype: torch.dtype | None = torch.float32,
     forward: Callable[[torch.Tensor], Any] | None = None,
-    name: str = "the model",
+    name: str | None = None,
 ) -> np.ndarray:
     """Run a black-box model on images in batches and return its checked scores.
 
@@ -375,6 +332,8 @@ def query_scores(
     ------
     ModelInputError
         If the model declares another input shape or fails on its first batch.
+    ModelRuntimeError
+        If the model raises an exception of its own (see :func:`run_model`).
     ModelOutputError
         If it returns anything but finite scores with one row per image and a fixed class count.
     """
@@ -384,7 +343,7 @@ def query_scores(
         raise ZestError(f"images: expected a non-empty batch [n, C, H, W], got shape {tuple(tensor.shape)}")
     target = resolve_device(device)
     shape = tuple(int(n) for n in tensor.shape[1:])
-    check_input_shape(model, shape, "the images", name=name)
+    check_input_shape(model, shape, "the images", name=name or "the model")
     size = effective_batch_size(batch_size, target, shape)
     batches = (tensor[s:s + size].to(device=target, dtype=dtype) for s in range(0, tensor.shape[0], size))
     rows = [scores.detach().to("cpu", torch.float64) for scores in run_model(model, batches, target, forward=forward, name=name)]

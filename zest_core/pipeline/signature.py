@@ -10,11 +10,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .._shared.checks import check_type
 from .._shared.npzfile import NpzRecord
 from ..cache.store import SIGNATURE_FILE, CacheArg, SignatureCache, resolve_cache
 from ..errors import SignatureFileError, ZestError
 from .config import ZestConfig
-from .probe import ProgressFn, prepare_probe
+from .local_fit import check_samples_determine_fits
+from .probe import Probe, ProgressFn, prepare_probe
 from .queries import ModelFn, check_model, model_fingerprint, query_batches, resolve_device
 from .reference import ReferenceSet, check_refset
 
@@ -135,6 +137,7 @@ def compute_signature(
     progress: ProgressFn | None = None,
     *,
     cache: CacheArg = None,
+    allow_nondeterministic: bool = False,
 ) -> Signature:
     """Compute a model's Zest signature: N local linear models of its outputs over super-pixel masks.
 
@@ -151,7 +154,14 @@ def compute_signature(
         Called as segmentation ("segment"), queries ("query") and fitting advance.
     cache : SignatureCache, path, bool or None
         Where signatures are cached: None uses the default folder ($ZEST_CACHE_DIR or
-        ~/.cache/zest), False disables caching. Models without a content fingerprint are never cached.
+        ~/.cache/zest), False disables caching. Models without a content fingerprint are never
+        cached. A cached file is used only if it carries this model's, reference set's and config's
+        fingerprints; a folder that cannot be written is reported once and the signature returned.
+    allow_nondeterministic : bool, default False
+        The first batch of perturbed images is queried twice, and a model whose answers differ
+        (beyond float rounding) is refused: its distance to itself would not be 0. True accepts
+        such a model deliberately (a stochastic API), and skips the second query. This changes
+        nothing in the signature, so it is not part of the config or of the cache key.
 
     Returns
     -------
@@ -162,8 +172,11 @@ def compute_signature(
     ZestTypeError
         If ``model`` is not callable or ``refset`` is not a ReferenceSet.
     ZestError
-        For an empty reference set; ModelInputError if the model cannot take the images;
-        ModelOutputError if it returns NaN/inf or scores of the wrong shape.
+        For an empty reference set, or ``config.num_samples`` too small for an image's
+        super-pixels (L ≥ K + 1, see :func:`~zest_core.pipeline.local_fit.check_samples_determine_fits`),
+        raised before the model is queried; ModelInputError if the model cannot take the images;
+        ModelRuntimeError if it raises an exception of its own; ModelOutputError if it returns NaN/inf,
+        scores of the wrong shape, or different scores for the same images.
 
     References
     ----------
@@ -173,34 +186,29 @@ def compute_signature(
     config = config or ZestConfig()
     check_refset(refset)
     check_model("model", model)
+    check_type("allow_nondeterministic", allow_nondeterministic, bool, "a bool")
     store = resolve_cache(cache)
     fingerprint = model_fingerprint(model)
     key = None
     if store is not None and fingerprint is not None:
         key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())
-        cached = store.load(key, SIGNATURE_FILE, Signature.from_record)
+        identity = {
+            "model_fingerprint": fingerprint, "refset_fingerprint": refset.fingerprint(), "config": config.to_dict(),
+        }
+        cached = store.load(key, SIGNATURE_FILE, Signature.from_record, identity)
         if cached is not None:
+            # A signature cached before the check existed may be underdetermined: refused the same way.
+            check_samples_determine_fits([w.shape[1] for w in cached.weights], config.num_samples)
             if progress is not None:
                 progress(1, 1, "cached")
             return cached
 
     device = resolve_device(config.device)
     probe = prepare_probe(refset, config, device, progress, cache=store)
-    # Stream the fit: each image's local model is its operator times its outputs, accumulated batch
-    # by batch, so the N×L outputs are never all held at once.
-    local_models: list[torch.Tensor | None] = [None] * probe.num_images
-    for runs, targets in query_batches(
-        model, probe, batch_size=config.batch_size, amp=config.amp, targets=config.targets, progress=progress
-    ):
-        row = 0
-        for image, first, stop in runs:
-            contribution = probe.operators[image][:, first:stop] @ targets[row:row + stop - first]
-            current = local_models[image]
-            local_models[image] = contribution if current is None else current + contribution
-            row += stop - first
-    stacked = [m.cpu().numpy() for m in local_models]  # each (K_n + 1, C)
-    weights = [np.ascontiguousarray(m[:-1].T) for m in stacked]
-    intercepts = np.stack([m[-1] for m in stacked], axis=1) if config.mode == "lime" else None
+    check_samples_determine_fits(probe.num_segments, config.num_samples)
+    weights, intercepts = _fit_local_models(
+        model, probe, config, progress, check_repeatable=not allow_nondeterministic
+    )
     signature = Signature(
         weights=weights,
         intercepts=intercepts,
@@ -215,6 +223,32 @@ def compute_signature(
     if key is not None:
         store.store(key, SIGNATURE_FILE, signature.to_record())
     return signature
+
+
+def _fit_local_models(
+    model: ModelFn, probe: Probe, config: ZestConfig, progress: ProgressFn | None, *, check_repeatable: bool
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Each image's (C, K_n) weights, and the (C, N) intercepts in lime mode, from the model's queries.
+
+    The fit is streamed: each image's local model is its operator times its outputs, accumulated
+    batch by batch, so the N×L outputs are never all held at once. ``config`` is the caller's: the
+    probe, shared by configs that differ only in execution fields, may hold another batch size.
+    """
+    local_models: list[torch.Tensor | None] = [None] * probe.num_images
+    for runs, targets in query_batches(
+        model, probe, batch_size=config.batch_size, amp=config.amp, targets=config.targets, progress=progress,
+        check_repeatable=check_repeatable,
+    ):
+        row = 0
+        for image, first, stop in runs:
+            contribution = probe.operators[image][:, first:stop] @ targets[row:row + stop - first]
+            current = local_models[image]
+            local_models[image] = contribution if current is None else current + contribution
+            row += stop - first
+    stacked = [m.cpu().numpy() for m in local_models]  # each (K_n + 1, C)
+    weights = [np.ascontiguousarray(m[:-1].T) for m in stacked]
+    intercepts = np.stack([m[-1] for m in stacked], axis=1) if config.mode == "lime" else None
+    return weights, intercepts
 
 
 def _class_names(model: Any, num_classes: int) -> list[str] | None:

@@ -211,7 +211,8 @@ def generate_pairs(
         The store the pairs are kept in, as for signatures: None (default) or True: the default
         cache folder ($ZEST_CACHE_DIR or ~/.cache/zest); False: no cache. The key is the source's fingerprint, the reference set's and every
         parameter above except batch_size and device; a source without a content fingerprint (a
-        bare callable) is never cached.
+        bare callable) is never cached. A cached file is used only if it carries this key's source,
+        reference set and parameters; a folder that cannot be written is reported once.
     progress : callable (done, total, stage), optional
 
     Returns
@@ -240,7 +241,8 @@ def generate_pairs(
     key = None
     if store is not None and fingerprint is not None:
         key = SignatureCache.pairs_key(fingerprint, refset.fingerprint(), params)
-        cached = store.load(key, PAIRS_FILE, InputPairs.from_record)
+        identity = {"source_fingerprint": fingerprint, "refset_fingerprint": refset.fingerprint(), "params": params}
+        cached = store.load(key, PAIRS_FILE, InputPairs.from_record, identity)
         if cached is not None:
             if progress is not None:
                 progress(1, 1, "modeldiff pairs (cached)")

@@ -10,14 +10,16 @@ import streamlit as st
 from dashboard import layout, state
 from dashboard.comparison import run_comparison
 from dashboard.setup import missing_inputs, render_controls
-from dashboard.ui import error_boundary, show_figure, with_progress
-from zest_core import figures
+from dashboard.ui import error_boundary, with_progress
+from dashboard.verdict import p_text, show_verdict
 
 zoo, zoo_message, _ = layout.page("Setup")
 st.markdown(
     "Compare two image classifiers from their predictions alone with **Zest** (Jia et al., ICLR 2023): "
     "both models answer on the same masked super-pixel versions of N reference images, a linear model "
-    "(LIME) is fitted per image, and the two sets of local models are compared by cosine distance."
+    "(LIME) is fitted per image, and the two sets of local models are compared by cosine distance. "
+    "Whether B is derived from A is then tested against the distances from A to models trained independently "
+    "for B's task (the matched null), at the significance level α set in the sidebar."
 )
 if zoo is None:
     st.info(f"{zoo_message} You can still compare model files, `ARCH:weights` specs or HTTP endpoints.")
@@ -41,7 +43,7 @@ elif run:
         refset = setup.refset.load()
     comparison = with_progress("The comparison", lambda sink: run_comparison(
         setup.key(), {"A": setup.model_a, "B": setup.model_b}, refset, setup.config,
-        metric=setup.metric, align=setup.align, baseline=setup.baseline, n_boot=setup.n_boot,
+        metric=setup.metric, align=setup.align, unrelated=setup.unrelated, n_boot=setup.n_boot,
         level=setup.level, seed=setup.seed, zoo=zoo, sink=sink,
     ))
     state.store_comparison(comparison)
@@ -51,16 +53,15 @@ if stored is None:
     st.info("Press **Run comparison** to compute the signatures of both models (cached for the next time).")
     st.stop()
 
-result = stored.result
+audit = layout.current_audit(stored)
+if audit is None:
+    st.stop()
 left, middle, right = st.columns(3)
-left.metric("Zest distance", f"{result.distance:.4f}", help=f"{result.metric} distance between the signatures")
-middle.metric("Relative distance", "n/a" if result.relative is None else f"{result.relative:.3f}",
-              help="distance / mean distance between unrelated models; below 1 means closer than unrelated models")
-right.metric("Verdict", result.verdict.label)
-show_figure(
-    figures.distance_context(result.distance, result.interval, result.baseline, result.verdict.label, result.metric),
-    key="setup_context", filename="distance_context",
-)
+left.metric("Zest distance", f"{stored.result.distance:.4f}",
+            help=f"{stored.result.metric} distance between the signatures")
+middle.metric("p-value", p_text(audit.decision.p_value), help="is d(A, B) smaller than d(A, U) for unrelated U?")
+right.metric("Verdict", audit.decision.verdict, help=f"at α = {audit.decision.alpha:g} (set it in the sidebar)")
+show_verdict(stored, audit, key="setup_null")
 st.success(
     f"{stored.title}: computed in {stored.timings.get('total_s', 0.0):.1f} s. "
     "The pages on the left explain the result."

@@ -5,8 +5,8 @@ Run from the repository root::
     .venv/bin/python bench/bench_dashboard.py [--browser] [--out bench/results/dashboard.json]
 
 (a) **Fresh comparison** with the Setup page's default demo settings (N=32 held-out digits, L=500,
-    quickshift, dataset-mean fill, zest fit, cosine, 200 bootstrap resamples, the default unrelated
-    baseline): the time of pressing Run, from an empty signature cache and a fresh process, measured
+    quickshift, dataset-mean fill, zest fit, cosine, 200 bootstrap resamples, the matched null): the
+    time of pressing Run, from an empty signature cache and a fresh process, measured
     on the app's script with Streamlit's AppTest (no browser). Target: <= 60 s.
 (b) **Re-render** of that computed comparison: the Setup page and each results page run again
     (what a rerun or a page switch costs). Target: <= 2 s each.
@@ -16,7 +16,7 @@ script idle with the charts drawn.
 
 The models are the demo zoo's (its default A and B: a source model and one of its children) when the
 zoo is built; otherwise two SmallCNNs are trained here for 2 epochs (not timed) and loaded from
-TorchScript files, and there is no baseline. The script prints which.
+TorchScript files, and there is no null (the verdict is inconclusive). The script prints which.
 """
 from __future__ import annotations
 
@@ -94,13 +94,13 @@ def measure_apptest(models: tuple[str, str] | None) -> dict:
     return {
         "settings": state,
         "models": [comparison.choices[s].label for s in ("A", "B")],
-        "baseline": list(comparison.baseline_signatures),
+        "null": list(comparison.null.specs),
         "fresh_s": fresh,
         "fresh_breakdown_s": comparison.timings,
         "rerender_s": rerender,
         "distance": comparison.result.distance,
-        "relative": comparison.result.relative,
-        "verdict": comparison.result.verdict.label,
+        "p_value": comparison.audit(0.05).decision.p_value,
+        "verdict": comparison.audit(0.05).decision.verdict,
     }
 
 
@@ -186,7 +186,7 @@ def main() -> None:
         models, source = None, f"demo zoo at {zoo.default_zoo_dir()}"
     except zoo.ZooError as error:
         print(f"No demo zoo ({error}); training two SmallCNNs instead (not timed).", flush=True)
-        models, source = trained_models(scratch), "two SmallCNNs trained here (no zoo, so no baseline)"
+        models, source = trained_models(scratch), "two SmallCNNs trained here (no zoo, so no null)"
     load = os.getloadavg()
     print(f"Models: {source}. Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load[0]:.2f} at start.",
@@ -195,8 +195,8 @@ def main() -> None:
                "load_average_start": load, "apptest": measure_apptest(models)}
     app = results["apptest"]
     print(f"\nSettings: {app['settings']}")
-    print(f"A = {app['models'][0]}, B = {app['models'][1]}, baseline = {app['baseline'] or 'none'}")
-    print(f"d = {app['distance']:.4f}, relative = {app['relative']}, verdict = {app['verdict']}")
+    print(f"A = {app['models'][0]}, B = {app['models'][1]}, null = {app['null'] or 'none'}")
+    print(f"d = {app['distance']:.4f}, p = {app['p_value']}, verdict = {app['verdict']} (α = 0.05)")
     breakdown = ", ".join(f"{k} {v:.2f} s" for k, v in app["fresh_breakdown_s"].items())
     print(f"\n(a) fresh comparison: {app['fresh_s']:.1f} s  (target <= {FRESH_TARGET_S:.0f} s, "
           f"ratio {app['fresh_s'] / FRESH_TARGET_S:.2f})  [{breakdown}]")

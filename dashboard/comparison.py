@@ -1,8 +1,10 @@
-"""A comparison of two models: both signatures, the baseline's, and what zest_core makes of them.
+"""A comparison of two models: both signatures, the matched null's, and what zest_core makes of them.
 
 :func:`run_comparison` loads the models through :mod:`dashboard.services`, computes the signatures
-with progress and calls :func:`zest_core.explain.compare_signatures`; the :class:`Comparison` it
-returns is kept in session state (:mod:`dashboard.state`) for every page.
+with progress, calls :func:`zest_core.explain.compare_signatures` for the pair and measures the
+distances of the unrelated models (the *null*, :func:`comparison_null`); the :class:`Comparison` it
+returns is kept in session state (:mod:`dashboard.state`) for every page. Its calibrated verdict,
+:meth:`Comparison.audit`, is :func:`zest_core.explain.decide_related` at the level α the user sets.
 """
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
-from zest_core import Classifier, ReferenceSet, Signature, ZestConfig, Zoo
+from zest_core import Classifier, ReferenceSet, Signature, ZestConfig, Zoo, zest_distance
 from zest_core.explain import (
     AlignmentSummary,
     ComparisonResult,
     compare_alignments,
     compare_signatures,
     comparison_report,
+    decide_related,
 )
+from zest_core.studies import AuditResult
+from zest_core.zoo import matched_null
 
 from .services import (
     JobError,
@@ -44,8 +49,8 @@ def model_metadata(model: Classifier, choice: ModelChoice, zoo: Zoo | None) -> d
         "outputs": model.outputs,
         "fingerprint": model.fingerprint,
     }
-    name = choice.spec.removeprefix("zoo:").partition("@")[0] if choice.from_zoo else None
-    if zoo is not None and name in zoo.entries:
+    name = zoo_name(choice, zoo)
+    if name is not None:
         entry = zoo.entries[name]
         meta["zoo"] = {
             "name": entry.name, "arch": entry.arch, "relation": entry.relation, "parent": entry.parent,
@@ -53,6 +58,61 @@ def model_metadata(model: Classifier, choice: ModelChoice, zoo: Zoo | None) -> d
             "description": entry.description,
         }
     return meta
+
+
+def zoo_name(choice: ModelChoice, zoo: Zoo | None) -> str | None:
+    """The zoo model a choice names (``zoo:cnn-s0@epoch3`` → ``cnn-s0``), or None when it names none of ``zoo``'s."""
+    name = choice.spec.removeprefix("zoo:").partition("@")[0] if choice.from_zoo else None
+    return name if zoo is not None and name in zoo.entries else None
+
+
+@dataclass(frozen=True)
+class NullModels:
+    """The unrelated models a comparison is judged against, and why they are the right ones.
+
+    Attributes
+    ----------
+    specs : dict of str to str
+        Name → :func:`zest_core.load_model` spec of each unrelated model.
+    reason : str
+        Why these models match, for people.
+    automatic : bool
+        Whether the demo zoo's manifest picked them (:func:`zest_core.zoo.matched_null`); otherwise
+        the user named them on Setup.
+    excluded : tuple of str
+        Candidates left out because they are model A or B, or relatives of theirs.
+    """
+
+    specs: dict[str, str]
+    reason: str
+    automatic: bool
+    excluded: tuple[str, ...] = ()
+
+
+def comparison_null(
+    choices: Mapping[str, ModelChoice], zoo: Zoo | None, unrelated: Sequence[tuple[str, str]]
+) -> NullModels:
+    """The null of a comparison of A (the reference) with B (the suspect).
+
+    Two zoo models get their matched null from the manifest: models trained from scratch for B's
+    task with B's architecture, outside both lineages. Any other pair is judged against the models
+    the user named (``unrelated``, (name, spec) pairs), never against a default: only the user knows
+    which models were trained independently for B's task. A or B named among them is left out.
+    """
+    names = {slot: zoo_name(choices[slot], zoo) for slot in ("A", "B")}
+    if names["A"] is not None and names["B"] is not None:
+        null = matched_null(zoo, names["A"], names["B"])
+        return NullModels({n: f"zoo:{n}" for n in null.models}, null.reason, True, null.excluded)
+    pair = {choices["A"].spec, choices["B"].spec}
+    kept = {name: spec for name, spec in unrelated if spec not in pair}
+    excluded = tuple(name for name, spec in unrelated if spec in pair)
+    return NullModels(kept, _named_reason(len(kept), excluded), False, excluded)
+
+
+def _named_reason(count: int, excluded: Sequence[str]) -> str:
+    reason = (f"{count} model(s) named on Setup as trained independently, from scratch, for B's task with B's "
+              "architecture (for models outside the demo zoo the dashboard cannot check this: it is your claim)")
+    return reason + (f"; left out as model A or B: {', '.join(excluded)}" if excluded else "")
 
 
 @dataclass
@@ -68,7 +128,11 @@ class Comparison:
     refset : ReferenceSet
     config : ZestConfig
     signatures : dict of {"A", "B"} to Signature
-    baseline_signatures : dict of str to Signature
+    null : NullModels
+        The unrelated models (those that answered; see ``null_signatures``).
+    null_signatures : dict of str to Signature
+    null_distances : dict of str to float
+        d(A, U) for each unrelated model U, with the comparison's metric and class alignment.
     result : ComparisonResult
     ground_truth : bool
         Whether the class names are the ground truth of class alignment (both models from the zoo).
@@ -81,7 +145,9 @@ class Comparison:
     refset: ReferenceSet
     config: ZestConfig
     signatures: dict[str, Signature]
-    baseline_signatures: dict[str, Signature]
+    null: NullModels
+    null_signatures: dict[str, Signature]
+    null_distances: dict[str, float]
     result: ComparisonResult
     ground_truth: bool
     timings: dict[str, float] = field(default_factory=dict)
@@ -100,9 +166,25 @@ class Comparison:
         """Greedy and Hungarian matchings of the classes, scored when the names are the ground truth."""
         return cached_alignments(self.key, names_as_truth, _comparison=self)
 
-    def report(self) -> dict[str, Any]:
-        """The JSON-ready report of the comparison."""
-        return comparison_report(
+    def audit(self, alpha: float) -> AuditResult:
+        """The calibrated verdict at level ``alpha``: d(A, B) against the null distances d(A, U).
+
+        With fewer than :data:`zest_core.explain.MIN_NULL` unrelated models it is "inconclusive".
+        """
+        decision = decide_related(self.result.distance, list(self.null_distances.values()), alpha=alpha)
+        per_model = len(self.refset) * self.config.num_samples
+        queries = {
+            "per_model": per_model, "suspect": per_model, "models": 2 + len(self.null_signatures),
+            "detail": f"N = {len(self.refset)} reference images × L = {self.config.num_samples} maskings",
+        }
+        return AuditResult(decision, f"zest-{self.result.metric}", tuple(self.null_distances), self.null.reason,
+                           queries)
+
+    def report(self, alpha: float) -> dict[str, Any]:
+        """The JSON-ready report of the comparison, with its calibrated verdict at level ``alpha``."""
+        audit = self.audit(alpha).to_dict()
+        audit["null"].update(automatic=self.null.automatic, excluded=list(self.null.excluded))
+        report = comparison_report(
             self.result,
             models=self.meta,
             refset=self.refset,
@@ -111,9 +193,13 @@ class Comparison:
             extra={
                 "timings_s": self.timings,
                 "class_names_are_ground_truth": self.ground_truth,
-                "baseline_source": "independently trained demo-zoo models" if self.baseline_signatures else None,
+                "verdict": audit["verdict"],
+                "audit": audit,
             },
         )
+        for key in ("baseline", "relative_distance"):  # the uncalibrated rule, not used by the dashboard
+            report.pop(key, None)
+        return report
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -134,14 +220,20 @@ def run_comparison(
     *,
     metric: str,
     align: str,
-    baseline: Sequence[str],
+    unrelated: Sequence[tuple[str, str]],
     n_boot: int,
     level: float,
     seed: int,
     zoo: Zoo | None,
     sink: ProgressSink | None = None,
 ) -> Comparison:
-    """Load both models (and the baseline's), compute their signatures and compare them.
+    """Load both models and the unrelated ones, compute their signatures, compare the pair and measure the null.
+
+    Parameters
+    ----------
+    unrelated : sequence of (str, str)
+        (name, spec) of the unrelated models the user named; used unless both models come from the
+        demo zoo (see :func:`comparison_null`).
 
     Raises
     ------
@@ -149,24 +241,20 @@ def run_comparison(
         For bad input; the dashboard shows them with st.error.
     """
     start = time.perf_counter()
-    models = {}
-    for slot in ("A", "B"):
-        try:
-            models[slot] = cached_model(choices[slot].spec)
-        except ValueError as error:  # zest_core's errors are ValueErrors (ZestError)
-            raise JobError(f"Model {slot}: {error}") from error
-        check_input_shape(models[slot], refset, f"Model {slot} ({choices[slot].label})")
+    models = _load_pair(choices, refset)
+    null = comparison_null(choices, zoo, unrelated)
+    null_models = checked_models({f"Unrelated {name}": spec for name, spec in null.specs.items()}, refset)
+    null = _without_copies(null, null_models, models)
     jobs = [(f"Model {slot}", models[slot]) for slot in ("A", "B")]
-    jobs += checked_models({f"Baseline {name}": f"zoo:{name}" for name in baseline}, refset)
+    jobs += [(job, model) for job, model in null_models if job.removeprefix("Unrelated ") in null.specs]
     loaded = time.perf_counter()
     signatures = signatures_with_progress(jobs, refset, config, sink)
     computed = time.perf_counter()
     pair = {"A": signatures["Model A"], "B": signatures["Model B"]}
-    baseline_signatures = {name: signatures[f"Baseline {name}"] for name in baseline}
-    result = compare_signatures(
-        pair["A"], pair["B"], metric=metric, align=align, baseline=baseline_signatures or None,
-        n_boot=n_boot, level=level, seed=seed,
-    )
+    null_signatures = {name: signatures[f"Unrelated {name}"] for name in null.specs}
+    result = compare_signatures(pair["A"], pair["B"], metric=metric, align=align, n_boot=n_boot, level=level,
+                                seed=seed)
+    null_distances = {name: zest_distance(pair["A"], sig, metric, align) for name, sig in null_signatures.items()}
     done = time.perf_counter()
     return Comparison(
         key=key,
@@ -175,7 +263,9 @@ def run_comparison(
         refset=refset,
         config=config,
         signatures=pair,
-        baseline_signatures=baseline_signatures,
+        null=null,
+        null_signatures=null_signatures,
+        null_distances=null_distances,
         result=result,
         ground_truth=choices["A"].from_zoo and choices["B"].from_zoo,
         timings={
@@ -183,3 +273,30 @@ def run_comparison(
             "total_s": done - start,
         },
     )
+
+
+def _load_pair(choices: Mapping[str, ModelChoice], refset: ReferenceSet) -> dict[str, Classifier]:
+    """Models A and B, loaded (cached) and checked against the reference images; errors name the slot."""
+    models = {}
+    for slot in ("A", "B"):
+        try:
+            models[slot] = cached_model(choices[slot].spec)
+        except ValueError as error:  # zest_core's errors are ValueErrors (ZestError)
+            raise JobError(f"Model {slot}: {error}") from error
+        check_input_shape(models[slot], refset, f"Model {slot} ({choices[slot].label})")
+    return models
+
+
+def _without_copies(
+    null: NullModels, null_models: Sequence[tuple[str, Classifier]], pair: Mapping[str, Classifier]
+) -> NullModels:
+    """``null`` without the named models whose content is model A's or B's (another path to the same file)."""
+    if null.automatic:
+        return null
+    own = {model.fingerprint for model in pair.values()} - {None}
+    copies = {job.removeprefix("Unrelated ") for job, model in null_models if model.fingerprint in own}
+    if not copies:
+        return null
+    specs = {name: spec for name, spec in null.specs.items() if name not in copies}
+    excluded = (*null.excluded, *sorted(copies))
+    return NullModels(specs, _named_reason(len(specs), excluded), False, excluded)

@@ -6,6 +6,8 @@ from pathlib import Path
 import streamlit as st
 
 from zest_core import Zoo
+from zest_core.explain import DEFAULT_ALPHA
+from zest_core.studies import AuditResult
 
 from . import services, state
 from .comparison import Comparison
@@ -26,12 +28,14 @@ PAGES = (
     ("pages/5_Distance_vs_epoch.py", "Distance vs epoch", ":material/show_chart:"),
     ("pages/6_Zoo_and_reuse.py", "Zoo and reuse", ":material/hub:"),
 )
+ALPHA_KEY = "alpha"
+ALPHAS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2)  # significance levels offered; 0.05 by default
 
 
 def page(title: str) -> tuple[Zoo | None, str, Setup]:
     """Set up a page: config, widget state kept across pages, sidebar; returns (zoo, zoo message, setup)."""
     st.set_page_config(page_title=f"{title} · Zest Explorer", page_icon=str(PAGE_ICON), layout="wide")
-    state.keep_widget_state(SETUP_KEYS)
+    state.keep_widget_state((*SETUP_KEYS, ALPHA_KEY))
     zoo, message = services.zoo_status()
     setup = current_setup(zoo)
     sidebar(setup)
@@ -51,12 +55,33 @@ def sidebar(setup: Setup) -> None:
         if comparison is None:
             st.caption("No comparison yet: choose two models on Setup and press Run.")
             return
-        result = comparison.result
         st.markdown(f"**{comparison.choices['A'].label}** vs **{comparison.choices['B'].label}**")
-        relative = "" if result.relative is None else f" · relative {result.relative:.3f}"
-        st.caption(f"distance {result.distance:.4f}{relative} · {result.verdict.label}")
+        alpha()  # its default, before the widget reads it
+        st.select_slider("Significance level α", options=ALPHAS, key=ALPHA_KEY,
+                         help="The false-positive rate the verdict allows: 'related' when p < α.")
+        audit = current_audit(comparison, quiet=True)
+        if audit is not None:
+            decision = audit.decision
+            p_value = "" if decision.p_value is None else f" · p = {decision.p_value:.3g}"
+            st.caption(f"distance {decision.distance:.4f} · {decision.verdict}{p_value} at α = {decision.alpha:g}")
         if comparison.key != setup.key():
             st.caption("The setup has changed since this comparison ran; run it again on Setup.")
+
+
+def alpha() -> float:
+    """The significance level α chosen in the sidebar (0.05 until one is chosen)."""
+    state.default(ALPHA_KEY, DEFAULT_ALPHA, ALPHAS)
+    return float(st.session_state[ALPHA_KEY])
+
+
+def current_audit(comparison: Comparison, *, quiet: bool = False) -> AuditResult | None:
+    """The comparison's calibrated verdict at the sidebar's α, or None (after ``st.error`` unless quiet) if it fails."""
+    try:
+        return comparison.audit(alpha())
+    except ValueError as error:  # zest_core's errors are ValueErrors (ZestError): e.g. a null distance of 0
+        if not quiet:
+            st.error(f"The calibrated verdict failed: {error}")
+        return None
 
 
 def require_comparison() -> Comparison:

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import streamlit as st
 
 from zest_core import ReferenceSet, ZestConfig, Zoo
+from zest_core.explain import MIN_NULL
 from zest_core.pipeline import ALIGN_METHODS, FILLS, METRICS, MODES, SEGMENTATION_METHODS
 from zest_core.sources import ARCHITECTURES
 
@@ -29,9 +30,8 @@ ALIGN_CHOICES = ("auto", "none") + ALIGN_METHODS
 MODEL_FILE_TYPES = ["pt", "pth", "ts", "onnx", "bin", "ckpt"]
 IMAGE_FILE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "ppm", "pgm"]
 FINAL = "final"
-BASELINE_DEFAULT_COUNT = 3
 
-# Demo defaults: a fresh comparison of two small models, with the baseline, well under a minute on 2 CPU cores.
+# Demo defaults: a fresh comparison of two small models and their matched null, well under a minute on 2 CPU cores.
 DEFAULTS: dict[str, Any] = {
     "ref_source": REF_SOURCES[0],
     "ref_folder": "",
@@ -50,7 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "level": 0.95,
 }
 MODEL_KEYS = ("source", "zoo", "epoch", "path", "url", "arch")
-SETUP_KEYS = tuple(DEFAULTS) + tuple(f"{slot}_{name}" for slot in ("a", "b") for name in MODEL_KEYS) + ("baseline",)
+NULL_KEYS = ("null_zoo", "null_specs")  # the unrelated models the user names (zoo names; specs, one a line)
+SETUP_KEYS = tuple(DEFAULTS) + tuple(f"{slot}_{name}" for slot in ("a", "b") for name in MODEL_KEYS) + NULL_KEYS
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,14 @@ class Setup:
     metric: str
     align: str
     seed: int
-    baseline: tuple[str, ...]
+    unrelated: tuple[tuple[str, str], ...]  # (name, spec) of the unrelated models the user named
     n_boot: int
     level: float
+
+    @property
+    def automatic_null(self) -> bool:
+        """Whether both models come from the demo zoo, whose manifest then picks the matched null."""
+        return all(m is not None and m.from_zoo for m in (self.model_a, self.model_b))
 
     def key(self) -> str:
         """A hash of every field: equal keys mean the same comparison."""
@@ -116,7 +122,8 @@ class Setup:
             "refset": [self.refset.source, self.refset.n, self.refset.seed, self.refset.folder,
                        self.refset.size, self.refset.uploads],
             "config": self.config.to_dict(),
-            "metric": self.metric, "align": self.align, "seed": self.seed, "baseline": self.baseline,
+            "metric": self.metric, "align": self.align, "seed": self.seed,
+            "unrelated": () if self.automatic_null else self.unrelated,
             "n_boot": self.n_boot, "level": self.level,
         }
         return _digest(values)
@@ -139,19 +146,20 @@ def _digest(values: Any) -> str:
 
 
 def zoo_defaults(zoo: Zoo | None) -> dict[str, Any]:
-    """Per-model defaults: a zoo source model as A and one of its children as B, when there is a zoo."""
+    """Per-model defaults: a zoo source model as A and one of its children as B, when there is a zoo.
+
+    No unrelated model is named by default: the zoo's own models get their matched null from the
+    manifest, and for other models only the user knows which models are trained independently for
+    the suspect's task with its architecture.
+    """
     if zoo is None:
-        return {"a_source": "Path", "b_source": "Path", "a_zoo": None, "b_zoo": None, "baseline": []}
+        return {"a_source": "Path", "b_source": "Path", "a_zoo": None, "b_zoo": None}
     names = list(zoo.entries)
     sources = [n for n in names if zoo.entries[n].relation == "source" and zoo.entries[n].task == "digits"]
     first = sources[0] if sources else names[0]
     children = [child for src, child, _ in zoo.pairs() if src == first and zoo.entries[child].task == "digits"]
     second = children[0] if children else next((n for n in names if n != first), first)
-    digits = [n for n in zoo.independent() if zoo.entries[n].task == "digits"]
-    independent = [n for n in digits if zoo.entries[n].relation == "independent"]
-    baseline = independent if len(independent) >= 2 else digits  # sources too, when too few others
-    return {"a_source": "Demo zoo", "b_source": "Demo zoo", "a_zoo": first, "b_zoo": second,
-            "baseline": baseline[:BASELINE_DEFAULT_COUNT]}
+    return {"a_source": "Demo zoo", "b_source": "Demo zoo", "a_zoo": first, "b_zoo": second}
 
 
 def apply_defaults(zoo: Zoo | None) -> None:
@@ -168,9 +176,11 @@ def apply_defaults(zoo: Zoo | None) -> None:
         default(f"{slot}_path", "")
         default(f"{slot}_url", "")
         default(f"{slot}_arch", "auto", ["auto", *ARCHITECTURES])
-    names = list(zoo.entries) if zoo is not None else []
-    if "baseline" not in st.session_state or any(n not in names for n in st.session_state["baseline"]):
-        st.session_state["baseline"] = per_model["baseline"]
+    names = set(zoo.entries) if zoo is not None else set()
+    picked = st.session_state.get("null_zoo")
+    if picked is None or any(n not in names for n in picked):  # a rebuilt zoo may lack a model picked before
+        st.session_state["null_zoo"] = [n for n in picked or [] if n in names]
+    default("null_specs", "")
 
 
 def model_choice(slot: str, zoo: Zoo | None) -> ModelChoice | None:
@@ -228,10 +238,21 @@ def current_setup(zoo: Zoo | None) -> Setup:
     )
     return Setup(
         model_a=model_choice("A", zoo), model_b=model_choice("B", zoo), refset=refset, config=config,
-        metric=state["metric"], align=state["align"], seed=seed,
-        baseline=tuple(state["baseline"]) if zoo is not None and len(state["baseline"]) >= 2 else (),
+        metric=state["metric"], align=state["align"], seed=seed, unrelated=named_unrelated(),
         n_boot=int(state["n_boot"]), level=float(state["level"]),
     )
+
+
+def named_unrelated() -> tuple[tuple[str, str], ...]:
+    """(name, spec) of every unrelated model named on Setup: the zoo models picked, then one spec a line."""
+    state = st.session_state
+    specs = [f"zoo:{name}" for name in state.get("null_zoo", [])]
+    specs += [line.strip() for line in (state.get("null_specs") or "").splitlines() if line.strip()]
+    named: dict[str, str] = {}
+    for spec in dict.fromkeys(specs):  # each model once, in the order given
+        name = spec.removeprefix("zoo:") if spec.startswith("zoo:") else short_label(spec)
+        named[name if name not in named else spec] = spec
+    return tuple(named.items())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,8 +327,8 @@ def refset_controls() -> None:
             right.number_input("Width", min_value=8, max_value=512, step=1, key="ref_width")
 
 
-def parameter_controls(zoo: Zoo | None) -> None:
-    """The widgets of the Zest parameters, the comparison and the verdict."""
+def parameter_controls() -> None:
+    """The widgets of the Zest parameters and of the comparison."""
     st.subheader("Parameters")
     left, middle, right = st.columns(3)
     left.number_input("L (masked samples per image)", min_value=10, max_value=5000, step=50, key="num_samples")
@@ -323,14 +344,26 @@ def parameter_controls(zoo: Zoo | None) -> None:
     right.number_input("Bootstrap resamples", min_value=0, max_value=5000, step=50, key="n_boot",
                        help="Resamples of the reference images for the confidence interval (0: none).")
     right.select_slider("Confidence level", options=[0.8, 0.9, 0.95, 0.99], key="level")
+
+
+def null_controls(zoo: Zoo | None, automatic: bool) -> None:
+    """The widgets naming the unrelated models that a comparison of models outside the zoo is judged against."""
+    st.subheader("Unrelated models (the null)")
+    if automatic:
+        st.caption("Both models come from the demo zoo: the matched null is picked from its manifest (models "
+                   "trained from scratch for B's task with B's architecture, outside both lineages). The models "
+                   "named here are used only for models outside the zoo.")
+    else:
+        st.caption(f"The verdict judges d(A, B) against d(A, U) for models U trained independently, from scratch, "
+                   f"for B's task with B's architecture, and derived from neither A nor B. Name at least "
+                   f"{MIN_NULL}; with fewer there is no calibrated verdict.")
+    left, right = st.columns(2) if zoo is not None else (None, st.container())
     if zoo is not None:
-        candidates = [n for n in zoo.independent()]
-        st.multiselect(
-            "Unrelated baseline (independently trained zoo models)", candidates, key="baseline",
-            help="The relative distance divides by the mean distance between these models (at least two).",
-        )
-        if len(st.session_state["baseline"]) < 2:
-            st.caption("Fewer than two baseline models: no relative distance and no verdict.")
+        left.multiselect("Zoo models", zoo.independent(), key="null_zoo",
+                         format_func=lambda n: f"{n} · {zoo.entries[n].task} · {zoo.entries[n].arch}",
+                         help="Models of the demo zoo trained from scratch (task · architecture).")
+    right.text_area("Model files, specs or endpoints (one a line)", key="null_specs", height=96,
+                    placeholder="u1.pt\nsmall_cnn:/runs/u2/weights.pt\nhttp://127.0.0.1:8001/predict")
 
 
 def render_controls(zoo: Zoo | None, zoo_message: str) -> Setup:
@@ -346,8 +379,11 @@ def render_controls(zoo: Zoo | None, zoo_message: str) -> Setup:
     with left:
         refset_controls()
     with right:
-        parameter_controls(zoo)
-    return current_setup(zoo)
+        parameter_controls()
+    setup = current_setup(zoo)
+    st.divider()
+    null_controls(zoo, setup.automatic_null)
+    return setup
 
 
 def missing_inputs(setup: Setup) -> Sequence[str]:

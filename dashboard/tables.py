@@ -112,9 +112,9 @@ def pairs_table(summary: AlignmentSummary, names_a: Sequence[str], names_b: Sequ
     })
 
 
-def baseline_table(comparison: Comparison) -> pd.DataFrame:
-    """The unrelated pairs of the baseline and their distances."""
-    baseline = comparison.result.baseline
-    if baseline is None:
-        return pd.DataFrame(columns=["model", "other model", "distance"])
-    return pd.DataFrame([{"model": a, "other model": b, "distance": d} for a, b, d in baseline.pairs])
+def null_table(comparison: Comparison) -> pd.DataFrame:
+    """The unrelated models of the comparison's null: name, spec and distance to model A, nearest first."""
+    rows = [{"unrelated model": name, "spec": comparison.null.specs[name], "distance to A": distance}
+            for name, distance in comparison.null_distances.items()]
+    frame = pd.DataFrame(rows, columns=["unrelated model", "spec", "distance to A"])
+    return frame.sort_values("distance to A", kind="stable").reset_index(drop=True)

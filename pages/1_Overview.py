@@ -1,4 +1,4 @@
-"""Overview: the distance, the relative distance against unrelated models, the verdict, and where it comes from."""
+"""Overview: the distance, the calibrated verdict against the matched null, and where the distance comes from."""
 from __future__ import annotations
 
 import json
@@ -7,36 +7,35 @@ import streamlit as st
 
 from dashboard import layout, tables
 from dashboard.ui import show_figure, show_table
+from dashboard.verdict import p_text, show_verdict
 from zest_core import figures
 
 layout.page("Overview")
 comparison = layout.require_comparison()
 result = comparison.result
-verdict = result.verdict
+audit = layout.current_audit(comparison)
+if audit is None:
+    st.stop()
+decision = audit.decision
 
 left, middle, right, far = st.columns(4)
 left.metric("Zest distance", f"{result.distance:.4f}", help=f"{result.metric} distance between the aligned signatures")
-middle.metric("Relative distance", "n/a" if result.relative is None else f"{result.relative:.3f}",
-              help="distance / mean distance between independently trained (unrelated) models")
 interval = "n/a" if result.interval is None else f"{result.interval[0]:.3f}–{result.interval[1]:.3f}"
-right.metric(f"{100 * result.level:g}% interval" if result.interval else "Interval", interval,
-             help=f"bootstrap over reference images ({result.n_boot} resamples)")
-far.metric("Verdict", verdict.label)
-message = {"related": st.warning, "unrelated": st.success}.get(verdict.label, st.info)
-message(f"**{verdict.label.capitalize()}.** {verdict.explanation}")
+middle.metric(f"{100 * result.level:g}% interval" if result.interval else "Interval", interval,
+              help=f"bootstrap over reference images ({result.n_boot} resamples)")
+right.metric("p-value", p_text(decision.p_value),
+             help="One-sided prediction test on log distances: is d(A, B) smaller than a new draw of d(A, U) "
+                  "for unrelated models U? (zest_core.explain.significance)")
+far.metric(f"Verdict at α = {decision.alpha:g}", decision.verdict,
+           help="related when p < α; inconclusive when the null has too few models. Set α in the sidebar.")
 
-if result.baseline is None:
-    st.info("No unrelated baseline: pick at least two independently trained zoo models on Setup "
-            "(the demo zoo must be built) to get the relative distance and a verdict.")
-else:
-    st.caption(
-        f"Baseline: mean distance {result.baseline.mean:.4f} over {len(result.baseline.pairs)} pairs of "
-        f"independently trained zoo models ({', '.join(result.baseline.names)}), same reference images and config."
-    )
-show_figure(
-    figures.distance_context(result.distance, result.interval, result.baseline, verdict.label, result.metric),
-    key="overview_context", filename="distance_context",
-)
+st.header("The verdict against the matched null")
+show_verdict(comparison, audit, key="overview_null")
+if audit.null_models:
+    st.caption(f"Rank p-value, free of the normality assumption: {p_text(decision.rank_p_value)} (it cannot be "
+               f"below 1/(m + 1) = {1 / (len(audit.null_models) + 1):.3g} with m = {len(audit.null_models)} "
+               "unrelated models). Same reference images, config, metric and class alignment as A vs B.")
+    show_table(tables.null_table(comparison), key="overview_null_table", filename="matched_null")
 
 st.header("The two models")
 show_table(tables.model_table(comparison), key="overview_models", filename="models")
@@ -69,6 +68,6 @@ with st.expander("All images and classes"):
 
 st.header("Report")
 st.download_button(
-    "Download the whole comparison (JSON)", data=lambda: json.dumps(comparison.report(), indent=1),
+    "Download the whole comparison (JSON)", data=lambda: json.dumps(comparison.report(decision.alpha), indent=1),
     file_name="zest_comparison.json", mime="application/json", key="overview_report", on_click="ignore",
 )

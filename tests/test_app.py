@@ -25,7 +25,9 @@ if str(ROOT) not in sys.path:  # the dashboard package sits next to app.py, wher
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.progress import RunProgress, format_seconds  # noqa: E402
+from zest_core.explain import decide_related  # noqa: E402
 from zest_core.studies import ReuseResult, summarize_reuse  # noqa: E402
+from zest_core.studies.calibration import CalibrationResult, summarize_calibration  # noqa: E402
 from zest_core.sources.endpoint import serve_model, serve_responder  # noqa: E402
 from zest_core.explain import alignment_accuracy, comparison_weight_maps  # noqa: E402
 
@@ -148,35 +150,62 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     metrics = {m.label: m.value for m in app.metric}
     distance = float(metrics["Zest distance"])
     assert 0 < distance < 2
-    assert metrics["Verdict"] in ("related", "unrelated", "inconclusive")
     comparison = next(iter(app.session_state["zx_results"].values()))
     assert comparison.result.distance == pytest.approx(distance, abs=5e-5)
-    assert len(comparison.baseline_signatures) >= 2
-    assert [t.get("name") for t in figures(app)["setup_context"]["data"]] == ["unrelated pairs", "A vs B"]
+    # Two zoo models: the matched null is the manifest's, and it holds neither model nor a relative of theirs.
+    from zest_core.zoo import family, load_zoo, matched_null
 
-    # 1 Overview: distance in context, contributions, model table, JSON report.
+    zoo = load_zoo(with_zoo)
+    a, b = (comparison.choices[s].spec.removeprefix("zoo:") for s in ("A", "B"))
+    expected_null = matched_null(zoo, a, b).models
+    assert comparison.null.automatic and tuple(comparison.null.specs) == expected_null
+    assert not set(expected_null) & (family(zoo, a) | family(zoo, b))
+    assert all(zoo.entries[u].task == zoo.entries[b].task and zoo.entries[u].arch == zoo.entries[b].arch
+               for u in expected_null)
+    decision = decide_related(distance=comparison.result.distance, null_distances=list(comparison.null_distances.values()))
+    assert metrics["Verdict"] == decision.verdict and metrics["p-value"] == f"{decision.p_value:.3g}"
+    assert figures(app)["setup_null"]["data"][1]["name"] == f"suspect: {decision.verdict}"
+
+    # 1 Overview: the calibrated verdict against its matched null, contributions, model table, JSON report.
     app.switch_page(PAGES["overview"]).run()
     assert_ok(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Verdict at α = 0.05"] == decision.verdict and metrics["p-value"] == f"{decision.p_value:.3g}"
+    message = " ".join(m.value for m in [*app.warning, *app.success])
+    assert f"at α = 0.05 (p = {decision.p_value:.3g})" in message and f"{len(expected_null)} matched" in message
+    assert any("picked from the demo zoo's manifest" in c.value for c in app.caption)
     charts = figures(app)
-    assert set(charts) >= {"overview_context", "overview_images", "overview_classes"}
-    context = charts["overview_context"]
-    names = [t.get("name") for t in context["data"]]
-    assert names == ["unrelated pairs", "A vs B"]
-    assert values(context["data"][1]["x"]).tolist() == [pytest.approx(comparison.result.distance)]
-    low, high = comparison.result.interval
-    assert values(context["data"][1]["error_x"]["arrayminus"])[0] == pytest.approx(comparison.result.distance - low)
+    assert set(charts) >= {"overview_null", "overview_images", "overview_classes"}
+    null_chart = charts["overview_null"]
+    assert [t.get("name") for t in null_chart["data"]] == ["unrelated", f"suspect: {decision.verdict}"]
+    assert values(null_chart["data"][0]["x"]).tolist() == pytest.approx(list(comparison.null_distances.values()))
+    assert null_chart["data"][0]["text"] == list(expected_null)
+    assert values(null_chart["data"][1]["x"]).tolist() == [pytest.approx(comparison.result.distance)]
+    assert f"p = {decision.p_value:.3g}" in _title(null_chart)
+    null_table = next(d.value for d in app.dataframe if "distance to A" in d.value.columns)
+    assert sorted(null_table["unrelated model"]) == sorted(expected_null)
+    # α is the sidebar's: a stricter one can only turn "related" into "unrelated".
+    app.sidebar.select_slider(key="alpha").set_value(0.001).run()
+    assert_ok(app)
+    strict = decide_related(comparison.result.distance, list(comparison.null_distances.values()), alpha=0.001)
+    assert {m.label: m.value for m in app.metric}["Verdict at α = 0.001"] == strict.verdict
+    assert "α = 0.001" in _title(figures(app)["overview_null"])
+    app.sidebar.select_slider(key="alpha").set_value(0.05).run()
+    charts = figures(app)
     assert trace_types(charts["overview_images"]) == ["bar"]
     bars = charts["overview_images"]["data"][0]
     assert values(bars["x"]).max() == pytest.approx(comparison.result.contributions.per_image.max())
     assert len(values(charts["overview_classes"]["data"][0]["x"])) == 10
     keys = {b.proto.id for b in app.get("download_button")}
     assert len(keys) >= 6  # HTML of each figure, CSV of each table, the JSON report
-    report = comparison.report()
+    report = comparison.report(0.05)
     again = json.loads(json.dumps(report, allow_nan=False))
     assert again["distance"] == pytest.approx(distance, abs=5e-5)
     assert again["models"]["A"]["label"] == comparison.choices["A"].label
     assert len(again["contributions"]["images"]) == SMALL["n"]
-    assert again["verdict"]["label"] == metrics["Verdict"]
+    assert again["verdict"] == decision.verdict and again["audit"]["p_value"] == pytest.approx(decision.p_value)
+    assert list(again["audit"]["null"]["distances"]) == list(expected_null) and again["audit"]["null"]["automatic"]
+    assert "relative_distance" not in again and "baseline" not in again
 
     # 2 Super-pixels: the gallery, one image's numbered super-pixels, samples with predictions.
     app.switch_page(PAGES["superpixels"]).run()
@@ -255,8 +284,12 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     # 6 Zoo and reuse: clustered distance matrix; the reuse report once there is one.
     app.switch_page(PAGES["zoo"]).run()
     assert_ok(app)
-    shipped = [d.value for d in app.dataframe]  # assets/reuse_report.json, written by `zest bench reuse`
-    assert any("relation" in t.columns and {"steal", "permuted", "unlearn-exact"} <= set(t["relation"]) for t in shipped)
+    # assets/reuse_report.json, written by `zest bench reuse`: drawn when calibrated, explained when outdated.
+    shipped = json.loads((ROOT / "assets" / "reuse_report.json").read_text())
+    if "negatives" in shipped:
+        assert {"reuse_null", "reuse_roc", "reuse_rates"} <= set(figures(app))
+    else:
+        assert any("earlier, uncalibrated benchmark" in i.value for i in app.info)
     app.session_state["zoo_models"] = app.session_state["zoo_models"][:4]
     app.button(key="zoo_compute").click().run()
     assert_ok(app)
@@ -264,12 +297,7 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     matrix = values([t for t in heatmap["data"] if t["type"] == "heatmap"][0]["z"])
     assert matrix.shape == (4, 4) and np.allclose(np.diag(matrix), 0) and np.allclose(matrix, matrix.T)
     assert sum(t["type"] == "scatter" for t in heatmap["data"]) == 3  # the dendrogram's three links
-    report = tmp_path / "reuse.json"
-    report.write_text(json.dumps(_reuse_report().to_dict()))
-    app.text_input(key="reuse_path").set_value(str(report)).run()
-    assert_ok(app)
-    tables = [d.value for d in app.dataframe]
-    assert any("zest_accuracy" in t.columns and "prune-50" in set(t["relation"]) for t in tables)
+    check_reuse_benchmark(app, tmp_path)
 
     # Back on Setup, the computed comparison is shown without running it again.
     app.switch_page("app.py").run()
@@ -277,7 +305,69 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert {m.label: m.value for m in app.metric}["Zest distance"] == metrics["Zest distance"]
 
 
-def _reuse_report() -> ReuseResult:
+def check_reuse_benchmark(app: AppTest, tmp_path: Path) -> None:
+    """The Zoo and reuse page draws a calibrated report (figures and tables), and explains an outdated one."""
+    report = calibrated_report()
+    path = tmp_path / "reuse.json"
+    path.write_text(json.dumps(report))
+    app.text_input(key="reuse_path").set_value(str(path)).run()
+    assert_ok(app)
+    charts = figures(app)
+    boxes = charts["reuse_null"]
+    assert trace_types(boxes) == ["box"] * 4  # per relation: the matched null and the related pairs
+    assert "zest-cosine" in _title(boxes)
+    related = [t for t in boxes["data"] if t["name"] == "related"]
+    assert values(related[0]["y"]).tolist() == pytest.approx([0.1, 0.45])
+    assert [t["name"].split(" ")[0] for t in charts["reuse_roc"]["data"]] == ["zest-cosine", "agreement", "chance"]
+    # By hand: 0.1, 0.3 and 0.35 lie below all six null distances of their pairs, 0.45 below four: 22 / 24.
+    assert "AUC 0.917" in charts["reuse_roc"]["data"][0]["name"]
+    assert trace_types(charts["reuse_rates"]) == ["bar"] * 6
+    tables = {tuple(d.value.columns): d.value for d in app.dataframe}
+    per_relation = next(t for columns, t in tables.items() if "matched AUC" in columns and "relation" in columns)
+    row = per_relation[(per_relation["relation"] == "prune-50") & (per_relation["method"] == "zest-cosine")].iloc[0]
+    assert row["matched AUC"] == pytest.approx(10 / 12) and row["TPR (k/n)"] == "1/2"
+    overall = next(t for columns, t in tables.items() if "FPR at α" in columns)
+    assert overall.set_index("method").loc["zest-cosine", "FPR (k/n)"] == "1/4"
+    assert overall.set_index("method").loc["zest-cosine", "FPR 95% high"] > 0.25
+    app.selectbox(key="reuse_method").set_value("agreement").run()
+    assert_ok(app)
+    assert "agreement" in _title(figures(app)["reuse_null"])
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(_old_reuse_report().to_dict()))
+    app.text_input(key="reuse_path").set_value(str(old)).run()
+    assert_ok(app)
+    assert any("earlier, uncalibrated benchmark" in i.value for i in app.info)
+    assert "reuse_null" not in figures(app)
+    app.text_input(key="reuse_path").set_value(str(tmp_path / "none.json")).run()
+    assert any("No reuse benchmark report" in i.value for i in app.info)
+
+
+def calibrated_report() -> dict:
+    """A calibrated report (``CalibrationResult.to_dict()``) of two methods and two relations, summarised by zest_core."""
+    null = [0.4, 0.5, 0.6]
+    related, negatives = [], []
+    for method, shift in (("zest-cosine", 0.0), ("agreement", 0.05)):
+        for relation, distances in (("prune-50", (0.1, 0.45)), ("steal", (0.3, 0.35))):
+            for k, d in enumerate(distances):
+                verdict = "related" if d < 0.3 else "unrelated"
+                related.append({"relation": relation, "method": method, "reference": "p", "suspect": f"{relation}{k}",
+                                "distance": d + shift, "null": ["u0", "u1", "u2"], "null_distances": null,
+                                "p_value": 0.01 if verdict == "related" else 0.3, "rank_p_value": 0.25,
+                                "verdict": verdict})
+        for k, (d, verdict) in enumerate([(0.5, "unrelated"), (0.2, "related"), (0.55, "unrelated"),
+                                          (0.6, "unrelated")]):
+            negatives.append({"method": method, "reference": "p", "suspect": f"n{k}", "distance": d,
+                              "null": ["u0", "u1", "u2"], "null_distances": null, "p_value": 0.5,
+                              "rank_p_value": 0.5, "verdict": verdict})
+    methods, relations = ("zest-cosine", "agreement"), ("prune-50", "steal")
+    summary = summarize_calibration(methods, relations, related, negatives, 0.05)
+    result = CalibrationResult(methods, relations, 0.05, tuple(related), tuple(negatives), summary,
+                               {"refset": {"n": 10, "provenance": "test"}, "config": {"num_samples": 80}})
+    return result.to_dict()
+
+
+def _old_reuse_report() -> ReuseResult:
+    """A report of the earlier benchmark (relative-distance rule), which the page must not draw."""
     records = [{"method": "zest-cosine", "relation": "prune-50", "score": 0.1, "modeldiff_rule": True,
                 "zest_rule": True, "relative_distance": 0.2}]
     negatives = [{"method": "zest-cosine", "relation": "unrelated", "score": 0.5, "modeldiff_rule": False,
@@ -343,14 +433,53 @@ def test_without_the_zoo_files_and_endpoints_still_compare(without_zoo, model_fi
     finally:
         server.shutdown()
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Verdict"] == "unknown" and metrics["Relative distance"] == "n/a"
+    # No unrelated model named: no calibrated verdict, said plainly, and no stand-in null drawn.
+    assert metrics["Verdict"] == "inconclusive" and metrics["p-value"] == "n/a"
     app.switch_page(PAGES["overview"]).run()
     assert_ok(app)
-    assert any("No unrelated baseline" in i.value for i in app.info)
-    assert [t.get("name") for t in figures(app)["overview_context"]["data"]] == ["A vs B"]
+    assert any("no calibrated verdict" in i.value and "Name at least 3" in i.value for i in app.info)
+    assert "overview_null" not in figures(app)
     app.switch_page(PAGES["alignment"]).run()
     assert_ok(app)
     assert any("Ground truth unknown" in i.value for i in app.info)
+
+
+def test_models_outside_the_zoo_are_judged_against_the_unrelated_models_the_user_names(
+    without_zoo, model_files, tmp_path
+):
+    """Named unrelated models give a calibrated verdict; model A or B named among them (or a copy) is left out."""
+    unrelated = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in (2, 3, 4):
+            unrelated.append(tmp_path / f"unrelated_{seed}.pt")
+            torch.jit.trace(make_cnn(seed), torch.zeros(1, 1, 28, 28)).save(str(unrelated[-1]))
+    copy_of_b = tmp_path / "copy_of_b.pt"
+    copy_of_b.write_bytes(model_files["b"].read_bytes())
+    app = new_app(a_path=str(model_files["a"]), b_path=str(model_files["b"]))
+    named = [*unrelated[:2], model_files["a"], copy_of_b]
+    app.text_area(key="null_specs").set_value("\n".join(map(str, named))).run()
+    run_comparison(app)
+    comparison = next(iter(app.session_state["zx_results"].values()))
+    assert not comparison.null.automatic
+    assert list(comparison.null.specs.values()) == [str(u) for u in unrelated[:2]]
+    assert set(comparison.null.excluded) == {"model_a.pt", "copy_of_b.pt"}
+    assert {m.label: m.value for m in app.metric}["Verdict"] == "inconclusive"  # two are too few
+
+    app.text_area(key="null_specs").set_value("\n".join(map(str, unrelated))).run()
+    run_comparison(app)
+    comparison = app.session_state["zx_results"][app.session_state["zx_current"]]
+    null = list(comparison.null_distances.values())
+    assert len(null) == 3 and all(d > 0 for d in null)
+    decision = decide_related(comparison.result.distance, null)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Verdict"] == decision.verdict != "inconclusive" and metrics["p-value"] == f"{decision.p_value:.3g}"
+    app.switch_page(PAGES["overview"]).run()
+    assert_ok(app)
+    assert any("named on Setup" in c.value and "your claim" in c.value for c in app.caption)
+    assert figures(app)["overview_null"]["data"][0]["text"] == [u.name for u in unrelated]
+    report = comparison.report(0.05)
+    assert report["audit"]["null"]["models"] == [u.name for u in unrelated] and not report["audit"]["null"]["automatic"]
 
 
 def test_bad_input_gets_a_clear_error_and_the_app_keeps_working(without_zoo, model_files, tmp_path):

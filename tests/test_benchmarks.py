@@ -1,6 +1,7 @@
 """Baselines (agreement, linear CKA) and the benchmarks: reuse detection, epochs, reference-set size, bootstrap."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -83,7 +84,9 @@ def test_agreement_matches_classes_by_name_or_by_mapping(zoo, probe_set):
     assert prediction_agreement(Classifier(zoo["A"], class_names=digits), named, probe_set) == 1.0
     # Without names the indices are compared, and a permutation looks like disagreement.
     plain = np.mean(predictions(zoo["A"], probe_set) == predictions(permuted, probe_set))
-    assert prediction_agreement(zoo["A"], permuted, probe_set) == pytest.approx(plain)
+    # On the CPU like predictions(): the same batch and kernels, so argmax near-ties cannot flip (device
+    # "auto" would pick CUDA, with TF32 convolutions).
+    assert prediction_agreement(zoo["A"], permuted, probe_set, device="cpu") == pytest.approx(plain)
     assert plain < 0.5
     inverse = {int(c): k for k, c in enumerate(PERMUTATION)}  # A's class c is the permuted model's output k
     assert prediction_agreement(zoo["A"], permuted, probe_set, class_mapping=inverse) == 1.0
@@ -91,7 +94,7 @@ def test_agreement_matches_classes_by_name_or_by_mapping(zoo, probe_set):
     keep = np.array([7, 2, 5, 0, 9])
     subset = Classifier(SelectedOutputs(zoo["A"], keep), class_names=[digits[c] for c in keep])
     predicted = predictions(zoo["A"], probe_set)
-    agreement = prediction_agreement(Classifier(zoo["A"], class_names=digits), subset, probe_set)
+    agreement = prediction_agreement(Classifier(zoo["A"], class_names=digits), subset, probe_set, device="cpu")
     sub_predictions = keep[predictions(SelectedOutputs(zoo["A"], keep), probe_set)]
     assert agreement == pytest.approx(np.mean(predicted == sub_predictions))
     assert agreement == pytest.approx(np.mean(np.isin(predicted, keep)))
@@ -166,8 +169,12 @@ def test_cka_of_models_uses_features_when_they_exist_else_logits(zoo, probe_set)
     with torch.no_grad():
         logits_a, logits_b = zoo["A"](images).double().numpy(), zoo["B"](images).double().numpy()
         features = [m.features(images).double().numpy() for m in (WithFeatures(0), WithFeatures(1))]
-    assert cka_similarity(plain_a, plain_b, probe_set) == pytest.approx(linear_cka(logits_a, logits_b), rel=1e-9)
-    assert cka_similarity(WithFeatures(0), WithFeatures(1), probe_set) == pytest.approx(
+    # Strict, so on the CPU like the references (device "auto" would pick CUDA, other kernels): one batch of
+    # 40 on both sides, the same kernels, bit-identical scores; only CKA's float64 arithmetic is compared.
+    assert cka_similarity(plain_a, plain_b, probe_set, device="cpu") == pytest.approx(
+        linear_cka(logits_a, logits_b), rel=1e-9
+    )
+    assert cka_similarity(WithFeatures(0), WithFeatures(1), probe_set, device="cpu") == pytest.approx(
         linear_cka(*features), rel=1e-9
     )
     assert cka_similarity(Classifier(zoo["A"]), zoo["A"], probe_set) == pytest.approx(1.0)
@@ -287,6 +294,7 @@ def test_matched_groups_judge_each_pair_against_its_own_kind(benchmark, config):
 
 def test_reuse_benchmark_scores_are_the_methods_own(benchmark, config):
     result, models, refset, _ = benchmark
+    # Strict and CPU-independent: the benchmark computed these with the same config, batches and kernels.
     sig = {name: compute_signature(models[name], refset, config, cache=False) for name in ("A", "A_ft", "A_sub")}
     assert result.score("zest-cosine", "A", "A_ft") == pytest.approx(zest_distance(sig["A"], sig["A_ft"]), rel=1e-9)
     assert result.score("zest-l2", "A_ft", "A") == pytest.approx(zest_distance(sig["A"], sig["A_ft"], "l2"), rel=1e-9)
@@ -365,6 +373,7 @@ def test_epoch_curves_compare_the_right_checkpoints(config, probe_set):
 
     a, u = run(0), run(1)
     curves = epoch_curves(a, u, refset, config, k=1, epochs=[1, 2, 3], cache=False)
+    # rtol=1e-9 below is CPU-independent: the same config, so the same batches through the same kernels.
     sigs_a = [compute_signature(m, refset, config, cache=False) for m in a]
     sigs_u = [compute_signature(m, refset, config, cache=False) for m in u]
     assert curves.related_epochs == (1, 2) and curves.unrelated_epochs == (1, 2, 3)
@@ -378,10 +387,14 @@ def test_epoch_curves_compare_the_right_checkpoints(config, probe_set):
 
 def test_restricting_a_signature_equals_computing_it_on_the_images(zoo):
     refset = load_mnist(10, split="test", seed=6)
+    # float64 end to end: the full set's 600 images run in batches of 256, 256, 88 and the subset's 240 in
+    # one, and float32 kernels differ by batch size and CPU. This test is about which images and columns
+    # are kept, so it computes in float64 and stays strict.
+    model = copy.deepcopy(zoo["A"]).double()
     for fill in ("mean_color", "constant"):
-        cfg = ZestConfig(num_samples=60, batch_size=256, device="cpu", fill=fill)
-        full = compute_signature(zoo["A"], refset, cfg, cache=False)
-        direct = compute_signature(zoo["A"], refset.subset(range(4)), cfg, cache=False)
+        cfg = ZestConfig(num_samples=60, batch_size=256, device="cpu", fill=fill, dtype="float64")
+        full = compute_signature(model, refset, cfg, cache=False)
+        direct = compute_signature(model, refset.subset(range(4)), cfg, cache=False)
         restricted = restrict_signature(full, range(4))
         np.testing.assert_allclose(restricted.matrix(), direct.matrix(), rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(restricted.segments, direct.segments)

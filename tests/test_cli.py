@@ -80,6 +80,7 @@ def test_signature_is_saved_reloadable_and_equals_the_engines(capsys, files, tmp
     # The same weights through the engine directly: the CLI must have loaded them, not a fresh init.
     model = init_model("small_cnn", seed=0).eval()
     expected = compute_signature(model, load_mnist(8), ZestConfig(num_samples=50), cache=False)
+    # Strict on purpose, and CPU-independent: the same config, so the same batches through the same kernels.
     np.testing.assert_allclose(saved.matrix(), expected.matrix(), rtol=1e-10, atol=1e-12)
     assert saved.refset_fingerprint == expected.refset_fingerprint
 
@@ -106,6 +107,8 @@ def test_same_weights_in_two_formats_are_at_distance_zero_and_json_parses(capsys
     code, out, err = run(capsys, "distance", f"small_cnn:{files['a.pt']}", files["a_script.pt"], *TINY, "--json")
     assert code == 0, err
     report = json.loads(out)
+    # Eager vs TorchScript: the same aten kernels on the CPU (bit-identical); even where a device's JIT
+    # fuses ops, the cosine distance is quadratic in the difference (1e-13 for float32 kernel changes).
     assert report["distance"] == pytest.approx(0.0, abs=1e-9)
     assert (report["metric"], report["align"], report["alignment_method"]) == ("cosine", "auto", None)
     assert "pairs" not in report
@@ -185,7 +188,9 @@ def test_matrix_csv_is_symmetric_with_zero_diagonal_and_matches_distance(capsys,
     np.testing.assert_array_equal(np.diag(matrix), 0.0)
     assert matrix[0, 1] == pytest.approx(distance(capsys, specs[0], specs[1]), rel=1e-8)
     assert matrix[0, 2] == pytest.approx(0.0, abs=1e-9)  # the same weights, as TorchScript
-    assert matrix[1, 2] == pytest.approx(matrix[0, 1], rel=1e-8)
+    # d(B, A as TorchScript) vs d(A, B): linear, not quadratic, in any eager/TorchScript difference, which is
+    # float32 rounding (4e-7 of the signature's scale with other kernels) where a JIT fuses ops: rel=1e-5.
+    assert matrix[1, 2] == pytest.approx(matrix[0, 1], rel=1e-5)
 
 
 def test_matrix_json_to_stdout_with_a_signature_file(capsys, files, tmp_path):
@@ -371,6 +376,7 @@ def test_pickled_models_need_trust_pickle_and_onnx_files_are_models(capsys, file
             init_model("small_cnn", seed=0).eval(), (torch.rand(2, 1, 28, 28),), str(exported), dynamo=False,
             dynamic_axes={"input": {0: "batch"}}, input_names=["input"],
         )
+    # ONNX Runtime vs torch: other float32 kernels, but the cosine distance is quadratic in them (~1e-13).
     assert distance(capsys, str(exported), f"small_cnn:{files['a.pt']}") == pytest.approx(0.0, abs=1e-6)
 
 

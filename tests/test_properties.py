@@ -41,11 +41,34 @@ def test_masks_differ_between_seeds():
 
 
 def test_the_signature_does_not_depend_on_the_batch_size(digits_refset, small_config):
+    """Batches that span image boundaries fit the same signature; checked in float64, so strictly."""
+    model = make_cnn(2).double()
+    seen = []
+
+    def recording(x):
+        seen.append(x.shape[0])
+        return model(x)
+
+    config = small_config.replace(dtype="float64")
+    total = len(digits_refset) * config.num_samples
+    reference = compute_signature(model, digits_refset, config.replace(batch_size=1000), cache=False).matrix()
+    for batch_size in (3, 7, 120, 121):
+        seen.clear()
+        result = compute_signature(recording, digits_refset, config.replace(batch_size=batch_size), cache=False)
+        assert max(seen) == min(batch_size, total) and sum(seen) >= total  # this batch size was really used
+        # float64: a least-squares fit amplifies score rounding, and float32 kernels differ by batch size and
+        # CPU, so the bookkeeping is checked where rounding is 1e-16, not 1e-7.
+        np.testing.assert_allclose(result.matrix(), reference, rtol=1e-9, atol=1e-12 * np.abs(reference).max())
+
+
+def test_the_float32_signature_depends_on_the_batch_size_only_by_rounding(digits_refset, small_config):
     model = make_cnn(2)
     reference = compute_signature(model, digits_refset, small_config.replace(batch_size=1000), cache=False).matrix()
-    for batch_size in (3, 7, 120, 121):
+    for batch_size in (1, 7, 121):
         result = compute_signature(model, digits_refset, small_config.replace(batch_size=batch_size), cache=False)
-        np.testing.assert_allclose(result.matrix(), reference, rtol=1e-5, atol=1e-6 * np.abs(reference).max())
+        # float32 across batch sizes: MKL and oneDNN pick kernels by batch size and CPU (4e-7 of the largest
+        # weight seen here at batch 1, 2.8e-5 relative in scores on a Xeon): float32's 1e-5 of the scale.
+        np.testing.assert_allclose(result.matrix(), reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
 
 
 def test_scaling_the_logits_leaves_the_cosine_distance_unchanged(digits_refset, small_config):

@@ -21,6 +21,8 @@ signatures, reference sets and models (no Streamlit, no plotting). One module pe
 - :mod:`~zest_core.explain.clustering`: :func:`cluster_models`, a hierarchical ordering of a distance
   matrix;
 - :mod:`~zest_core.explain.report`: :func:`comparison_report`, a JSON-ready dictionary.
+- :mod:`~zest_core.explain.significance`: :func:`decide_related`, a calibrated verdict (p-value at
+  level α) against the distances of matched unrelated models.
 
 :func:`checkpoint_specs` (a training run's checkpoint files) lives in :mod:`zest_core.sources.checkpoints`
 and is re-exported here for the pages that import it from here; the reuse benchmark's report reader is
@@ -48,12 +50,17 @@ from .painting import (
     to_rgb,
 )
 from .replay import PerturbedSamples, perturbed_samples
+from .significance import DEFAULT_ALPHA, MIN_NULL, Decision, decide_related
 from .report import comparison_report, to_jsonable
 from .uncertainty import bootstrap_distance_interval, bootstrap_distances
 from .verdict import VERDICTS, Baseline, Verdict, decide, unrelated_baseline
 
 __all__ = [
     "CHECKPOINT_EXTENSIONS",
+    "DEFAULT_ALPHA",
+    "MIN_NULL",
+    "Decision",
+    "decide_related",
     "VERDICTS",
     "AlignmentSummary",
     "Baseline",

@@ -4,16 +4,17 @@ or on the demo zoo, and their Markdown reports. Nothing here draws: the figures 
 - :mod:`~zest_core.studies.rules`: the methods and their kinds, ModelDiff's rule, Zest's relative distance, ROC AUC.
 - :mod:`~zest_core.studies.scoring`: every (method, a, b) score of a benchmark, each model's parts once.
 - :mod:`~zest_core.studies.reuse`: :func:`reuse_benchmark`, :class:`ReuseResult`, the summary and the report files.
-- :mod:`~zest_core.studies.reuse_report`: a reuse report read back from its JSON file, as table rows.
+- :mod:`~zest_core.studies.reuse_report`: the calibrated reuse report read back from its JSON file, as table rows.
 - :mod:`~zest_core.studies.markdown`: the Markdown tables.
 - :mod:`~zest_core.studies.epochs`, :mod:`~zest_core.studies.refsize`: the Zest paper's Fig. 2 and Fig. 3.
 - :mod:`~zest_core.studies.zoo_studies`: the studies run on a :class:`~zest_core.zoo.Zoo`, and their files.
 """
+from .audit import AuditResult
 from .epochs import EpochCurves, epoch_curves
 from .markdown import reuse_markdown, summary_markdown
 from .refsize import RefsizeStudy, refsize_study
 from .reuse import ReuseResult, reuse_benchmark, summarize_reuse, write_reuse_report
-from .reuse_report import read_reuse_report, reuse_rows
+from .reuse_report import OutdatedReuseReportError, read_reuse_report, reuse_overall_rows, reuse_rows
 from .rules import (
     DEFAULT_METHODS,
     METHOD_KINDS,
@@ -36,6 +37,8 @@ from .zoo_studies import (
 )
 
 __all__ = [
+    "AuditResult",
+    "OutdatedReuseReportError",
     "DEFAULT_METHODS",
     "METHODS",
     "METHOD_KINDS",
@@ -54,6 +57,7 @@ __all__ = [
     "refsize_study_on_zoo",
     "reuse_benchmark",
     "reuse_markdown",
+    "reuse_overall_rows",
     "reuse_rows",
     "reuse_study",
     "roc_auc",

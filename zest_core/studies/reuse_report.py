@@ -1,4 +1,11 @@
-"""The reuse benchmark's JSON report, read back: checked on loading, and flattened into table rows.
+"""The calibrated reuse benchmark's JSON report, read back: checked on loading, and flattened into table rows.
+
+``zest bench reuse`` writes ``reuse.json``, the ``to_dict()`` of a
+:class:`~zest_core.studies.calibration.CalibrationResult`: every related pair audited against its
+matched null, every unrelated pair audited the same way (the measured false-positive rate), and
+per method the summary. Reports of the earlier benchmark (judged by the relative-distance rule,
+with "scores" and "unrelated_pairs" entries) are recognised and refused with
+:class:`OutdatedReuseReportError`, so that a reader can tell the user to regenerate the file.
 
 References
 ----------
@@ -14,24 +21,32 @@ from typing import Any, Mapping
 
 from ..errors import ZestError
 
-REPORT_KEYS = ("methods", "relations", "summary")
+REPORT_KEYS = ("methods", "relations", "alpha", "related", "negatives", "summary")
+# Entries only the earlier report (the relative-distance rule, ``ReuseResult.to_dict()``) has.
+OUTDATED_KEYS = ("scores", "unrelated_pairs")
+
+
+class OutdatedReuseReportError(ZestError):
+    """The file is a reuse report of the earlier, uncalibrated benchmark: regenerate it with ``zest bench reuse``."""
 
 
 def read_reuse_report(path: str | os.PathLike) -> dict[str, Any]:
-    """A reuse benchmark report (Zest vs ModelDiff [1]_), as :func:`zest_core.studies.write_reuse_report` writes it.
+    """A calibrated reuse benchmark report, as ``zest bench reuse`` writes it (``CalibrationResult.to_dict()``).
 
     Parameters
     ----------
     path : str or path-like
-        The report's JSON file (``ReuseResult.to_dict()``).
+        The report's JSON file.
 
     Returns
     -------
     dict
-        The report, with at least "methods", "relations" and "summary".
+        The report, with at least the entries of :data:`REPORT_KEYS`.
 
     Raises
     ------
+    OutdatedReuseReportError
+        If the file is a report of the earlier benchmark (relative-distance rule).
     ZestError
         If the file is missing, is not JSON, or lacks the report's entries.
     """
@@ -44,17 +59,42 @@ def read_reuse_report(path: str | os.PathLike) -> dict[str, Any]:
         raise ZestError(
             f"{path}: expected a reuse report in JSON, got unreadable JSON ({type(error).__name__}: {error})"
         ) from error
-    missing = [k for k in REPORT_KEYS if not isinstance(report, Mapping) or k not in report]
+    if not isinstance(report, Mapping):
+        raise ZestError(f"{path}: expected a reuse benchmark report (a JSON object), got {type(report).__name__}")
+    missing = [k for k in REPORT_KEYS if k not in report]
+    if missing and any(k in report for k in OUTDATED_KEYS):
+        raise OutdatedReuseReportError(
+            f"{path}: expected a calibrated reuse report (with {', '.join(REPORT_KEYS)}), got a report of the "
+            "earlier benchmark (relative-distance rule); regenerate it with `zest bench reuse`"
+        )
     if missing:
         raise ZestError(
             f"{path}: expected a reuse benchmark report (with {', '.join(REPORT_KEYS)}), "
             f"got JSON without {', '.join(missing)}"
         )
-    return report
+    _check_summary(report, path)
+    return dict(report)
+
+
+def _check_summary(report: Mapping[str, Any], path: Path) -> None:
+    """Raise ZestError unless the summary has every method and relation the report lists."""
+    if not report["methods"] or not report["relations"]:
+        raise ZestError(f"{path}: expected a reuse report of at least one method and relation, got none")
+    try:
+        for method in report["methods"]:
+            summary = report["summary"][method]
+            entries = [summary["overall"]["false_positive"]]
+            entries += [summary["relations"][relation]["true_positive"] for relation in report["relations"]]
+            if not all(isinstance(entry, Mapping) for entry in entries):
+                raise ZestError(f"{path}: expected {method}'s rates as JSON objects, got other values")
+    except (KeyError, TypeError) as error:  # a method or relation missing, or a summary that is no object
+        raise ZestError(
+            f"{path}: expected a summary of every method and relation the report lists, got {error!r} missing"
+        ) from error
 
 
 def reuse_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per (relation, method) of a reuse report, plus each method's overall and unrelated rows.
+    """One row per (relation, method) of a calibrated reuse report.
 
     Parameters
     ----------
@@ -64,49 +104,50 @@ def reuse_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        Keys: relation, method, kind ("distance" or "similarity"), pairs, mean, std, zest_accuracy
-        (relative distance < 1), modeldiff_accuracy (closer than every unrelated model), auc; for
-        the "unrelated pairs" rows the accuracies are false-positive rates.
-
-    Raises
-    ------
-    ZestError
-        If the report's summary lacks a method or relation it lists.
+        Keys: relation, method, pairs, null models (the sizes of the pairs' nulls), distance mean,
+        distance std, null distance mean, matched AUC, TPR at α, TPR (k/n), inconclusive, pooled
+        AUC (secondary: against every unrelated pair, not the matched null).
     """
     rows = []
-    try:
+    for relation in report["relations"]:
         for method in report["methods"]:
-            rows.extend(_method_rows(method, report["summary"][method], report["relations"]))
-    except (KeyError, TypeError, AttributeError) as error:
-        raise ZestError(
-            f"reuse report: expected a summary of every method and relation it lists, got {error!r} missing"
-        ) from error
+            stats = report["summary"][method]["relations"][relation]
+            tp = stats["true_positive"]
+            rows.append({
+                "relation": relation, "method": method, "pairs": stats.get("n"),
+                "null models": _sizes(stats.get("null_sizes")),
+                "distance mean": (stats.get("distance") or {}).get("mean"),
+                "distance std": (stats.get("distance") or {}).get("std"),
+                "null distance mean": (stats.get("null_distance") or {}).get("mean"),
+                "matched AUC": stats.get("auc_matched"), "TPR at α": tp.get("rate"), "TPR (k/n)": _count(tp),
+                "inconclusive": stats.get("inconclusive"), "pooled AUC (secondary)": stats.get("auc_pooled"),
+            })
     return rows
 
 
-def _method_rows(method: str, summary: Mapping[str, Any], relations: list[str]) -> list[dict[str, Any]]:
-    """One method's rows: one per relation, then all related pairs, then the unrelated pairs."""
-    kind = summary.get("kind")
+def reuse_overall_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per method of ``report`` (as for :func:`reuse_rows`): the measured FPR at α and the overall power.
+
+    The keys are method, FPR at α, FPR (k/n), its 95% Clopper–Pearson interval (FPR 95% low, FPR 95%
+    high), inconclusive negatives, TPR at α, TPR (k/n), matched AUC and pooled AUC (secondary).
+    """
     rows = []
-    for relation in relations:
-        stats = summary["relations"][relation]
+    for method in report["methods"]:
+        overall = report["summary"][method]["overall"]
+        fp, tp = overall["false_positive"], overall.get("true_positive") or {}
+        low, high = fp.get("ci95") or (None, None)
         rows.append({
-            "relation": relation, "method": method, "kind": kind, "pairs": stats.get("n"),
-            "mean": stats.get("mean"), "std": stats.get("std"),
-            "zest_accuracy": stats.get("zest_accuracy"), "modeldiff_accuracy": stats.get("modeldiff_accuracy"),
-            "auc": stats.get("auc"),
+            "method": method, "FPR at α": fp.get("rate"), "FPR (k/n)": _count(fp), "FPR 95% low": low,
+            "FPR 95% high": high, "inconclusive negatives": overall.get("inconclusive_negatives"),
+            "TPR at α": tp.get("rate"), "TPR (k/n)": _count(tp), "matched AUC": overall.get("auc_matched"),
+            "pooled AUC (secondary)": overall.get("auc_pooled"),
         })
-    overall = summary["overall"]
-    rows.append({
-        "relation": "all related pairs", "method": method, "kind": kind, "pairs": overall.get("n_related"),
-        "mean": None, "std": None, "zest_accuracy": overall.get("zest_accuracy"),
-        "modeldiff_accuracy": overall.get("modeldiff_accuracy"), "auc": overall.get("auc"),
-    })
-    unrelated = overall.get("unrelated_scores") or {}
-    rows.append({
-        "relation": "unrelated pairs (false positives)", "method": method, "kind": kind,
-        "pairs": overall.get("n_unrelated"), "mean": unrelated.get("mean"), "std": unrelated.get("std"),
-        "zest_accuracy": overall.get("zest_false_positive_rate"),
-        "modeldiff_accuracy": overall.get("modeldiff_false_positive_rate"), "auc": None,
-    })
     return rows
+
+
+def _count(rate: Mapping[str, Any]) -> str:
+    return f"{rate['k']}/{rate['n']}" if rate.get("n") else "—"
+
+
+def _sizes(sizes: Any) -> str:
+    return ", ".join(map(str, sizes)) if sizes else "—"

@@ -1,0 +1,48 @@
+"""The calibrated verdict as the Setup and Overview pages show it: the message, the matched null and its figure.
+
+The verdict is zest_core's (:meth:`dashboard.comparison.Comparison.audit`, which calls
+:func:`zest_core.explain.decide_related`); this module only words and draws it. With too few
+unrelated models it says plainly that there is no calibrated verdict, and draws no stand-in.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from zest_core import figures
+from zest_core.explain import MIN_NULL
+from zest_core.studies import AuditResult
+
+from .comparison import Comparison
+from .ui import show_figure
+
+MESSAGES = {"related": st.warning, "unrelated": st.success}  # anything else ("inconclusive"): st.info
+
+
+def p_text(value: float | None) -> str:
+    """A p-value for people: three significant digits, "n/a" when there is none."""
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def verdict_text(comparison: Comparison, audit: AuditResult) -> str:
+    """One paragraph: the verdict at α with its p-value, zest_core's reason, and what to do when inconclusive."""
+    decision = audit.decision
+    if decision.verdict != "inconclusive":
+        return f"**{decision.verdict.capitalize()}** at α = {decision.alpha:g} (p = {p_text(decision.p_value)}). " \
+               f"{decision.reason}."
+    if comparison.null.automatic:
+        fix = (f"The demo zoo has fewer than {MIN_NULL} models trained from scratch for B's task with B's "
+               "architecture outside both lineages; rebuild it with more (`zest zoo build`).")
+    else:
+        fix = (f"Name at least {MIN_NULL} models trained independently for B's task with B's architecture under "
+               "**Unrelated models** on Setup, then run again.")
+    reason = decision.reason[:1].upper() + decision.reason[1:]
+    return f"**Inconclusive: no calibrated verdict.** {reason}. {fix}"
+
+
+def show_verdict(comparison: Comparison, audit: AuditResult, key: str) -> None:
+    """The verdict's message, where its null comes from, and the null's distances with A vs B's among them."""
+    MESSAGES.get(audit.decision.verdict, st.info)(verdict_text(comparison, audit))
+    picked = "picked from the demo zoo's manifest" if comparison.null.automatic else "named on Setup"
+    st.caption(f"**Matched null** ({picked}): {comparison.null.reason}.")
+    if audit.null_models:
+        show_figure(figures.audit_null_figure(audit.to_dict()), key=key, filename="matched_null")

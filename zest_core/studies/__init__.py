@@ -9,7 +9,7 @@ or on the demo zoo, and their Markdown reports. Nothing here draws: the figures 
 - :mod:`~zest_core.studies.epochs`, :mod:`~zest_core.studies.refsize`: the Zest paper's Fig. 2 and Fig. 3.
 - :mod:`~zest_core.studies.zoo_studies`: the studies run on a :class:`~zest_core.zoo.Zoo`, and their files.
 """
-from .audit import AuditResult
+from .audit import AuditResult, audit, audit_zoo_models
 from .epochs import EpochCurves, epoch_curves
 from .markdown import reuse_markdown, summary_markdown
 from .refsize import RefsizeStudy, refsize_study
@@ -38,6 +38,8 @@ from .zoo_studies import (
 
 __all__ = [
     "AuditResult",
+    "audit",
+    "audit_zoo_models",
     "OutdatedReuseReportError",
     "DEFAULT_METHODS",
     "METHODS",

@@ -95,9 +95,9 @@ def audit_null_figure(audit: Mapping[str, Any]) -> go.Figure:
 def roc_points(related: list[float], null: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, TPR) of the rule "related when distance ≤ t", for every threshold t."""
     thresholds = np.unique(np.concatenate([related, null, [-np.inf]]))
-    related_, null_ = np.asarray(related), np.asarray(null)
-    tpr = np.array([np.mean(related_ <= t) for t in thresholds])
-    fpr = np.array([np.mean(null_ <= t) for t in thresholds])
+    related_, null_ = np.sort(related), np.sort(null)
+    tpr = np.searchsorted(related_, thresholds, side="right") / related_.size
+    fpr = np.searchsorted(null_, thresholds, side="right") / null_.size
     return fpr, tpr
 
 

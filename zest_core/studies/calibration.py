@@ -38,6 +38,7 @@ from .._shared.checks import check_number
 from ..explain.significance import DEFAULT_ALPHA, decide_related
 from ..pipeline.distance import compare
 from ..zoo.nulls import family, matched_null
+from .reuse import mean_std
 from .rules import METHOD_KINDS, as_distance, order_relations, roc_auc
 from .scoring import PairScorer
 
@@ -166,12 +167,11 @@ def image_paired_p_value(scorer: PairScorer, reference: str, suspect: str, null:
 def _image_distances(sig_a: Any, sig_b: Any, align: str) -> np.ndarray:
     """Cosine distance of every image's class-aligned local models."""
     comparison = compare(sig_a, sig_b, metric="cosine", align=align)
-    a, b, columns = comparison.matrix_a, comparison.matrix_b, comparison.image_columns
-    values = []
-    for start, stop in zip(columns[:-1], columns[1:]):
-        x, y = a[:, start:stop].ravel(), b[:, start:stop].ravel()
-        values.append(1.0 - float(x @ y) / max(float(np.linalg.norm(x) * np.linalg.norm(y)), 1e-300))
-    return np.array(values)
+    a, b, starts = comparison.matrix_a, comparison.matrix_b, comparison.image_columns[:-1]
+    # Per-column sums, then one segmented sum per image's column block.
+    dots = np.add.reduceat((a * b).sum(axis=0), starts)
+    norms = np.sqrt(np.add.reduceat((a * a).sum(axis=0), starts) * np.add.reduceat((b * b).sum(axis=0), starts))
+    return 1.0 - dots / np.maximum(norms, 1e-300)
 
 
 def summarize_calibration(
@@ -207,8 +207,8 @@ def _relation_summary(records: Sequence[Mapping[str, Any]], negatives: Sequence[
     null = [d for r in records for d in r["null_distances"]]
     return {
         "n": len(records),
-        "distance": _mean_std(distances),
-        "null_distance": _mean_std(null),
+        "distance": mean_std(distances),
+        "null_distance": mean_std(null),
         "auc_matched": _matched_auc(records),
         "auc_pooled": roc_auc(distances, [r["distance"] for r in negatives], "distance"),
         "true_positive": _rate([r["verdict"] == "related" for r in records]),
@@ -232,10 +232,3 @@ def _rate(outcomes: Sequence[bool]) -> dict[str, Any]:
     low = 0.0 if k == 0 else float(stats.beta.ppf(0.025, k, n - k + 1))
     high = 1.0 if k == n else float(stats.beta.ppf(0.975, k + 1, n - k))
     return {"k": k, "n": n, "rate": k / n, "ci95": [low, high]}
-
-
-def _mean_std(values: Sequence[float]) -> dict[str, float | None]:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return {"mean": None, "std": None}
-    return {"mean": float(np.mean(finite)), "std": float(np.std(finite))}

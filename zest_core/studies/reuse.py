@@ -298,7 +298,7 @@ def summarize_reuse(
             scores = [r["score"] for r in chosen]
             per_relation[relation] = {
                 "n": len(chosen),
-                **_mean_std(scores),
+                **mean_std(scores),
                 **_rule_counts(chosen, "modeldiff_rule", "accuracy"),
                 **_rule_counts(chosen, "zest_rule", "accuracy"),
                 "mean_relative_distance": _mean([r["relative_distance"] for r in chosen]),
@@ -310,7 +310,7 @@ def summarize_reuse(
             "overall": {
                 "n_related": len(records),
                 "n_unrelated": len(negatives),
-                "unrelated_scores": _mean_std(negative_scores),
+                "unrelated_scores": mean_std(negative_scores),
                 **_rule_counts(records, "modeldiff_rule", "accuracy"),
                 **_rule_counts(records, "zest_rule", "accuracy"),
                 **_rule_counts(negatives, "modeldiff_rule", "false_positive_rate"),
@@ -335,7 +335,8 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float | None]:
+def mean_std(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean and population std of the finite values (None, None when there are none)."""
     finite = [float(v) for v in values if math.isfinite(v)]
     if not finite:
         return {"mean": None, "std": None}

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._shared.checks import check_choice, check_int, check_number, check_type
 from ..errors import ZestError
+from .designs import MASK_DESIGNS
 
 SEGMENTATION_METHODS = ("quickshift", "slic", "felzenszwalb")
 FILLS = ("mean_color", "constant", "dataset_mean")
@@ -20,6 +21,9 @@ DTYPES = ("float32", "float64")
 # Fields that change only how fast or where a signature is computed, never its value (up to
 # floating-point rounding). Signatures that differ only in these can be compared.
 EXECUTION_FIELDS = ("batch_size", "device", "amp")
+# Fields added after signatures were first cached, with the value every earlier signature had. They are
+# written and hashed only when they differ from it, so earlier signature files and cache keys stay valid.
+LATER_FIELDS = {"mask_design": "bernoulli"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class ZestConfig:
         Floating type of the images handed to the model.
     amp : bool
         Run the model under CUDA autocast (float16); ignored on CPU.
+    mask_design : {"bernoulli", "antithetic", "orthogonal"}
+        How the L masks of an image are drawn (:mod:`zest_core.pipeline.designs`): LIME's independent
+        Bernoulli(1/2) masks (the paper's), complementary pairs, or random resolution-IV blocks of a
+        Hadamard matrix.
     """
 
     num_samples: int = 1000
@@ -77,6 +85,7 @@ class ZestConfig:
     device: str = "auto"
     dtype: str = "float32"
     amp: bool = False
+    mask_design: str = "bernoulli"
 
     def __post_init__(self) -> None:
         # The values are checked, never converted: the fingerprint hashes them as given.
@@ -95,9 +104,14 @@ class ZestConfig:
         check_number("kernel_width", self.kernel_width, minimum=0.0, strict=True)
         check_number("ridge_alpha", self.ridge_alpha, minimum=0.0)
         check_type("amp", self.amp, bool, "a bool")
+        check_choice("mask_design", self.mask_design, MASK_DESIGNS)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        for name, original in LATER_FIELDS.items():
+            if values[name] == original:
+                del values[name]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ZestConfig":

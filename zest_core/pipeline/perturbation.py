@@ -1,4 +1,4 @@
-"""Perturbation: random super-pixel masks, and the perturbed images they select, composed in batches."""
+"""Perturbation: every image's super-pixel masks (drawn by :mod:`.designs`), and the perturbed images they select, in batches."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -7,33 +7,18 @@ import numpy as np
 import torch
 
 from .._shared.checks import check_choice
-from ..errors import ZestError
+from .designs import sample_masks
 
 
-def sample_masks(num_segments: int, num_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw LIME's binary masks over the super-pixels of one image.
+def image_masks(
+    num_segments: np.ndarray, num_samples: int, seed: int, design: str = "bernoulli"
+) -> list[np.ndarray]:
+    """Masks for every image; image n's masks depend only on (seed, n, its segment count, the design).
 
-    Each entry keeps (1) or hides (0) a super-pixel with probability 1/2; the first mask keeps every
-    super-pixel, as LIME does, so that the unperturbed image is always among the samples.
-
-    Returns
-    -------
-    masks : ndarray of uint8, shape (num_samples, num_segments)
+    See :mod:`.designs` for the designs; every one is nested (its first L rows are its L-row design).
     """
-    if num_segments < 1 or num_samples < 1:
-        raise ZestError(
-            f"num_segments, num_samples: expected at least one segment and one sample, got {num_segments} "
-            f"and {num_samples}"
-        )
-    masks = rng.integers(0, 2, size=(num_samples, num_segments), dtype=np.uint8)
-    masks[0, :] = 1
-    return masks
-
-
-def image_masks(num_segments: np.ndarray, num_samples: int, seed: int) -> list[np.ndarray]:
-    """Masks for every image; image n's masks depend only on (seed, n, its segment count)."""
     return [
-        sample_masks(int(k), num_samples, np.random.default_rng([seed, index]))
+        sample_masks(int(k), num_samples, np.random.default_rng([seed, index]), design)
         for index, k in enumerate(num_segments)
     ]
 

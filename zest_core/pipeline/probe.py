@@ -77,7 +77,7 @@ def prepare_probe(
         return _PROBES[key]
     segments = _segments(refset, config, progress, cache)
     num_segments = segments.reshape(len(refset), -1).max(axis=1) + 1
-    masks = image_masks(num_segments, config.num_samples, config.seed)
+    masks = image_masks(num_segments, config.num_samples, config.seed, config.mask_design)
     operators = [
         fit_operator(m, config.mode, kernel_width=config.kernel_width, alpha=config.ridge_alpha) for m in masks
     ]

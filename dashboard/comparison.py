@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
-from zest_core import Classifier, ReferenceSet, Signature, ZestConfig, Zoo, zest_distance
+from zest_core import Classifier, QueryCount, ReferenceSet, Signature, ZestConfig, Zoo, zest_distance
 from zest_core.explain import (
     AlignmentSummary,
     ComparisonResult,
@@ -23,7 +23,7 @@ from zest_core.explain import (
     comparison_report,
     decide_related,
 )
-from zest_core.studies import AuditResult
+from zest_core.studies import AuditResult, queries_report, signature_queries, signature_query_detail
 from zest_core.zoo import matched_null
 
 from .services import (
@@ -137,6 +137,9 @@ class Comparison:
     ground_truth : bool
         Whether the class names are the ground truth of class alignment (both models from the zoo).
     timings : dict of str to float
+    queries_now : dict of str to QueryCount
+        The queries each signature made in this run ("Model A", "Model B", "Unrelated <name>"); none
+        for a cached one (:meth:`query_entries` then reports what computing it took).
     """
 
     key: str
@@ -151,6 +154,7 @@ class Comparison:
     result: ComparisonResult
     ground_truth: bool
     timings: dict[str, float] = field(default_factory=dict)
+    queries_now: dict[str, QueryCount] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -166,17 +170,24 @@ class Comparison:
         """Greedy and Hungarian matchings of the classes, scored when the names are the ground truth."""
         return cached_alignments(self.key, names_as_truth, _comparison=self)
 
+    def query_entries(self) -> dict[str, dict[str, Any]]:
+        """The measured queries of "Model A", "Model B" and every unrelated model (by its name), per signature.
+
+        See :func:`zest_core.studies.signature_queries`: a cached signature reports what computing it took.
+        """
+        jobs = {f"Model {slot}": (f"Model {slot}", self.signatures[slot]) for slot in ("A", "B")}
+        jobs.update({name: (f"Unrelated {name}", sig) for name, sig in self.null_signatures.items()})
+        return {name: signature_queries(sig, self.queries_now.get(job, QueryCount()))
+                for name, (job, sig) in jobs.items()}
+
     def audit(self, alpha: float) -> AuditResult:
         """The calibrated verdict at level ``alpha``: d(A, B) against the null distances d(A, U).
 
         With fewer than :data:`zest_core.explain.MIN_NULL` unrelated models it is "inconclusive".
         """
         decision = decide_related(self.result.distance, list(self.null_distances.values()), alpha=alpha)
-        per_model = len(self.refset) * self.config.num_samples
-        queries = {
-            "per_model": per_model, "suspect": per_model, "models": 2 + len(self.null_signatures),
-            "detail": f"N = {len(self.refset)} reference images × L = {self.config.num_samples} maskings",
-        }
+        detail = signature_query_detail(len(self.refset), self.config.num_samples)
+        queries = queries_report(self.query_entries(), detail)
         return AuditResult(decision, f"zest-{self.result.metric}", tuple(self.null_distances), self.null.reason,
                            queries)
 
@@ -248,7 +259,8 @@ def run_comparison(
     jobs = [(f"Model {slot}", models[slot]) for slot in ("A", "B")]
     jobs += [(job, model) for job, model in null_models if job.removeprefix("Unrelated ") in null.specs]
     loaded = time.perf_counter()
-    signatures = signatures_with_progress(jobs, refset, config, sink)
+    queries_now: dict[str, QueryCount] = {}
+    signatures = signatures_with_progress(jobs, refset, config, sink, counters=queries_now)
     computed = time.perf_counter()
     pair = {"A": signatures["Model A"], "B": signatures["Model B"]}
     null_signatures = {name: signatures[f"Unrelated {name}"] for name in null.specs}
@@ -272,6 +284,7 @@ def run_comparison(
             "load_s": loaded - start, "signatures_s": computed - loaded, "compare_s": done - computed,
             "total_s": done - start,
         },
+        queries_now=queries_now,
     )
 
 

@@ -26,6 +26,7 @@ import streamlit as st
 from zest_core import (
     Classifier,
     ModelInputError,
+    QueryCount,
     ReferenceSet,
     Signature,
     ZestConfig,
@@ -264,8 +265,12 @@ def signatures_with_progress(
     refset: ReferenceSet,
     config: ZestConfig,
     sink: ProgressSink | None = None,
+    *,
+    counters: dict[str, QueryCount] | None = None,
 ) -> dict[str, Signature]:
     """Compute (or read from the signature cache) one signature per named model, reporting progress.
+
+    ``counters``, when given, gets each model's queries made now (none for a cached signature), by name.
 
     Raises
     ------
@@ -285,8 +290,11 @@ def signatures_with_progress(
             if sink is not None:
                 sink(progress)
 
+        made = QueryCount()
+        if counters is not None:
+            counters[name] = made
         try:
-            results[name] = compute_signature(model, refset, config, report)
+            results[name] = compute_signature(model, refset, config, report, counter=made)
         except ValueError as error:  # zest_core's errors are ValueErrors (ZestError)
             raise JobError(f"{name}: {error}") from error
     return results

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from zest_core.explain import AlignmentSummary
+from zest_core.studies import describe_entry
 
 from .comparison import Comparison
 
@@ -31,6 +32,8 @@ def model_table(comparison: Comparison) -> pd.DataFrame:
                 percent = key == "accuracy" and value is not None
                 values[f"Model {slot}"] = f"{100 * value:.2f}%" if percent else _text(value)
             rows.append({"field": f"zoo {key}", **values})
+    queries = comparison.query_entries()
+    rows.append({"field": "queries (signature)", **{f"Model {s}": describe_entry(queries[f"Model {s}"]) for s in "AB"}})
     return pd.DataFrame(rows)
 
 
@@ -113,8 +116,10 @@ def pairs_table(summary: AlignmentSummary, names_a: Sequence[str], names_b: Sequ
 
 
 def null_table(comparison: Comparison) -> pd.DataFrame:
-    """The unrelated models of the comparison's null: name, spec and distance to model A, nearest first."""
-    rows = [{"unrelated model": name, "spec": comparison.null.specs[name], "distance to A": distance}
+    """The unrelated models of the comparison's null: name, spec, distance to model A and queries, nearest first."""
+    queries = comparison.query_entries()
+    rows = [{"unrelated model": name, "spec": comparison.null.specs[name], "distance to A": distance,
+             "queries": describe_entry(queries[name])}
             for name, distance in comparison.null_distances.items()]
-    frame = pd.DataFrame(rows, columns=["unrelated model", "spec", "distance to A"])
+    frame = pd.DataFrame(rows, columns=["unrelated model", "spec", "distance to A", "queries"])
     return frame.sort_values("distance to A", kind="stable").reset_index(drop=True)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from zest_core import figures
 from zest_core.explain import MIN_NULL
-from zest_core.studies import AuditResult
+from zest_core.studies import AuditResult, count_text, describe_entry
 
 from .comparison import Comparison
 from .ui import show_figure
@@ -39,10 +39,20 @@ def verdict_text(comparison: Comparison, audit: AuditResult) -> str:
     return f"**Inconclusive: no calibrated verdict.** {reason}. {fix}"
 
 
+def query_text(audit: AuditResult) -> str:
+    """The queries behind the verdict, measured: A's and B's, and in all (cached signatures made none now)."""
+    queries = audit.queries
+    pair = "; ".join(f"{name}: {describe_entry(queries['per_model'][name])}" for name in ("Model A", "Model B"))
+    total = "not recorded for every model" if queries["total"] is None else count_text(queries["total"])
+    return (f"**Queries** ({queries['detail']}): {pair}. All {len(queries['per_model'])} models: {total}; "
+            f"made in this run: {count_text(queries['now'])}.")
+
+
 def show_verdict(comparison: Comparison, audit: AuditResult, key: str) -> None:
     """The verdict's message, where its null comes from, and the null's distances with A vs B's among them."""
     MESSAGES.get(audit.decision.verdict, st.info)(verdict_text(comparison, audit))
     picked = "picked from the demo zoo's manifest" if comparison.null.automatic else "named on Setup"
     st.caption(f"**Matched null** ({picked}): {comparison.null.reason}.")
+    st.caption(query_text(audit))
     if audit.null_models:
         show_figure(figures.audit_null_figure(audit.to_dict()), key=key, filename="matched_null")

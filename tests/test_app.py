@@ -184,6 +184,17 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert f"p = {decision.p_value:.3g}" in _title(null_chart)
     null_table = next(d.value for d in app.dataframe if "distance to A" in d.value.columns)
     assert sorted(null_table["unrelated model"]) == sorted(expected_null)
+    # The queries behind the verdict, measured per signature: N × L images, and the first batch once more.
+    total = SMALL["n"] * SMALL["num_samples"]
+    from zest_core.pipeline.queries import effective_batch_size, resolve_device
+
+    batch = effective_batch_size(comparison.config.batch_size, resolve_device(comparison.config.device), (1, 28, 28))
+    first = min(total, batch)
+    entries = comparison.query_entries()
+    assert set(entries) == {"Model A", "Model B", *expected_null}
+    assert all(e["images"] == total + first for e in entries.values())
+    assert any(c.value.startswith("**Queries**") and "Model B:" in c.value for c in app.caption)
+    assert all("images in" in text for text in null_table["queries"])
     # α is the sidebar's: a stricter one can only turn "related" into "unrelated".
     app.sidebar.select_slider(key="alpha").set_value(0.001).run()
     assert_ok(app)
@@ -206,6 +217,7 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert again["verdict"] == decision.verdict and again["audit"]["p_value"] == pytest.approx(decision.p_value)
     assert list(again["audit"]["null"]["distances"]) == list(expected_null) and again["audit"]["null"]["automatic"]
     assert "relative_distance" not in again and "baseline" not in again
+    assert again["audit"]["queries"]["per_model"]["Model B"]["images"] == total + first
 
     # 2 Super-pixels: the gallery, one image's numbered super-pixels, samples with predictions.
     app.switch_page(PAGES["superpixels"]).run()

@@ -2,7 +2,7 @@
 
 Layers, bottom to top (a module may import its own layer and the layers below it, never above):
 
-    errors, _shared → cache → pipeline → sources, methods → explain → zoo → studies → figures → cli
+    errors, _shared → cache → pipeline → sources, methods → explain → zoo → studies, hub → figures → cli
 
 Streamlit is imported only by ``dashboard/`` and ``pages/``; Plotly only by ``zest_core.figures`` and
 the dashboard.
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "zest_core"
 LAYERS = {
     "errors": 0, "_shared": 0, "cache": 1, "pipeline": 2, "sources": 3, "methods": 3,
-    "explain": 4, "zoo": 5, "studies": 6, "figures": 7, "cli": 8, "__init__": 9,
+    "explain": 4, "zoo": 5, "studies": 6, "hub": 6, "figures": 7, "cli": 8, "__init__": 9,
 }
 
 

@@ -48,7 +48,7 @@ from .sources.endpoint import EndpointModel
 from .sources.image_folder import load_image_folder, reference_from_uploads
 from .methods.modeldiff import InputPairs, ModelDiff, decision_distance_vector, generate_pairs, modeldiff_similarity
 from .sources.models import Classifier, load_model
-from .pipeline.queries import ModelInputError, ModelOutputError, model_fingerprint, resolve_device
+from .pipeline.queries import ModelInputError, ModelOutputError, QueryCount, model_fingerprint, resolve_device
 from .pipeline.reference import ReferenceSet
 from .pipeline.segmentation import default_segmentation_params, segment_image
 from .pipeline.signature import Signature, SignatureFileError, compute_signature
@@ -72,6 +72,7 @@ __all__ = [
     "ModelLoadError",
     "ModelOutputError",
     "ModelRuntimeError",
+    "QueryCount",
     "ReferenceSet",
     "Signature",
     "SignatureCache",

@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any, Mapping
 
+from .._shared.checks import check_int
 from .._shared.progress import ProgressBar
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
+from ..studies.accounting import count_text, describe_entry
 from ..studies.audit import AuditResult, audit, audit_zoo_models
 from ..zoo import load_zoo
 from .inputs import EXIT_OK, CLIError, cache_from_args, config_from_args, load_classifier, load_refset, model_options
@@ -16,9 +19,11 @@ ZOO_PREFIX = "zoo:"
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """``zest audit REFERENCE SUSPECT [--unrelated SPEC ...] [--alpha A] [--method M] [--json]``."""
+    check_int("--sac-images", args.sac_images, minimum=2)  # before any model is loaded
     config = config_from_args(args)
     refset = load_refset(args.refset or "mnist", args.image_size)
-    options = dict(method=args.method, config=config, alpha=args.alpha, align=args.align, cache=cache_from_args(args))
+    options = dict(method=args.method, config=config, alpha=args.alpha, align=args.align, cache=cache_from_args(args),
+                   sac_options={"num_images": args.sac_images})
     with ProgressBar("audit: ") as bar:
         if args.unrelated:
             unrelated = {spec: load_classifier(spec, **model_options(args)) for spec in unrelated_specs(args.unrelated)}
@@ -73,5 +78,15 @@ def describe(result: AuditResult) -> str:
         f"why: {d.reason}",
         f"null: {result.null_reason}",
         f"null distances: {null}",
-        f"queries per model: {result.queries['per_model']} ({result.queries['detail']})",
+        *query_lines(result.queries),
     ])
+
+
+def query_lines(queries: Mapping[str, Any]) -> list[str]:
+    """The measured queries for people: what one model's are, one line per model, and the totals."""
+    lines = [f"queries ({queries['detail']}):"]
+    lines += [f"  {name}: {describe_entry(entry)}" for name, entry in queries["per_model"].items()]
+    total, now = queries["total"], queries["now"]
+    taken = "not recorded for every model" if total is None else count_text(total)
+    lines.append(f"  total: {taken}; made now: {count_text(now)}")
+    return lines

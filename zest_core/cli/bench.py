@@ -11,7 +11,7 @@ from ..sources.mnist import load_mnist
 from .inputs import EXIT_OK, cache_from_args, config_from_args, named_as_flags
 
 # Parameters of the studies that a flag gives, for error messages in the user's terms.
-STUDY_FLAGS = {"n": "--n", "k": "--k", "repeats": "--repeats"}
+STUDY_FLAGS = {"n": "--n", "k": "--k", "repeats": "--repeats", "num_images": "--sac-images"}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -23,11 +23,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _run_study(args: argparse.Namespace) -> int:
     # Imported here so that the other commands start without Plotly.
-    from ..figures import ablation_figure, calibration_figures, epochs_figure, refsize_figure, unlearning_figure
+    from ..figures import (ablation_figure, budget_figure, budget_relations_figure, calibration_figures, epochs_figure,
+                           refsize_figure, unlearning_figure)
     from ..studies import epochs_study, refsize_study_on_zoo, summary_markdown, unlearning_study, write_study
     from ..studies.ablation import ablation_markdown, ablation_study
+    from ..studies.budget import budget_markdown, budget_study
     from ..studies.markdown import calibration_markdown
-    from ..studies.zoo_studies import calibrated_reuse_study, write_calibration
+    from ..studies.zoo_studies import calibrated_reuse_study, write_calibration, write_html
     from ..zoo import load_zoo
 
     built = load_zoo(args.zoo)
@@ -38,9 +40,15 @@ def _run_study(args: argparse.Namespace) -> int:
     with ProgressBar(f"bench {args.study}: ") as bar:
         if args.study == "reuse":
             result = calibrated_reuse_study(built, refset, config, methods=args.methods, align=args.align,
-                                            alpha=args.alpha, progress=bar, cache=cache)
+                                            alpha=args.alpha, sac_options={"num_images": args.sac_images},
+                                            progress=bar, cache=cache)
             paths = write_calibration(result, calibration_figures(result.to_dict()), out)
             print(calibration_markdown(result))
+        elif args.study == "budget":
+            data = budget_study(built, refset, config, methods=_budget_methods(args.methods), align=args.align,
+                                alpha=args.alpha, cache=cache, progress=bar)
+            paths = write_study(data, budget_figure(data), out, "budget")
+            paths["relations"] = write_html(budget_relations_figure(data), out / "budget_relations.html")
         elif args.study == "ablation":
             data = ablation_study(built, n=args.n, num_samples=config.num_samples, base=config, align=args.align,
                                   ref_seed=args.ref_seed, alpha=args.alpha, cache=cache, progress=bar)
@@ -56,7 +64,16 @@ def _run_study(args: argparse.Namespace) -> int:
             paths = write_study(data, unlearning_figure(data), out, "unlearning")
     if args.study == "ablation":
         print(ablation_markdown(data))
+    elif args.study == "budget":
+        print(budget_markdown(data))
     elif args.study != "reuse":
         print(summary_markdown(data))
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK
+
+
+def _budget_methods(methods: list[str]) -> list[str]:
+    """The budget study's methods among --methods: Zest (cosine), ModelDiff and SAC."""
+    chosen = [m for m in methods if m in ("zest-cosine", "modeldiff", "sac")]
+    return chosen or ["zest-cosine", "modeldiff", "sac"]
+

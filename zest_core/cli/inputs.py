@@ -16,6 +16,7 @@ from ..cache.store import SignatureCache
 from ..errors import ZestError
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import check_compatible
+from ..pipeline.queries import QueryCount
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature, compute_signature
 from ..sources.cifar import CIFAR_DATASETS, load_cifar
@@ -191,11 +192,12 @@ def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
 
 def signature_of(
     spec: str, model: Classifier, refset: ReferenceSet, config: ZestConfig, cache: SignatureCache | bool | None,
-    label: str = "", *, allow_nondeterministic: bool = False,
+    label: str = "", *, allow_nondeterministic: bool = False, counter: QueryCount | None = None,
 ) -> Signature:
     """Compute a model's signature with a progress bar; engine errors are reported against its spec.
 
     An error about a config field (``num_samples`` too small for the super-pixels) names its flag.
+    ``counter`` counts the queries made now (none for a cached signature).
     """
     channels = model.input_shape[0] if model.input_shape is not None else None
     if channels is not None and channels != refset.channels:
@@ -208,14 +210,21 @@ def signature_of(
         try:
             with named_as_flags(CONFIG_FIELD_FLAGS):
                 return compute_signature(
-                    model, refset, config, progress, cache=cache, allow_nondeterministic=allow_nondeterministic
+                    model, refset, config, progress, cache=cache, allow_nondeterministic=allow_nondeterministic,
+                    counter=counter,
                 )
         except (ValueError, RuntimeError) as error:
             raise CLIError(f"{spec}: {error}") from error
 
 
-def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Signature]:
-    """Every input's signature: loaded from its file, or computed once on --refset."""
+def signatures_of(
+    inputs: Sequence[Input], args: argparse.Namespace, *, counters: list[QueryCount] | None = None
+) -> list[Signature]:
+    """Every input's signature: loaded from its file, or computed once on --refset.
+
+    ``counters``, when given, gets one :class:`QueryCount` per input: the queries made now (none for a
+    signature file or a cached signature).
+    """
     loaded = [item.signature for item in inputs if item.signature is not None]
     # Unset config flags follow a given signature file's config, so a model can be compared with it.
     base = ZestConfig(**loaded[0].config.science_dict()) if loaded else None
@@ -227,13 +236,16 @@ def signatures_of(inputs: Sequence[Input], args: argparse.Namespace) -> list[Sig
     cache = cache_from_args(args)
     result = []
     for index, item in enumerate(inputs):
+        made = QueryCount()
+        if counters is not None:
+            counters.append(made)
         if item.signature is not None:
             result.append(item.signature)
         else:
             label = f"model {index + 1}/{len(inputs)} ({item.spec}): "
             result.append(signature_of(
                 item.spec, item.model, refset, config, cache, label,
-                allow_nondeterministic=getattr(args, "allow_nondeterministic", False),
+                allow_nondeterministic=getattr(args, "allow_nondeterministic", False), counter=made,
             ))
     for item, signature in zip(inputs[1:], result[1:]):
         try:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..methods.sac import DEFAULT_NUM_IMAGES as DEFAULT_SAC_IMAGES
 from ..pipeline.config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
+from ..hub import BACKENDS, DEFAULT_BLOCK_SIZE
+from ..hub.backend import DEFAULT_RETRIES as DEFAULT_TASK_RETRIES
 from ..pipeline.distance import ALIGN_CHOICES, METRICS
 from ..sources.architectures import ARCHITECTURES
 from ..sources.endpoint import DEFAULT_RETRIES, DEFAULT_TIMEOUT
@@ -11,6 +14,7 @@ from ..zoo.demo import DEMO_NUM_SAMPLES
 from .audit import cmd_audit
 from .bench import cmd_bench
 from .compare import cmd_distance, cmd_matrix, cmd_signature
+from .search import cmd_search
 from .inputs import DEFAULT_MNIST_N
 from .zoo import cmd_demo, cmd_zoo_build, cmd_zoo_list
 
@@ -121,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_zoo_commands(commands, config)
     _add_bench_command(commands, config)
     _add_audit_command(commands, config)
+    _add_search_command(commands, config)
     return parser
 
 
@@ -150,8 +155,11 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     )
     matrix.add_argument("models", metavar="MODEL", nargs="+", help=MODEL_HELP)
     _comparison_flags(matrix)
-    matrix.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default: csv)")
+    matrix.add_argument("--format", choices=("csv", "json", "npy"), default="csv",
+                        help="output format (default: csv); npy streams the matrix to -o FILE.npy block by block, "
+                             "with the model names beside it in FILE.names.txt, for hubs of thousands")
     matrix.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _backend_flags(matrix)
     matrix.set_defaults(handler=cmd_matrix)
 
 
@@ -185,10 +193,11 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
     bench = commands.add_parser(
         "bench", parents=[config], help="the papers' studies on the demo zoo (reuse table, epochs, reference size, unlearning)"
     )
-    bench.add_argument("study", choices=("reuse", "ablation", "epochs", "refsize", "unlearning"),
+    bench.add_argument("study", choices=("reuse", "budget", "ablation", "epochs", "refsize", "unlearning"),
                        help="reuse: Zest Table 5 with ModelDiff, judged against the matched null; ablation: matched "
                             "AUC per relation for one setting changed at a time (try --n 32 --samples 250); "
-                            "epochs: Fig. 2; refsize: Fig. 3; unlearning: §5.3")
+                            "budget: matched AUC and TPR against queries per model for Zest (N × L × mask design), ModelDiff "
+                            "(seeds) and SAC (images); epochs: Fig. 2; refsize: Fig. 3; unlearning: §5.3")
     bench.add_argument("--zoo", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
     bench.add_argument("--n", type=int, default=DEFAULT_MNIST_N,
                        help=f"reference digits, stratified from the held-out split (default: {DEFAULT_MNIST_N}; "
@@ -196,7 +205,8 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
     bench.add_argument("--ref-seed", type=int, default=0, help="seed of the reference-digit draw (default: 0)")
     bench.add_argument("--out", default="bench/results", metavar="DIR", help="output folder (default: bench/results)")
     bench.add_argument("--methods", nargs="+", default=["zest-cosine", "zest-l2", "modeldiff", "agreement"],
-                       choices=("zest-cosine", "zest-l2", "modeldiff", "agreement", "cka"), help="reuse: methods")
+                       choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement", "cka"), help="reuse: methods")
+    _sac_images_flag(bench)
     bench.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="reuse: class matching for Zest (default: greedy, as the authors' code; auto skips "
                             "equal class counts and so misses label-permuted copies)")
@@ -206,6 +216,11 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
     bench.add_argument("--k", type=int, default=1, help="epochs: compare checkpoint t with t+k (default: 1)")
     bench.add_argument("--repeats", type=int, default=10, help="refsize: draws per reference-set size (default: 10)")
     bench.set_defaults(handler=cmd_bench)
+
+
+def _sac_images_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sac-images", type=int, default=DEFAULT_SAC_IMAGES, metavar="N",
+                        help=f"sac: CutMix images per model (default: {DEFAULT_SAC_IMAGES}; the paper uses 50-100)")
 
 
 def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
@@ -223,8 +238,9 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
              "specs, folders of model files, or @FILE (one spec per line); zoo: pairs default to the zoo's manifest",
     )
     audit.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
-    audit.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "agreement"), default="zest-cosine",
-                       help="the distance judged (default: zest-cosine)")
+    audit.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement"),
+                       default="zest-cosine", help="the distance judged (default: zest-cosine)")
+    _sac_images_flag(audit)
     audit.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
     _image_size_flag(audit)
     audit.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
@@ -234,3 +250,61 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
     _endpoint_flags(audit)
     audit.add_argument("--json", action="store_true", help="print one JSON object")
     audit.set_defaults(handler=cmd_audit)
+
+
+def _backend_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the signatures of ``matrix`` and ``search`` are computed, and the blocks of their distances."""
+    group = parser.add_argument_group("backend (one task per model; a failed model is reported, exit status 1)")
+    group.add_argument("--backend", choices=BACKENDS, default="local",
+                       help="local: one model after another in this process; ray: one Ray task per model "
+                            "(pip install 'zest-explorer[ray]') (default: local)")
+    group.add_argument("--address", default="auto",
+                       help="ray: auto joins a running cluster ($RAY_ADDRESS or `ray start` here), else starts a "
+                            "local Ray on 127.0.0.1; local always starts one; or HOST:PORT, ray://HOST:PORT "
+                            "(default: auto)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="ray: CPUs of a local Ray started here (default: all of this machine's)")
+    group.add_argument("--threads", type=int, metavar="N",
+                       help="torch threads per model, the CPUs each Ray task declares (default: 1 on ray, torch's own "
+                            "locally)")
+    group.add_argument("--gpus-per-task", type=float, default=1.0, metavar="G",
+                       help="ray: GPUs each task declares when models run on CUDA; a fraction shares a GPU (default: 1)")
+    group.add_argument("--task-retries", type=int, default=DEFAULT_TASK_RETRIES, metavar="N",
+                       help="further attempts of a model whose task may have failed transiently: the model raised, "
+                            f"an endpoint failed, the worker died (default: {DEFAULT_TASK_RETRIES})")
+    group.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="B",
+                       help=f"models per block of the distance phase; memory grows with it (default: {DEFAULT_BLOCK_SIZE})")
+
+
+def _add_search_command(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
+    """``search SUSPECT --hub DIR|LIST``: the hub ranked by distance to a suspect, with calibrated verdicts."""
+    search = commands.add_parser(
+        "search", parents=[config],
+        help="rank a hub's models by Zest distance to SUSPECT; for the closest, is SUSPECT derived from them?",
+        description="Computes the signatures of SUSPECT and of every hub model (--backend), ranks the hub by cosine "
+                    "distance to SUSPECT and, for the --top closest models H, judges d(H, SUSPECT) against the "
+                    "matched null: models trained independently for the suspect's task with its architecture (a "
+                    "zoo hub's manifest gives them; otherwise --unrelated).",
+    )
+    search.add_argument("suspect", metavar="SUSPECT",
+                        help=f"{MODEL_SPEC_HELP}; in a zoo hub, NAME or zoo:NAME is the hub's model of that name")
+    search.add_argument("--hub", required=True, metavar="DIR|LIST",
+                        help="a zoo folder (zoo.json: models, checkpoints, and the matched null), a folder of "
+                             "TorchScript/ONNX model files, or a text file of model specs, one per line")
+    search.add_argument("--top", type=int, default=10, metavar="K", help="verdicts for the K closest (default: 10)")
+    search.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    search.add_argument("--unrelated", nargs="+", metavar="SPEC",
+                        help="the null for every verdict: models trained independently for the suspect's task with "
+                             "its architecture (specs, folders of model files, or @FILE)")
+    search.add_argument("--no-checkpoints", action="store_true", help="a zoo hub without its per-epoch checkpoints")
+    search.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
+    _image_size_flag(search)
+    search.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
+                        help="class matching (default: greedy: a suspect's class order is unknown)")
+    _trust_pickle_flag(search)
+    _nondeterministic_flag(search)
+    _endpoint_flags(search)
+    search.add_argument("--json", action="store_true", help="print one JSON object (the whole ranking included)")
+    search.add_argument("-o", "--output", metavar="FILE.csv", help="write the whole ranking here (rank, model, distance)")
+    _backend_flags(search)
+    search.set_defaults(handler=cmd_search)

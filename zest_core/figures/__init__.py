@@ -11,10 +11,12 @@ does not need it.
   LIME weights.
 - :mod:`~zest_core.figures.alignment`: class matching.
 - :mod:`~zest_core.figures.calibration`: the calibrated reuse benchmark and one audit's null.
+- :mod:`~zest_core.figures.budget`: the query-budget study.
 - :mod:`~zest_core.figures.studies`: the papers' studies (epochs, reference size, unlearning, reuse).
 """
 from ._style import DIVERGING, MATCH_COLORS, VERDICT_COLORS
 from .alignment import bipartite, cost_matrix
+from .budget import budget_figure, budget_relations_figure
 from .calibration import ablation_figure, audit_null_figure, calibration_figures, matched_null_figure, rates_figure, roc_figure
 from .distances import clustered_heatmap, contribution_bars, distance_context
 from .images import image_grid, numbered_segments, png_image
@@ -28,6 +30,8 @@ __all__ = [
     "ablation_figure",
     "audit_null_figure",
     "bipartite",
+    "budget_figure",
+    "budget_relations_figure",
     "calibration_figures",
     "clustered_heatmap",
     "contribution_bars",

@@ -6,6 +6,8 @@ Each method family is a module (or a package) behind a small public surface:
   searched on the source model;
 - :mod:`.agreement`: top-1 prediction agreement, the black-box baseline;
 - :mod:`.cka`: linear CKA of the models' representations, the white-box baseline;
+- :mod:`.sac`: SAC-m (Guan et al., NeurIPS 2022), the sample correlation of a model's outputs on
+  CutMix images, black-box and free of class alignment;
 - :mod:`.class_mapping`: which class of one model is which of another (by mapping, name or index).
 
 A new similarity method goes in a new module here; it queries models through
@@ -22,13 +24,17 @@ from .modeldiff import (
     generate_pairs,
     modeldiff_similarity,
 )
+from .sac import SAC, cutmix_images, cutmix_plan, sac_distance, sac_params, sample_correlation
 
 __all__ = [
     "InputPairs",
     "ModelDiff",
+    "SAC",
     "agreement_rate",
     "cka_similarity",
     "class_mapping_by_names",
+    "cutmix_images",
+    "cutmix_plan",
     "ddv_similarity",
     "decision_distance_vector",
     "generate_pairs",
@@ -37,4 +43,7 @@ __all__ = [
     "modeldiff_similarity",
     "prediction_agreement",
     "resolve_class_mapping",
+    "sac_distance",
+    "sac_params",
+    "sample_correlation",
 ]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import NotComparableError, ZestError
-from ..pipeline.queries import ModelFn, query_scores, resolve_device
+from ..pipeline.queries import ModelFn, QueryCount, query_scores, resolve_device
 from ..pipeline.reference import ReferenceSet, check_refset
 from ..sources.models.classifier import Classifier
 
@@ -79,13 +79,14 @@ def model_features(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     name: str = "model",
+    counter: QueryCount | None = None,
 ) -> np.ndarray:
     """A white-box model's representation of images: its ``features(x)`` when it has that method, else its scores.
 
     The module (or the ``nn.Module`` a :class:`~zest_core.Classifier` wraps, after the
     classifier's own normalisation) is asked for ``features``, as CIFAR and torchvision models
     often provide (the penultimate layer, or the convolutional trunk); its output is flattened.
-    Without it, the output scores (logits) are the representation.
+    Without it, the output scores (logits) are the representation. ``counter`` counts the calls.
 
     Returns
     -------
@@ -101,7 +102,7 @@ def model_features(
     inner, normalize = _white_box(model, name)
     features = getattr(inner, "features", None)
     if not callable(features):
-        return query_scores(model, images, batch_size=batch_size, device=device)
+        return query_scores(model, images, batch_size=batch_size, device=device, counter=counter)
     target = resolve_device(device)
     prepare = (lambda x: x) if normalize is None else normalize.to(target)
 
@@ -111,7 +112,7 @@ def model_features(
     # The images keep their dtype: features() is called on the module itself, as its own forward would.
     return query_scores(
         model, images, batch_size=batch_size, device=target, dtype=None, forward=representation,
-        name=f"{name}'s features()",
+        name=f"{name}'s features()", counter=counter,
     )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from typing import Any, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -35,6 +36,56 @@ from .scores import (  # noqa: F401 - re-exported
 
 ModelFn = Callable[[torch.Tensor], Any]
 DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class QueryCount:
+    """The queries made of a black-box model: how many calls, and how many images they held in all.
+
+    A suspect behind a metered API is paid per query: these counts are the cost of a comparison.
+    :func:`run_model` adds every call it makes to one (the repeat check's second call included);
+    an :class:`~zest_core.EndpointModel` keeps its own, of the HTTP requests it actually sent.
+
+    Attributes
+    ----------
+    calls : int
+        Calls of the model (batches; HTTP requests for an endpoint's own count).
+    images : int
+        Images in those calls.
+    """
+
+    calls: int = 0
+    images: int = 0
+
+    def add(self, images: int, calls: int = 1) -> None:
+        """Count ``calls`` more calls holding ``images`` images in all."""
+        self.calls += int(calls)
+        self.images += int(images)
+
+    def __add__(self, other: "QueryCount") -> "QueryCount":
+        if not isinstance(other, QueryCount):
+            return NotImplemented
+        return QueryCount(self.calls + other.calls, self.images + other.images)
+
+    def __iadd__(self, other: "QueryCount") -> "QueryCount":
+        """In place, so that a counter handed down keeps counting (``counter += made``)."""
+        if not isinstance(other, QueryCount):
+            return NotImplemented
+        self.add(other.images, other.calls)
+        return self
+
+    def to_dict(self) -> dict[str, int]:
+        return {"calls": self.calls, "images": self.images}
+
+    @classmethod
+    def from_dict(cls, counts: Mapping[str, Any] | None) -> "QueryCount | None":
+        """The count a ``to_dict()`` holds (as a file stores it), or None when there is none or it is malformed."""
+        if not isinstance(counts, Mapping):
+            return None
+        values = [counts.get("calls"), counts.get("images")]
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in values):
+            return None
+        return cls(int(values[0]), int(values[1]))
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -139,6 +190,7 @@ def run_model(
     name: str | None = None,
     what: str = "images",
     check_repeatable: bool = False,
+    counter: QueryCount | None = None,
 ) -> Iterator[torch.Tensor]:
     """Run a black-box model on batches of images; yield its checked scores, one matrix per batch.
 
@@ -165,6 +217,9 @@ def run_model(
     check_repeatable : bool
         Query the first batch a second time and raise ModelOutputError if the answers differ
         (:func:`check_repeatable_scores`). The second answer is only compared, never yielded.
+    counter : QueryCount, optional
+        Every call of the model is added to it as it is made (the repeat check's second one too: a
+        remote API sees and bills it), failed calls included.
 
     Yields
     ------
@@ -191,10 +246,10 @@ def run_model(
     with prepared_model(model, device) as ready, torch.inference_mode():
         call = ready if forward is None else forward
         for number, batch in enumerate(batches, start=1):
-            raw = _call_model(call, batch, use_amp, label, number, what)
+            raw = _call_model(call, batch, use_amp, label, number, what, counter)
             outputs = check_outputs(raw, batch.shape[0], num_classes, check_finite=num_classes is None)
             if num_classes is None and check_repeatable:
-                again = _call_model(call, batch, use_amp, label, number, what)
+                again = _call_model(call, batch, use_amp, label, number, what, counter)
                 check_repeatable_scores(outputs, check_outputs(again, batch.shape[0], outputs.shape[1]), label)
             if num_classes is not None:
                 nonfinite += (~torch.isfinite(outputs)).sum().to(device)
@@ -214,9 +269,12 @@ def model_label(model: Any) -> str:
 
 
 def _call_model(
-    call: Callable[[torch.Tensor], Any], batch: torch.Tensor, use_amp: bool, name: str, number: int, what: str
+    call: Callable[[torch.Tensor], Any], batch: torch.Tensor, use_amp: bool, name: str, number: int, what: str,
+    counter: QueryCount | None = None,
 ) -> Any:
-    """``call(batch)``, with any exception of the model's own turned into zest_core's error."""
+    """``call(batch)``, counted in ``counter``, with any exception of the model's own turned into zest_core's error."""
+    if counter is not None:
+        counter.add(batch.shape[0])
     try:
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
             return call(batch)
@@ -261,12 +319,14 @@ def _first_batch_failure(name: str, batch: torch.Tensor, cause: str) -> str:
 def query_batches(
     model: ModelFn, probe: Probe, *, batch_size: int | None, amp: bool = False, targets: str = "logits",
     progress: Callable[[int, int, str], None] | None = None, check_repeatable: bool = False,
+    counter: QueryCount | None = None,
 ) -> Iterator[tuple[list[tuple[int, int, int]], torch.Tensor]]:
     """Yield (runs, targets) for every batch of the probe's perturbed images, in the order of ``batch_plan``.
 
     ``runs`` lists the (image, first mask, stop mask) ranges the batch holds; ``targets`` is the
     float64 [batch, classes] matrix of the model's transformed outputs, on the probe's device.
-    ``check_repeatable`` is :func:`run_model`'s (the first batch is asked twice, and only compared).
+    ``check_repeatable`` and ``counter`` are :func:`run_model`'s (the first batch is asked twice, and
+    only compared; every call is counted).
     """
     check_input_shape(model, probe.input_shape, "the reference images")
     num_samples = probe.config.num_samples
@@ -287,7 +347,8 @@ def query_batches(
 
     done = 0
     outputs = run_model(
-        model, composed(), probe.device, amp=amp, what="perturbed images", check_repeatable=check_repeatable
+        model, composed(), probe.device, amp=amp, what="perturbed images", check_repeatable=check_repeatable,
+        counter=counter,
     )
     # run_model first: zip then asks it once more after the last batch, which runs its final check.
     for scores, runs in zip(outputs, plan, strict=True):
@@ -306,6 +367,7 @@ def query_scores(
     dtype: torch.dtype | None = torch.float32,
     forward: Callable[[torch.Tensor], Any] | None = None,
     name: str | None = None,
+    counter: QueryCount | None = None,
 ) -> np.ndarray:
     """Run a black-box model on images in batches and return its checked scores.
 
@@ -321,8 +383,8 @@ def query_scores(
     device : {"auto", "cpu", "cuda"} or torch.device
     dtype : torch.dtype or None, default float32
         What the images are cast to; None keeps theirs.
-    forward, name
-        As in :func:`run_model`.
+    forward, name, counter
+        As in :func:`run_model` (``counter`` counts every call).
 
     Returns
     -------
@@ -346,5 +408,6 @@ def query_scores(
     check_input_shape(model, shape, "the images", name=name or "the model")
     size = effective_batch_size(batch_size, target, shape)
     batches = (tensor[s:s + size].to(device=target, dtype=dtype) for s in range(0, tensor.shape[0], size))
-    rows = [scores.detach().to("cpu", torch.float64) for scores in run_model(model, batches, target, forward=forward, name=name)]
+    outputs = run_model(model, batches, target, forward=forward, name=name, counter=counter)
+    rows = [scores.detach().to("cpu", torch.float64) for scores in outputs]
     return torch.cat(rows).numpy()

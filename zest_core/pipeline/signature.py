@@ -17,7 +17,7 @@ from ..errors import SignatureFileError, ZestError
 from .config import ZestConfig
 from .local_fit import check_samples_determine_fits
 from .probe import Probe, ProgressFn, prepare_probe
-from .queries import ModelFn, check_model, model_fingerprint, query_batches, resolve_device
+from .queries import ModelFn, QueryCount, check_model, model_fingerprint, query_batches, resolve_device
 from .reference import ReferenceSet, check_refset
 
 FORMAT_VERSION = SIGNATURE_FILE.version
@@ -40,6 +40,10 @@ class Signature:
         Content hash of the model (None for a bare callable).
     refset_fingerprint : str
     class_names : list of str, optional
+    metadata : dict
+        Free-form, stored in the file. ``metadata["queries"]`` is the :class:`~zest_core.QueryCount`
+        (as a dict, ``{"calls": ..., "images": ...}``) of computing the signature, so that one read
+        from the cache or a file still tells what it cost (:meth:`recorded_queries`).
     """
 
     weights: list[np.ndarray]
@@ -62,6 +66,10 @@ class Signature:
     def matrix(self) -> np.ndarray:
         """The signature as one C × ΣK matrix (images' local models side by side)."""
         return np.concatenate(self.weights, axis=1)
+
+    def recorded_queries(self) -> QueryCount | None:
+        """The queries computing this signature took (``metadata["queries"]``); None if its file predates the count."""
+        return QueryCount.from_dict(self.metadata.get("queries"))
 
     def image_columns(self) -> np.ndarray:
         """Start column of each image in :meth:`matrix` (length N + 1)."""
@@ -138,6 +146,7 @@ def compute_signature(
     *,
     cache: CacheArg = None,
     allow_nondeterministic: bool = False,
+    counter: QueryCount | None = None,
 ) -> Signature:
     """Compute a model's Zest signature: N local linear models of its outputs over super-pixel masks.
 
@@ -162,6 +171,10 @@ def compute_signature(
         (beyond float rounding) is refused: its distance to itself would not be 0. True accepts
         such a model deliberately (a stochastic API), and skips the second query. This changes
         nothing in the signature, so it is not part of the config or of the cache key.
+    counter : QueryCount, optional
+        The queries made now are added to it: N × L images in their batches, plus the first batch
+        once more for the repeat check; nothing for a signature read from the cache. What computing
+        the signature took is recorded in its ``metadata["queries"]`` either way.
 
     Returns
     -------
@@ -206,9 +219,14 @@ def compute_signature(
     device = resolve_device(config.device)
     probe = prepare_probe(refset, config, device, progress, cache=store)
     check_samples_determine_fits(probe.num_segments, config.num_samples)
-    weights, intercepts = _fit_local_models(
-        model, probe, config, progress, check_repeatable=not allow_nondeterministic
-    )
+    made = QueryCount()
+    try:
+        weights, intercepts = _fit_local_models(
+            model, probe, config, progress, check_repeatable=not allow_nondeterministic, counter=made
+        )
+    finally:  # queries a failed computation made were made all the same
+        if counter is not None:
+            counter += made
     signature = Signature(
         weights=weights,
         intercepts=intercepts,
@@ -217,6 +235,7 @@ def compute_signature(
         model_fingerprint=fingerprint,
         refset_fingerprint=refset.fingerprint(),
         class_names=_class_names(model, weights[0].shape[0]),
+        metadata={"queries": made.to_dict()},
     )
     if progress is not None:
         progress(probe.num_images, probe.num_images, "fit")
@@ -226,7 +245,8 @@ def compute_signature(
 
 
 def _fit_local_models(
-    model: ModelFn, probe: Probe, config: ZestConfig, progress: ProgressFn | None, *, check_repeatable: bool
+    model: ModelFn, probe: Probe, config: ZestConfig, progress: ProgressFn | None, *, check_repeatable: bool,
+    counter: QueryCount | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Each image's (C, K_n) weights, and the (C, N) intercepts in lime mode, from the model's queries.
 
@@ -237,7 +257,7 @@ def _fit_local_models(
     local_models: list[torch.Tensor | None] = [None] * probe.num_images
     for runs, targets in query_batches(
         model, probe, batch_size=config.batch_size, amp=config.amp, targets=config.targets, progress=progress,
-        check_repeatable=check_repeatable,
+        check_repeatable=check_repeatable, counter=counter,
     ):
         row = 0
         for image, first, stop in runs:

@@ -3,12 +3,21 @@ or on the demo zoo, and their Markdown reports. Nothing here draws: the figures 
 
 - :mod:`~zest_core.studies.rules`: the methods and their kinds, ModelDiff's rule, Zest's relative distance, ROC AUC.
 - :mod:`~zest_core.studies.scoring`: every (method, a, b) score of a benchmark, each model's parts once.
+- :mod:`~zest_core.studies.accounting`: the queries each method made of each model, measured.
 - :mod:`~zest_core.studies.reuse`: :func:`reuse_benchmark`, :class:`ReuseResult`, the summary and the report files.
 - :mod:`~zest_core.studies.reuse_report`: the calibrated reuse report read back from its JSON file, as table rows.
 - :mod:`~zest_core.studies.markdown`: the Markdown tables.
 - :mod:`~zest_core.studies.epochs`, :mod:`~zest_core.studies.refsize`: the Zest paper's Fig. 2 and Fig. 3.
 - :mod:`~zest_core.studies.zoo_studies`: the studies run on a :class:`~zest_core.zoo.Zoo`, and their files.
 """
+from .accounting import (
+    QueryLedger,
+    count_text,
+    describe_entry,
+    queries_report,
+    signature_queries,
+    signature_query_detail,
+)
 from .audit import AuditResult, audit, audit_zoo_models
 from .epochs import EpochCurves, epoch_curves
 from .markdown import reuse_markdown, summary_markdown
@@ -47,13 +56,17 @@ __all__ = [
     "RELATION_ORDER",
     "EpochCurves",
     "PairScorer",
+    "QueryLedger",
     "RefsizeStudy",
     "ReuseResult",
     "as_distance",
+    "count_text",
+    "describe_entry",
     "epoch_curves",
     "epochs_study",
     "modeldiff_rule",
     "order_relations",
+    "queries_report",
     "read_reuse_report",
     "refsize_study",
     "refsize_study_on_zoo",
@@ -64,6 +77,8 @@ __all__ = [
     "reuse_study",
     "roc_auc",
     "score_key",
+    "signature_queries",
+    "signature_query_detail",
     "summarize_reuse",
     "summary_markdown",
     "unlearning_study",

@@ -17,10 +17,11 @@ from ..methods.modeldiff import search_params
 from ..pipeline.config import ZestConfig
 from ..pipeline.reference import ReferenceSet
 from ..zoo.nulls import MatchedNull, matched_null
+from .accounting import queries_report, signature_query_detail
 from .rules import METHOD_KINDS, as_distance
 from .scoring import PairScorer
 
-AUDIT_METHODS = ("zest-cosine", "zest-l2", "modeldiff", "agreement")
+AUDIT_METHODS = ("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement")
 REFERENCE, SUSPECT = "reference", "suspect"
 
 
@@ -37,8 +38,10 @@ class AuditResult:
     null_reason : str
         Why these models are the null.
     queries : dict
-        Model inputs each model was asked about by the method (per model; a cached signature still
-        counts what computing it took).
+        The queries the method made, measured: ``per_model`` (name → ``{"calls", "images", "now",
+        "cached"}``, plus ``"http"`` for an endpoint: the requests its client sent), ``total``,
+        ``now`` and ``detail`` (:func:`~zest_core.studies.accounting.queries_report`). A cached
+        signature counts what computing it took, and makes no query now.
     """
 
     decision: Decision
@@ -72,6 +75,7 @@ def audit(
     align: str = "auto",
     null_reason: str | None = None,
     modeldiff_options: Mapping[str, Any] | None = None,
+    sac_options: Mapping[str, Any] | None = None,
     cache: Any = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> AuditResult:
@@ -85,7 +89,7 @@ def audit(
         Models trained independently for the suspect's task with the suspect's architecture, none of
         them derived from the reference. Fewer than 3 give an "inconclusive" verdict.
     refset : ReferenceSet
-    method : {"zest-cosine", "zest-l2", "modeldiff", "agreement"}
+    method : {"zest-cosine", "zest-l2", "modeldiff", "sac", "agreement"}
     config : ZestConfig, optional
     alpha : float, default 0.05
     align : {"auto", "none", "greedy", "hungarian"}
@@ -93,6 +97,8 @@ def audit(
         Why the unrelated models match (shown with the result); default: "named by the caller".
     modeldiff_options, cache, progress
         As in :func:`zest_core.studies.reuse_benchmark`.
+    sac_options : mapping, optional
+        SAC's ``num_images``, ``seed``, ``cut_ratio`` (:class:`zest_core.methods.SAC`).
 
     Returns
     -------
@@ -104,7 +110,8 @@ def audit(
         raise ZestError(f"unrelated: expected names other than {sorted(clash)}, got {sorted(unrelated)}")
     config = config or ZestConfig()
     models = {REFERENCE: reference, SUSPECT: suspect, **unrelated}
-    scorer = PairScorer(models, refset, config, align, search_params(**dict(modeldiff_options or {})), cache, progress)
+    scorer = PairScorer(models, refset, config, align, search_params(**dict(modeldiff_options or {})), cache, progress,
+                        sac_options=sac_options)
     kind = METHOD_KINDS[method]
     distance = as_distance(scorer.score(method, REFERENCE, SUSPECT), kind)
     null = [as_distance(scorer.score(method, REFERENCE, name), kind) for name in unrelated]
@@ -127,15 +134,22 @@ def audit_zoo_models(
 
 
 def _queries(method: str, refset: ReferenceSet, config: ZestConfig, scorer: PairScorer) -> dict[str, Any]:
-    """Model inputs per model: N × L for Zest, 2 per ModelDiff pair, N for agreement."""
+    """The queries each model was asked, as measured (:func:`~zest_core.studies.accounting.queries_report`)."""
+    per_model = {name: scorer.queries(method, name) for name in scorer.models}
+    return queries_report(per_model, _query_detail(method, refset, config, scorer))
+
+
+def _query_detail(method: str, refset: ReferenceSet, config: ZestConfig, scorer: PairScorer) -> str:
+    """What one model's queries are: N × L for Zest, 2 per ModelDiff pair, the CutMix images for SAC, N for agreement."""
     n = len(refset)
     if method.startswith("zest"):
-        per_model = n * config.num_samples
-        detail = f"N = {n} reference images × L = {config.num_samples} maskings"
+        detail = signature_query_detail(n, config.num_samples)
     elif method == "modeldiff":
-        per_model = 2 * n
-        detail = f"{n} seed images and their {n} generated partners"
+        detail = (f"{n} seed images and their {n} generated partners per suspect; the reference also took the "
+                  "white-box pair search's forward passes")
+    elif method == "sac":
+        per_model, calls = scorer.sac_queries[SUSPECT].images, scorer.sac_queries[SUSPECT].calls
+        detail = f"{per_model} CutMix images of the {n} reference images, in {calls} call{'s' * (calls != 1)}"
     else:
-        per_model = n
         detail = f"the {n} reference images"
-    return {"per_model": per_model, "suspect": per_model, "models": len(scorer.models), "detail": detail}
+    return detail

@@ -63,6 +63,8 @@ class CalibrationResult:
     summary : dict
         ``summary[method]["relations"][relation]`` and ``summary[method]["overall"]``.
     metadata : dict
+        The settings, and ``queries[method][model]``: the queries each method made of each model,
+        measured (:meth:`~zest_core.studies.PairScorer.query_report`).
     """
 
     methods: tuple[str, ...]
@@ -87,6 +89,7 @@ def calibrated_reuse_benchmark(
     *,
     methods: Sequence[str],
     alpha: float = DEFAULT_ALPHA,
+    image_test: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> CalibrationResult:
     """Audit every zoo pair and every unrelated pair with every method, against the matched null.
@@ -100,6 +103,9 @@ def calibrated_reuse_benchmark(
     methods : sequence of str
         Methods of :data:`zest_core.studies.rules.METHODS`.
     alpha : float, default 0.05
+    image_test : bool, default True
+        Also measure the image-paired t-test on the negatives (for comparison only; it costs a
+        per-image comparison with every null model).
     progress : callable (done, total, stage), optional
 
     Returns
@@ -117,7 +123,7 @@ def calibrated_reuse_benchmark(
         for method in methods:
             record = _audit_record(scorer, method, reference, suspect, null.models, alpha)
             if relation is None:
-                if method in IMAGE_TEST_METHODS:
+                if image_test and method in IMAGE_TEST_METHODS:
                     record["image_p_value"] = image_paired_p_value(scorer, reference, suspect, null.models)
                 negatives.append(record)
             else:
@@ -127,7 +133,8 @@ def calibrated_reuse_benchmark(
     relations = order_relations(r for _, _, r in related_jobs)
     summary = summarize_calibration(methods, relations, related, negatives, alpha)
     metadata = {"notes": scorer.notes, "references": scratch, "config": scorer.config.to_dict(),
-                "refset": scorer.refset.describe(), "align": scorer.align}
+                "refset": scorer.refset.describe(), "align": scorer.align,
+                "queries": scorer.query_report(methods)}
     return CalibrationResult(tuple(methods), relations, alpha, tuple(related), tuple(negatives), summary, metadata)
 
 

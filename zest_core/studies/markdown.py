@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from .accounting import query_rows
 from .rules import METHOD_KINDS
 
 if TYPE_CHECKING:  # reuse.py renders itself through this module
@@ -157,7 +158,26 @@ def calibration_markdown(result: "CalibrationResult") -> str:
     if image:
         lines += ["", "Image-paired t-test on the same negatives (images treated as independent evidence; "
                   "not used for verdicts): " + "; ".join(f"{m} FPR {_interval_text(v)}" for m, v in image.items())]
+    if result.metadata.get("queries"):
+        lines += ["", _queries_markdown(result.metadata["queries"])]
     return "\n".join(lines) + "\n"
+
+
+def _queries_markdown(queries: Mapping[str, Any]) -> str:
+    """The measured queries per model of every method (each model's counts are in the JSON report)."""
+    lines = ["## Queries per model (measured)", "",
+             _table_header(["method", "models", "images per model", "calls per model", "images queried in this run"])]
+    for row in query_rows(queries):
+        lines.append(_row([row["method"], str(row["models"]), _span(row["images per model"]),
+                           _span(row["calls per model"]), f"{row['images made now']:,}"]))
+    return "\n".join(lines)
+
+
+def _span(values: tuple[int, int] | None) -> str:
+    if values is None:
+        return "not recorded"
+    low, high = values
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
 def _interval_text(rate: Mapping[str, Any]) -> str:

@@ -83,8 +83,9 @@ class ReuseResult:
         ``summary[method]["relations"][relation]`` and ``summary[method]["overall"]``, from
         :func:`summarize_reuse`.
     metadata : dict
-        The config, the reference set, the ModelDiff options, the model lists, and notes (e.g. a
-        baseline that could not compare two models).
+        The config, the reference set, the ModelDiff options, the model lists, notes (e.g. a
+        baseline that could not compare two models), and ``queries[method][model]``: the queries
+        each method made of each model, measured (:meth:`~zest_core.studies.PairScorer.query_report`).
     """
 
     methods: tuple[str, ...]
@@ -207,6 +208,7 @@ def reuse_benchmark(
         "unrelated": list(unrelated),
         "groups": None if groups is None else dict(groups),
         "notes": scorer.notes,
+        "queries": scorer.query_report(methods),
     }
     return ReuseResult(
         methods=methods, relations=relations, pairs=tuple(pair_records), unrelated_pairs=tuple(unrelated_records),

@@ -27,13 +27,14 @@ RELATION_ORDER = (
     "transfer+prune", "transfer+quantize", "transfer+distill",
     "permuted", "unlearn-exact", "unlearn-approx",
 )
-METHODS = ("zest-cosine", "zest-l2", "modeldiff", "agreement", "cka")
+METHODS = ("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement", "cka")
 DEFAULT_METHODS = ("zest-cosine", "zest-l2", "modeldiff", "agreement")
 # A distance is smaller for related models, a similarity larger.
 METHOD_KINDS = {
     "zest-cosine": "distance",
     "zest-l2": "distance",
     "modeldiff": "similarity",
+    "sac": "distance",  # SAC-m's mean |C_A - C_B| of sample correlations (zest_core.methods.sac)
     "agreement": "similarity",
     "cka": "similarity",
 }

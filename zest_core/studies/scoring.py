@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -16,11 +16,14 @@ from ..cache.store import SignatureCache
 from ..errors import NotComparableError, ZestError
 from ..methods import agreement_rate, linear_cka, model_features, resolve_class_mapping
 from ..methods.modeldiff import ModelDiff, PairsCache, query_scores
+from ..methods.sac import cutmix_images, model_correlation, sac_distance, sac_params
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import zest_distance
 from ..pipeline.probe import ProgressFn
+from ..pipeline.queries import QueryCount
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature, compute_signature
+from .accounting import QueryLedger, with_http
 from .rules import METHODS
 
 CacheArg = SignatureCache | PairsCache | str | os.PathLike | bool | None
@@ -50,6 +53,9 @@ class PairScorer:
         ModelDiff's search parameters (:func:`zest_core.methods.modeldiff.search_params`).
     cache : SignatureCache, PairsCache, folder, bool or None
     progress : callable (done, total, stage), optional
+    sac_options : mapping, optional
+        SAC's ``num_images``, ``seed``, ``cut_ratio`` (:func:`zest_core.methods.sac.sac_params`);
+        the CutMix images are made once, and each model's correlation matrix computed once.
 
     Attributes
     ----------
@@ -57,6 +63,9 @@ class PairScorer:
         ``score_key(method, a, b) → score`` of every score computed.
     notes : list of str
         Why a baseline could not compare two models (its score is NaN).
+    ledger : QueryLedger
+        Every query each method's per-model parts made, per (method, model, part), and what cached
+        parts record having taken (:meth:`queries`).
     """
 
     def __init__(
@@ -68,6 +77,8 @@ class PairScorer:
         options: Mapping[str, Any],
         cache: CacheArg,
         progress: ProgressFn | None,
+        *,
+        sac_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.models = models
         self.refset = refset
@@ -82,6 +93,11 @@ class PairScorer:
         self._detectors: dict[str, ModelDiff] = {}
         self._scores: dict[str, np.ndarray] = {}
         self._features: dict[str, np.ndarray] = {}
+        self.ledger = QueryLedger()
+        self.sac_options = sac_params(**dict(sac_options or {}))
+        self._sac_images: Any = None
+        self._sac_correlations: dict[str, np.ndarray] = {}
+        self.sac_queries: dict[str, QueryCount] = {}
 
     def score(self, method: str, a: str, b: str) -> float:
         """The score of ``a`` and ``b`` by ``method`` (``a`` the source, for ModelDiff)."""
@@ -94,7 +110,10 @@ class PairScorer:
         if method in ZEST_METRICS:
             return zest_distance(self.signature(a), self.signature(b), metric=ZEST_METRICS[method], align=self.align)
         if method == "modeldiff":
-            return self._detector(a).compare(self.models[b])
+            # The suspect sees only the 2n pair images; each comparison queries it again (no DDV is kept).
+            return self._detector(a).compare(self.models[b], counter=self.ledger.counter(method, b, "pairs"))
+        if method == "sac":
+            return sac_distance(self.sac_correlation(a), self.sac_correlation(b))
         if method not in METHODS:
             raise ZestError(f"methods: expected one of {', '.join(METHODS)}, got {method!r}")
         try:
@@ -111,27 +130,66 @@ class PairScorer:
         mapping = resolve_class_mapping(self.models[a], self.models[b], scores_a.shape[1], scores_b.shape[1])
         return agreement_rate(scores_a.argmax(axis=1), scores_b.argmax(axis=1), class_mapping=mapping)
 
+    def queries(self, method: str, name: str) -> dict[str, Any]:
+        """The queries ``method`` made of model ``name`` (:meth:`QueryLedger.entry`), with an endpoint's HTTP count."""
+        return with_http(self.ledger.entry(method, name), self.models[name])
+
+    def query_report(self, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{method: {model: entry}}``: every model each method queried, with its :meth:`queries`."""
+        return {method: {name: self.queries(method, name) for name in self.ledger.models(method)} for method in methods}
+
     def signature(self, name: str) -> Signature:
         """The Zest signature of model ``name`` (computed once)."""
         if name not in self._signatures:
-            self._signatures[name] = compute_signature(
+            signature = compute_signature(
                 self.models[name], self.refset, self.config, staged(self.progress, f"signature {name}: "),
-                cache=signature_cache(self.cache),
+                cache=signature_cache(self.cache), counter=self.ledger.counter("zest", name, "signature"),
             )
+            self.ledger.record("zest", name, "signature", signature.recorded_queries())
+            self._signatures[name] = signature
         return self._signatures[name]
+
+    def add_signatures(self, signatures: Mapping[str, Signature]) -> None:
+        """Use these signatures (computed elsewhere, e.g. refitted by the budget study) instead of computing them."""
+        unknown = sorted(set(signatures) - set(self.models))
+        if unknown:
+            raise ZestError(f"signatures: expected names of the scorer's models, got unknown {', '.join(unknown)}")
+        for name, signature in signatures.items():
+            self.ledger.record("zest", name, "signature", signature.recorded_queries())
+        self._signatures.update(signatures)
 
     def _detector(self, name: str) -> ModelDiff:
         if name not in self._detectors:
-            self._detectors[name] = ModelDiff(
+            detector = ModelDiff(
                 self.models[name], self.refset, **self.options, batch_size=self.config.batch_size,
                 device=self.config.device, cache=self.cache, progress=staged(self.progress, f"{name}: "),
             )
+            # The source's own queries: the white-box pair search (its count cached with the pairs), its DDV.
+            self.ledger.track("modeldiff", name, "pair search", detector.search_queries)
+            self.ledger.track("modeldiff", name, "pairs", detector.source_queries)
+            took = QueryCount.from_dict(detector.pairs.metadata.get("queries"))
+            self.ledger.record("modeldiff", name, "pair search", took)
+            self._detectors[name] = detector
         return self._detectors[name]
+
+    def sac_correlation(self, name: str) -> np.ndarray:
+        """SAC's correlation matrix of model ``name`` on the CutMix images (computed once; queries counted)."""
+        if name not in self._sac_correlations:
+            if self._sac_images is None:
+                o = self.sac_options
+                self._sac_images = cutmix_images(self.refset, o["num_images"], rng=o["seed"], cut_ratio=o["cut_ratio"])
+            self.sac_queries[name] = self.ledger.counter("sac", name, "CutMix images")
+            self._sac_correlations[name] = model_correlation(
+                self.models[name], self._sac_images, batch_size=self.config.batch_size, device=self.config.device,
+                counter=self.sac_queries[name],
+            )
+        return self._sac_correlations[name]
 
     def _outputs(self, name: str) -> np.ndarray:
         if name not in self._scores:
             self._scores[name] = query_scores(
-                self.models[name], self.refset.as_tensor(), batch_size=self.config.batch_size, device=self.config.device
+                self.models[name], self.refset.as_tensor(), batch_size=self.config.batch_size,
+                device=self.config.device, counter=self.ledger.counter("agreement", name, "reference images"),
             )
         return self._scores[name]
 
@@ -139,7 +197,7 @@ class PairScorer:
         if name not in self._features:
             self._features[name] = model_features(
                 self.models[name], self.refset.as_tensor(), batch_size=self.config.batch_size,
-                device=self.config.device, name=name,
+                device=self.config.device, name=name, counter=self.ledger.counter("cka", name, "reference images"),
             )
         return self._features[name]
 

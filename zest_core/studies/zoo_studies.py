@@ -83,15 +83,18 @@ def calibrated_reuse_study(
     align: str = "greedy",
     alpha: float = DEFAULT_ALPHA,
     modeldiff_options: dict[str, Any] | None = None,
+    sac_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     cache: Any = None,
 ) -> CalibrationResult:
     """Every zoo pair and every unrelated pair audited against its matched null (:mod:`.calibration`).
 
-    The result's metadata records the zoo, the settings and the wall time.
+    The result's metadata records the zoo, the settings and the wall time. ``modeldiff_options`` and
+    ``sac_options`` are ModelDiff's search parameters and SAC's (``num_images``, ``seed``, ``cut_ratio``).
     """
     models = {name: zoo.load(name) for name in zoo.entries}
-    scorer = PairScorer(models, refset, config, align, search_params(**dict(modeldiff_options or {})), cache, progress)
+    scorer = PairScorer(models, refset, config, align, search_params(**dict(modeldiff_options or {})), cache, progress,
+                        sac_options=sac_options)
     started = time.perf_counter()
     result = calibrated_reuse_benchmark(zoo, scorer, methods=methods, alpha=alpha, progress=progress)
     result.metadata.update(zoo=str(zoo.root), models=len(models), seconds=round(time.perf_counter() - started, 1))
@@ -237,7 +240,7 @@ def write_study(
     folder = Path(out_dir)
     paths = {"json": folder / f"{name}.json", "html": folder / f"{name}.html"}
     atomic_write_bytes(paths["json"], json.dumps(result, indent=1, default=_jsonable).encode())
-    _write_html(figure, paths["html"])
+    write_html(figure, paths["html"])
     return paths
 
 
@@ -248,13 +251,15 @@ def write_reuse(result: ReuseResult, figure: HtmlFigure, out_dir: str | os.PathL
     """
     paths = write_reuse_report(result, out_dir)
     html = Path(out_dir) / "reuse.html"
-    _write_html(figure, html)
+    write_html(figure, html)
     return {**paths, "html": html}
 
 
-def _write_html(figure: HtmlFigure, path: Path) -> None:
+def write_html(figure: HtmlFigure, path: Path) -> Path:
+    """``figure`` as a self-contained HTML file at ``path``, written atomically."""
     # plotly.js goes inside the file, so it opens offline and keeps working if the CDN moves on.
     atomic_write_bytes(path, figure.to_html(include_plotlyjs=True, full_html=True).encode())
+    return path
 
 
 def _checkpoints(zoo: Zoo, name: str) -> list[tuple[int, Any]]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ...errors import ModelOutputError, ZestError, ZestTypeError
-from ...pipeline.queries import ModelFn, check_model, model_outputs, query_scores, scores_to_probabilities
+from ...pipeline.queries import ModelFn, QueryCount, check_model, model_outputs, query_scores, scores_to_probabilities
 from .pairs import InputPairs
 
 # Decision distances at or below this are rounding noise of 1 - cos (float64), not a change of decision.
@@ -119,6 +119,7 @@ def decision_distance_vector(
     *,
     batch_size: int | None = None,
     device: str | torch.device = "auto",
+    counter: QueryCount | None = None,
 ) -> np.ndarray:
     """A model's decision distance vector on ModelDiff pairs, normalised to unit L2 norm.
 
@@ -132,6 +133,8 @@ def decision_distance_vector(
     pairs : InputPairs
     batch_size : int, optional
     device : {"auto", "cpu", "cuda"} or torch.device
+    counter : QueryCount, optional
+        The model's calls (2n images in all) are added to it.
 
     Returns
     -------
@@ -154,7 +157,7 @@ def decision_distance_vector(
     check_model("model", model)
     if not isinstance(pairs, InputPairs):
         raise ZestTypeError(f"pairs: expected InputPairs (from generate_pairs), got {type(pairs).__name__}")
-    scores = query_scores(model, pairs.images(), batch_size=batch_size, device=device)
+    scores = query_scores(model, pairs.images(), batch_size=batch_size, device=device, counter=counter)
     probabilities = to_probabilities(scores, model_outputs(model))
     n = len(pairs)
     return normalize_ddv(decision_distances(probabilities[:n], probabilities[n:]))

@@ -8,7 +8,7 @@ import torch
 
 from ...cache.store import CacheArg
 from ...errors import ZestTypeError
-from ...pipeline.queries import ModelFn, check_batch_size, check_model
+from ...pipeline.queries import ModelFn, QueryCount, check_batch_size, check_model
 from ...pipeline.reference import ReferenceSet
 from .ddv import ddv_similarity, decision_distance_vector
 from .pairs import InputPairs, generate_pairs, search_params
@@ -51,6 +51,14 @@ class ModelDiff:
         ``epsilon``, ``steps``, ``step_size``, ``diversity``, ``seed``: the pair search's
         parameters, as in :func:`~zest_core.methods.modeldiff.generate_pairs` (same defaults).
 
+    Attributes
+    ----------
+    search_queries : QueryCount
+        The forward passes of the source the pair search made here (none when the pairs came from
+        the cache or were given; ``pairs.metadata["queries"]`` records what the search took).
+    source_queries : QueryCount
+        The source's black-box queries for its own DDV: the 2n images of the pairs, once.
+
     Examples
     --------
     >>> detector = ModelDiff(my_model, load_mnist(100, split="test"))   # doctest: +SKIP
@@ -86,6 +94,8 @@ class ModelDiff:
         self.progress = progress
         self._pairs: InputPairs | None = refset if isinstance(refset, InputPairs) else None
         self._source_ddv: np.ndarray | None = None
+        self.search_queries = QueryCount()
+        self.source_queries = QueryCount()
 
     @property
     def pairs(self) -> InputPairs:
@@ -93,7 +103,7 @@ class ModelDiff:
         if self._pairs is None:
             self._pairs = generate_pairs(
                 self.source, self.refset, **self.options, batch_size=self.batch_size, device=self.device,
-                cache=self.cache, progress=self.progress,
+                cache=self.cache, progress=self.progress, counter=self.search_queries,
             )
         return self._pairs
 
@@ -101,16 +111,18 @@ class ModelDiff:
     def source_ddv(self) -> np.ndarray:
         """The source's own normalised decision distance vector on the pairs."""
         if self._source_ddv is None:
-            self._source_ddv = self.ddv(self.source)
+            self._source_ddv = self.ddv(self.source, counter=self.source_queries)
         return self._source_ddv
 
-    def ddv(self, model: ModelFn) -> np.ndarray:
-        """``model``'s normalised decision distance vector on the pairs."""
-        return decision_distance_vector(model, self.pairs, batch_size=self.batch_size, device=self.device)
+    def ddv(self, model: ModelFn, *, counter: QueryCount | None = None) -> np.ndarray:
+        """``model``'s normalised decision distance vector on the pairs (its 2n queries added to ``counter``)."""
+        return decision_distance_vector(
+            model, self.pairs, batch_size=self.batch_size, device=self.device, counter=counter
+        )
 
-    def compare(self, suspect: ModelFn) -> float:
-        """ModelDiff similarity of ``suspect`` to the source, in [0, 1]."""
-        return ddv_similarity(self.source_ddv, self.ddv(suspect))
+    def compare(self, suspect: ModelFn, *, counter: QueryCount | None = None) -> float:
+        """ModelDiff similarity of ``suspect`` to the source, in [0, 1]; the suspect's 2n queries go to ``counter``."""
+        return ddv_similarity(self.source_ddv, self.ddv(suspect, counter=counter))
 
 
 def modeldiff_similarity(

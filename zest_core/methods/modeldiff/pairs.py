@@ -17,7 +17,7 @@ import torch
 from ..._shared.npzfile import NpzRecord
 from ...cache.store import PAIRS_FILE, CacheArg, SignatureCache, resolve_cache
 from ...errors import ZestError
-from ...pipeline.queries import ModelFn, check_batch_size, check_model, model_fingerprint
+from ...pipeline.queries import ModelFn, QueryCount, check_batch_size, check_model, model_fingerprint
 from ...pipeline.reference import ReferenceSet, check_refset
 from .search import search_pairs
 
@@ -49,8 +49,9 @@ class InputPairs:
     refset_fingerprint : str
         Content hash of the reference set the seeds come from.
     metadata : dict
-        The search's score (divergence × diversity) at its start and end, and the source's mean
-        decision distance on the pairs.
+        The search's score (divergence × diversity) at its start and end, the source's mean
+        decision distance on the pairs, and ``queries``: the forward passes of the source the search
+        took (:class:`~zest_core.QueryCount` as a dict), kept with cached pairs.
     """
 
     seeds: np.ndarray
@@ -142,6 +143,7 @@ def generate_pairs(
     device: str | torch.device = "auto",
     cache: CacheArg = None,
     progress: ProgressFn | None = None,
+    counter: QueryCount | None = None,
 ) -> InputPairs:
     """Generate ModelDiff's test pairs on a source model: near in input space, far in its decisions.
 
@@ -214,6 +216,9 @@ def generate_pairs(
         bare callable) is never cached. A cached file is used only if it carries this key's source,
         reference set and parameters; a folder that cannot be written is reported once.
     progress : callable (done, total, stage), optional
+    counter : QueryCount, optional
+        The search's forward passes of the source are added to it (none for pairs read from the
+        cache); what the search took is also recorded in the pairs' ``metadata["queries"]``.
 
     Returns
     -------
@@ -248,9 +253,15 @@ def generate_pairs(
                 progress(1, 1, "modeldiff pairs (cached)")
             return cached
     seeds = refset.as_tensor("cpu")
-    perturbed, metadata = search_pairs(
-        source_model, seeds, **params, batch_size=batch_size, device=device, progress=progress
-    )
+    made = QueryCount()
+    try:
+        perturbed, metadata = search_pairs(
+            source_model, seeds, **params, batch_size=batch_size, device=device, progress=progress, counter=made
+        )
+    finally:  # a failed search's queries were made all the same
+        if counter is not None:
+            counter += made
+    metadata["queries"] = made.to_dict()
     pairs = InputPairs(
         seeds=seeds.numpy().astype(np.float32),
         perturbed=perturbed.numpy().astype(np.float32),

@@ -15,6 +15,7 @@ import torch
 from ...errors import ModelInputError, ModelOutputError, ZestError
 from ...pipeline.queries import (
     ModelFn,
+    QueryCount,
     check_input_shape,
     check_outputs,
     effective_batch_size,
@@ -28,15 +29,17 @@ ProgressFn = Callable[[int, int, str], None]
 
 
 class _Source:
-    """The prepared source model during the search: its class probabilities, batch by batch."""
+    """The prepared source model during the search: its class probabilities, batch by batch, each call counted."""
 
-    def __init__(self, model: ModelFn, outputs: str, batch_size: int) -> None:
+    def __init__(self, model: ModelFn, outputs: str, batch_size: int, counter: QueryCount | None = None) -> None:
         self.model = model
         self.outputs = outputs
         self.batch_size = batch_size
+        self.counter = QueryCount() if counter is None else counter
 
     def probabilities(self, images: torch.Tensor, *, grad: bool) -> torch.Tensor:
         """Probabilities of one batch; with ``grad``, differentiable w.r.t. the images."""
+        self.counter.add(images.shape[0])
         with torch.set_grad_enabled(grad):
             raw = self.model(images)
             if not grad:
@@ -79,12 +82,15 @@ def search_pairs(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     progress: ProgressFn | None = None,
+    counter: QueryCount | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The search of :func:`generate_pairs` on seed images [n, C, H, W]; returns (x' on the CPU, metadata).
 
     Every x'_i starts at a uniformly random point of the L-inf ball of radius ``epsilon`` around its
     seed (drawn from ``seed`` by an explicit generator, leaving torch's global one alone) and the
-    best set of the random start and the ``steps`` steps is returned.
+    best set of the random start and the ``steps`` steps is returned. Every forward pass of the
+    source is counted in ``counter`` (with or without gradient): the seeds, the start, per step one
+    pass with gradient and one to score, and the best set once more, n images each, in batches.
     """
     target = resolve_device(device)
     n = seeds.shape[0]
@@ -97,7 +103,7 @@ def search_pairs(
     current = torch.minimum(torch.maximum(x + start.to(target), low), high)
     use_diversity = diversity and n >= 2
     with prepared_model(source_model, target) as model:
-        source = _Source(model, model_outputs(source_model), effective_batch_size(batch_size, target, shape))
+        source = _Source(model, model_outputs(source_model), effective_batch_size(batch_size, target, shape), counter)
         seed_probs = source.seed_probabilities(x)
         best, initial, best_score = _ascend(
             source, seed_probs, current, low, high,

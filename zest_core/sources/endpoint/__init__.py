@@ -8,7 +8,7 @@
 - :mod:`.server`: a reference server that puts any torch callable behind the protocol.
 """
 from ...errors import EndpointError
-from .client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, EndpointModel, load_endpoint
+from .client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, EndpointModel, load_endpoint, sent_queries
 from .protocol import OUTPUT_KINDS, decode_batch, encode_batch, probe_batch
 from .server import EndpointServer, Responder, model_responder, serve_model, serve_responder
 
@@ -25,6 +25,7 @@ __all__ = [
     "load_endpoint",
     "model_responder",
     "probe_batch",
+    "sent_queries",
     "serve_model",
     "serve_responder",
 ]

@@ -19,6 +19,7 @@ import torch
 
 from ..._shared.checks import check_int, check_number
 from ...errors import EndpointError, ZestError
+from ...pipeline.queries import QueryCount
 from .protocol import OUTPUT_KINDS, check_batch, encode_batch, is_count, probe_batch
 from .transport import build_deadline_opener, open_before
 
@@ -73,6 +74,14 @@ class EndpointModel:
     fingerprint : str or None
         The signature cache's key for this model (see :mod:`~zest_core.sources.endpoint.protocol`); computed, with one
         probe request when there is no ``model_id``, the first time it is read.
+    sent : QueryCount
+        The scoring requests (``POST``) this client has sent and the images they held, every attempt
+        counted (a retry is a request the endpoint sees, and may bill), the fingerprint's probe
+        included. A batch larger than ``max_batch`` is several requests.
+    info_requests : int
+        The ``GET /info`` requests sent (retries included).
+    requests_sent, images_sent : int
+        Every HTTP request sent (``sent.calls + info_requests``), and ``sent.images``.
 
     Raises
     ------
@@ -101,6 +110,8 @@ class EndpointModel:
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **dict(headers or {})}
         self.source = f"endpoint {_display_url(self.url)}"
         self._opener = build_deadline_opener()  # honours the proxy settings of the environment
+        self.sent = QueryCount()
+        self.info_requests = 0
         self._fingerprint: str | None = None
         self._num_classes: int | None = None
         self._classes_seen = ""
@@ -135,6 +146,16 @@ class EndpointModel:
         return np.concatenate(chunks) if chunks else np.zeros((0, self._num_classes or 0))
 
     @property
+    def requests_sent(self) -> int:
+        """Every HTTP request sent so far: the scoring requests and the ``GET /info`` ones, retries included."""
+        return self.sent.calls + self.info_requests
+
+    @property
+    def images_sent(self) -> int:
+        """Images sent so far, counted once per request that carried them (a retried request's twice)."""
+        return self.sent.images
+
+    @property
     def fingerprint(self) -> str | None:
         """The signature cache's key (see :mod:`~zest_core.sources.endpoint.protocol`), computed on first read."""
         if self._fingerprint is None:
@@ -152,7 +173,7 @@ class EndpointModel:
     # -- one request and its answer
 
     def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
-        status, payload = self._fetch(self.url, json.dumps(encode_batch(chunk)).encode())
+        status, payload = self._fetch(self.url, json.dumps(encode_batch(chunk)).encode(), images=len(chunk))
         if not 200 <= status < 300:
             raise self._error(_status_problem(status, payload))
         answer = self._parse_json(payload)
@@ -236,13 +257,20 @@ class EndpointModel:
 
     # -- transport
 
-    def _fetch(self, url: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """(status, body) of a GET (``body`` None) or POST, retrying transient failures."""
+    def _fetch(self, url: str, body: bytes | None = None, *, images: int = 0) -> tuple[int, bytes]:
+        """(status, body) of a GET (``body`` None) or POST of ``images`` images, retrying transient failures.
+
+        Every attempt is counted (:attr:`sent`, :attr:`info_requests`) before it is made.
+        """
         attempts = self.retries + 1
         last = ""
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            if body is None:
+                self.info_requests += 1
+            else:
+                self.sent.add(images)
             try:
                 status, payload = self._attempt(url, body)
             except _TransientError as error:
@@ -271,6 +299,21 @@ class EndpointModel:
 
     def _error(self, problem: str) -> EndpointError:
         return EndpointError(f"endpoint {_display_url(self.url)}: {problem}")
+
+
+def sent_queries(model: Any) -> QueryCount | None:
+    """The requests an endpoint model has sent (:attr:`EndpointModel.sent`), through wrappers' ``.model``; else None.
+
+    A :class:`~zest_core.Classifier` (what :func:`~zest_core.load_model` returns) keeps the
+    endpoint as its ``model``; the endpoint's own count is the truth for what went over HTTP.
+    """
+    for _ in range(8):  # wrappers of wrappers, bounded
+        if isinstance(model, EndpointModel):
+            return model.sent
+        model = getattr(model, "model", None)
+        if model is None:
+            return None
+    return None
 
 
 def load_endpoint(spec: str, **kwargs: Any) -> EndpointModel:

@@ -1,0 +1,169 @@
+"""``zest search SUSPECT --hub DIR|LIST``: the hub's models ranked by distance to a suspect, with verdicts.
+
+Also the pieces ``zest matrix`` shares with it: the backend flags (``--backend``, ``--address``, ...),
+the models-done progress bar, and the signatures of MODEL arguments computed on a backend.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._shared.progress import ProgressBar
+from ..hub import HubModel, ModelFailure, SearchResult, SignatureStack, compute_signatures, load_hub, search_hub
+from ..pipeline.config import ZestConfig
+from ..pipeline.distance import check_compatible
+from ..pipeline.signature import Signature
+from .audit import unrelated_specs
+from .inputs import (
+    CONFIG_FIELD_FLAGS,
+    EXIT_OK,
+    CLIError,
+    cache_from_args,
+    config_from_args,
+    is_signature_spec,
+    load_refset,
+    load_signature,
+    named_as_flags,
+)
+
+EXIT_PARTIAL = 1  # the command's output covers the models that succeeded; the others are listed on stderr
+# Engine parameter → the flag that gives it, for messages.
+BACKEND_FLAGS = {
+    "threads": "--threads", "retries": "--task-retries", "workers": "--workers", "gpus_per_task": "--gpus-per-task",
+    "block_size": "--block-size", "top": "--top", "alpha": "--alpha", "backend": "--backend",
+}
+
+
+class ModelProgress(ProgressBar):
+    """The bar of a hub run: models done of the total, and how many are left; then blocks of distances."""
+
+    UNITS = {"signatures": "model", "distances": "block"}
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        super().__call__(done, total, stage)
+        self._bar.unit = self.UNITS.get(stage, "it")
+        self._bar.set_postfix_str(f"{total - done} left", refresh=False)
+
+
+def model_source(spec: str, args: argparse.Namespace) -> HubModel:
+    """A MODEL argument as a hub model: loaded by its task, with the command's --trust-pickle/--timeout/--retries."""
+    endpoint = {name: getattr(args, name, None) for name in ("timeout", "retries")}
+    return HubModel(spec, spec, trust_pickle=getattr(args, "trust_pickle", False),
+                    endpoint_options={k: v for k, v in endpoint.items() if v is not None})
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`zest_core.hub.compute_signatures`'s options that the backend and cache flags give."""
+    return {
+        "backend": args.backend, "address": args.address, "workers": args.workers, "threads": args.threads,
+        "gpus_per_task": args.gpus_per_task, "retries": args.task_retries, "cache": cache_from_args(args),
+        "allow_nondeterministic": getattr(args, "allow_nondeterministic", False),
+    }
+
+
+def hub_flags_named() -> Any:
+    """Errors about config or backend parameters reported against the flags the user typed."""
+    return named_as_flags({**CONFIG_FIELD_FLAGS, **BACKEND_FLAGS})
+
+
+def report_failures(failures: Sequence[ModelFailure]) -> None:
+    for failure in failures:
+        print(f"zest: error: {failure.name}: {failure.error} (after {failure.attempts} attempt(s))", file=sys.stderr)
+
+
+def stack_of_inputs(
+    specs: Sequence[str], args: argparse.Namespace, *, stack_path: str | Path | None = None
+) -> tuple[SignatureStack, np.ndarray, list[ModelFailure]]:
+    """The signatures of MODEL arguments (each spec once): signature files read, models computed on the backend.
+
+    Returns the stack (named by spec), the segments its signatures share, and the models that failed.
+    """
+    loaded = {spec: load_signature(spec) for spec in specs if is_signature_spec(spec)}
+    first = next(iter(loaded.values()), None)
+    # Unset config flags follow a given signature file's config, so a model can be compared with it.
+    config = config_from_args(args, ZestConfig(**first.config.science_dict()) if first else None)
+    models = [spec for spec in specs if spec not in loaded]
+    if not models:
+        _check_all_compatible(next(iter(loaded)), first, loaded)
+        return SignatureStack.from_signatures(list(loaded), list(loaded.values()), path=stack_path), first.segments, []
+    if args.refset is None:
+        raise CLIError(f"--refset is required to compute the signature of {models[0]}")
+    refset = load_refset(args.refset, args.image_size)
+    if first is not None and first.refset_fingerprint != refset.fingerprint():
+        raise CLIError(f"{next(iter(loaded))} was computed on another reference set than --refset {args.refset}; use the same one")
+    with ModelProgress("") as bar, hub_flags_named():
+        run = compute_signatures({spec: model_source(spec, args) for spec in models}, refset, config, progress=bar,
+                                 stack_path=stack_path, **backend_options(args))
+    if loaded and len(run.stack):
+        reference = run.stack.names[0]
+        _check_all_compatible(reference, run.signature(reference), loaded)
+    elif loaded:
+        _check_all_compatible(next(iter(loaded)), first, loaded)
+    for spec, signature in loaded.items():
+        run.stack.append(spec, signature.matrix(), class_names=signature.class_names,
+                         fingerprint=signature.model_fingerprint)
+    run.stack.close()
+    return run.stack, run.segments, run.failures
+
+
+def _check_all_compatible(reference: str, signature: Signature, others: dict[str, Signature]) -> None:
+    for spec, other in others.items():
+        try:
+            check_compatible(signature, other)
+        except ValueError as error:
+            raise CLIError(f"{reference} vs {spec}: {error}") from error
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """``zest search SUSPECT --hub DIR|LIST [--top K] [--unrelated SPEC ...] [--json] [-o RANKING.csv]``."""
+    hub = load_hub(args.hub, checkpoints=not args.no_checkpoints, trust_pickle=args.trust_pickle,
+                   endpoint_options=model_source("", args).endpoint_options)
+    refset = load_refset(args.refset or "mnist", args.image_size)
+    unrelated = None
+    if args.unrelated:
+        unrelated = {spec: model_source(spec, args) for spec in unrelated_specs(args.unrelated)}
+    with ModelProgress("") as bar, hub_flags_named():
+        result = search_hub(
+            model_source(args.suspect, args), hub, refset, config_from_args(args), top=args.top, alpha=args.alpha,
+            align=args.align, unrelated=unrelated, block_size=args.block_size, progress=bar, **backend_options(args),
+        )
+    if args.output:
+        write_ranking(args.output, result)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else describe_search(result))
+    report_failures(result.failures)
+    return EXIT_PARTIAL if result.failures else EXIT_OK
+
+
+def write_ranking(path: str | Path, result: SearchResult) -> None:
+    """Every ranked hub model as CSV: rank, model, distance."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["rank", "model", "distance"])
+        writer.writerows((rank, name, format(d, ".10g")) for rank, (name, d) in enumerate(result.ranking, start=1))
+
+
+def describe_search(result: SearchResult) -> str:
+    """The ranking's top for people: one line per candidate, then how the signatures were obtained."""
+    run = result.run
+    lines = [
+        f"suspect: {result.suspect}; {len(result.ranking)} models of the {result.info['hub']} ranked by Zest cosine "
+        f"distance (align {result.align}), verdicts at α = {result.alpha:g}",
+        f"{'rank':>4}  {'distance':>10}  {'verdict':<12}  {'p':>9}  model (null)",
+    ]
+    for c in result.candidates:
+        p = "n/a" if c.decision.p_value is None else f"{c.decision.p_value:.3g}"
+        lines.append(f"{c.rank:>4}  {c.distance:>10.6f}  {c.decision.verdict:<12}  {p:>9}  {c.name} "
+                     f"({len(c.null_models)} unrelated)")
+    reasons = {c.null_reason for c in result.candidates if not c.null_models}
+    lines += [f"null: {reason}" for reason in sorted(reasons)]
+    lines.append(
+        f"signatures: {len(run.computed)} computed, {len(run.cached)} from the cache, {len(run.failures)} failed, "
+        f"in {run.seconds:.1f} s on the {run.backend} backend ({run.slots} at a time)"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""Figures of the query-budget study: matched AUC and TPR against the queries each suspect model costs."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ._style import TEMPLATE
+
+DASHES = {"bernoulli": "solid", "antithetic": "dash", "orthogonal": "dot"}
+METHOD_COLORS = {"modeldiff": "#9467bd", "sac": "#8c564b"}
+DESIGN_COLORS = {"bernoulli": "#1f77b4", "antithetic": "#2ca02c", "orthogonal": "#ff7f0e"}
+
+
+def _series(points: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """One line per Zest design (at each budget its best point: the smallest worst-relation AUC gap), and per method."""
+    lines: dict[str, list[Mapping[str, Any]]] = {}
+    for p in points:
+        if "auc" not in p:
+            continue
+        label = f"zest {p['design']}" if p["method"] == "zest-cosine" else p["method"]
+        lines.setdefault(label, []).append(p)
+    best = {}
+    for label, mine in lines.items():
+        by_queries: dict[int, Mapping[str, Any]] = {}
+        for p in mine:
+            current = by_queries.get(p["queries"])
+            if current is None or _worst(p) > _worst(current):
+                by_queries[p["queries"]] = p
+        best[label] = [by_queries[q] for q in sorted(by_queries)]
+    return best
+
+
+def _worst(point: Mapping[str, Any]) -> float:
+    values = [a for a in point["auc"].values() if a is not None]
+    return min(values) if values else 0.0
+
+
+def _style(label: str) -> dict[str, Any]:
+    design = label.removeprefix("zest ")
+    color = DESIGN_COLORS.get(design) or METHOD_COLORS.get(label, "#7f7f7f")
+    return {"color": color, "dash": DASHES.get(design, "solid")}
+
+
+def budget_figure(result: Mapping[str, Any]) -> go.Figure:
+    """Worst-relation matched AUC, overall TPR at α and FPR against queries per model (log axis), per method."""
+    figure = make_subplots(rows=1, cols=3, subplot_titles=(
+        "worst relation's matched AUC", f"TPR at α = {result['alpha']:g} (all relations)", "measured FPR"))
+    for label, line in _series(result["points"]).items():
+        x = [p["queries"] for p in line]
+        text = [_describe(p) for p in line]
+        style = _style(label)
+        figure.add_trace(go.Scatter(x=x, y=[_worst(p) for p in line], mode="lines+markers", name=label, line=style,
+                                    text=text, legendgroup=label), row=1, col=1)
+        figure.add_trace(go.Scatter(x=x, y=[p["tpr_overall"] for p in line], mode="lines+markers", name=label,
+                                    line=style, text=text, legendgroup=label, showlegend=False), row=1, col=2)
+        figure.add_trace(go.Scatter(x=x, y=[p["fpr"]["rate"] for p in line], mode="lines+markers", name=label,
+                                    line=style, text=text, legendgroup=label, showlegend=False), row=1, col=3)
+    figure.add_hline(y=result["alpha"], line_dash="dot", line_color="#7f7f7f", row=1, col=3)
+    figure.update_xaxes(type="log", title_text="queries per suspect model")
+    figure.update_layout(template=TEMPLATE, height=420, title="Verdict quality against the query budget (shipped zoo)")
+    return figure
+
+
+def budget_relations_figure(result: Mapping[str, Any]) -> go.Figure:
+    """Matched AUC per relation against queries per model, one panel per relation."""
+    series = _series(result["points"])
+    relations = sorted({r for line in series.values() for p in line for r in p["auc"]})
+    columns = 4
+    rows = -(-len(relations) // columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=relations, shared_yaxes=True)
+    for label, line in series.items():
+        for index, relation in enumerate(relations):
+            figure.add_trace(go.Scatter(
+                x=[p["queries"] for p in line], y=[p["auc"].get(relation) for p in line], mode="lines+markers",
+                name=label, line=_style(label), legendgroup=label, showlegend=index == 0,
+                text=[_describe(p) for p in line],
+            ), row=index // columns + 1, col=index % columns + 1)
+    figure.update_xaxes(type="log")
+    figure.update_layout(template=TEMPLATE, height=260 * rows, title="Matched AUC per relation against queries per model")
+    return figure
+
+
+def _describe(point: Mapping[str, Any]) -> str:
+    if point["method"] == "zest-cosine":
+        return f"N = {point['images']}, L = {point['samples']}"
+    return f"{point['images']} images"

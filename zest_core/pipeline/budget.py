@@ -1,0 +1,131 @@
+"""Query budgets: the N reference images and L maskings a Zest signature uses when a model may be asked Q times.
+
+A signature asks the model about N × L perturbed images. Under a budget Q the rule is:
+
+1. N = ⌊Q / L₀⌋ images with L₀ = :data:`BUDGET_SAMPLES` (at least 1, at most the reference set's):
+   the first N of the reference set, with the :data:`BUDGET_DESIGN` mask design;
+2. fewer images while one of them has K + 1 > ⌊Q / N⌋ super-pixels (a local fit needs more samples
+   than unknowns);
+3. L = ⌊Q / N⌋: what the images leave goes to more maskings;
+4. if even one image cannot be fitted (Q < K + 1), the budget is refused.
+
+The constants come from ``zest bench budget`` on the shipped zoo (``bench/results/budget.json``; the
+README gives the measured curve): on that grid, once L reached BUDGET_SAMPLES more images bought more
+matched AUC per query than more maskings did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._shared.checks import check_int
+from ..errors import ZestError
+from .config import ZestConfig
+from .designs import MASK_DESIGNS
+from .local_fit import check_samples_determine_fits
+from .reference import ReferenceSet
+from .segmentation import segment_reference_set
+
+BUDGET_SAMPLES = 64
+BUDGET_DESIGN = "orthogonal"
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What a budget buys: N images × L maskings with one mask design.
+
+    Attributes
+    ----------
+    budget : int
+        Q, the most queries per model.
+    images, samples : int
+        N and L; ``images * samples <= budget``.
+    design : str
+    """
+
+    budget: int
+    images: int
+    samples: int
+    design: str
+
+    @property
+    def queries(self) -> int:
+        return self.images * self.samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budget": self.budget, "images": self.images, "samples": self.samples, "design": self.design,
+                "queries": self.queries}
+
+    def describe(self) -> str:
+        return (f"budget {self.budget} queries per model: N = {self.images} reference images × L = {self.samples} "
+                f"{self.design} maskings = {self.queries} queries")
+
+
+def plan_budget(
+    budget: int,
+    num_segments: Sequence[int],
+    *,
+    samples: int = BUDGET_SAMPLES,
+    design: str = BUDGET_DESIGN,
+) -> BudgetPlan:
+    """N and L under a budget of ``budget`` queries per model, for images with ``num_segments`` super-pixels.
+
+    Parameters
+    ----------
+    budget : int
+        Q ≥ 1.
+    num_segments : sequence of int
+        K of every reference image, in the reference set's order (the first N are used).
+    samples : int
+        L₀, the maskings per image the rule starts from.
+    design : str
+        The mask design of :mod:`zest_core.pipeline.designs`.
+
+    Raises
+    ------
+    ZestError
+        If even one image cannot be fitted: Q < K + 1 for the first image.
+    """
+    check_int("budget", budget, minimum=1)
+    check_int("samples", samples, minimum=2)
+    if design not in MASK_DESIGNS:
+        raise ZestError(f"design: expected one of {', '.join(MASK_DESIGNS)}, got {design!r}")
+    counts = np.asarray(num_segments, dtype=np.int64)
+    if counts.ndim != 1 or counts.size == 0:
+        raise ZestError(f"num_segments: expected one count per reference image, got {num_segments!r}")
+    # As many images as the preferred L allows; what the reference set cannot take goes to more maskings.
+    images = max(1, min(counts.size, budget // samples))
+    # Images with more super-pixels than that L can fit: spend the budget on fewer images.
+    while images > 1 and counts[:images].max() + 1 > budget // images:
+        images -= 1
+    chosen = budget // images
+    try:
+        check_samples_determine_fits(counts[:images], chosen)
+    except ZestError:
+        raise ZestError(
+            f"budget: expected at least K + 1 = {counts[0] + 1} queries per model, since the first reference image "
+            f"has K = {counts[0]} super-pixels and a local fit needs more samples than unknowns, got {budget}"
+        ) from None
+    return BudgetPlan(budget=budget, images=int(images), samples=int(chosen), design=design)
+
+
+def budget_config(config: ZestConfig, plan: BudgetPlan) -> ZestConfig:
+    """``config`` with the plan's L and mask design."""
+    return config.replace(num_samples=plan.samples, mask_design=plan.design)
+
+
+def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, **rule: Any) -> BudgetPlan:
+    """:func:`plan_budget` for a reference set, its images segmented as ``config`` says."""
+    segments = segment_reference_set(refset, config.segmentation, config.segmentation_params, seed=config.seed)
+    return plan_budget(budget, segments.reshape(len(refset), -1).max(axis=1) + 1, **rule)
+
+
+def apply_budget(budget: int, refset: ReferenceSet, config: ZestConfig, **rule: Any
+                 ) -> tuple[ReferenceSet, ZestConfig, BudgetPlan]:
+    """The reference images (the first N) and the config (L, design) a budget buys, and the plan."""
+    plan = plan_for_reference(budget, refset, config, **rule)
+    images = refset if plan.images == len(refset) else refset.subset(
+        np.arange(plan.images), provenance=f"{refset.provenance}, first {plan.images} (budget {budget})")
+    return images, budget_config(config, plan), plan

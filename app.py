@@ -40,11 +40,11 @@ if stored is not None and not run:
     state.store_comparison(stored)  # revisiting a computed setup shows it at once
 elif run:
     with error_boundary("Loading the reference images"):
-        refset = setup.refset.load()
+        refset, config, plan = setup.budgeted(setup.refset.load())
     comparison = with_progress("The comparison", lambda sink: run_comparison(
-        setup.key(), {"A": setup.model_a, "B": setup.model_b}, refset, setup.config,
+        setup.key(), {"A": setup.model_a, "B": setup.model_b}, refset, config,
         metric=setup.metric, align=setup.align, unrelated=setup.unrelated, n_boot=setup.n_boot,
-        level=setup.level, seed=setup.seed, zoo=zoo, sink=sink,
+        level=setup.level, seed=setup.seed, zoo=zoo, sink=sink, budget=plan,
     ))
     state.store_comparison(comparison)
     st.rerun()  # draw the page (and the sidebar's summary) again, now with the result

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
-from zest_core import Classifier, QueryCount, ReferenceSet, Signature, ZestConfig, Zoo, zest_distance
+from zest_core import BudgetPlan, Classifier, QueryCount, ReferenceSet, Signature, ZestConfig, Zoo, zest_distance
 from zest_core.explain import (
     AlignmentSummary,
     ComparisonResult,
@@ -140,6 +140,8 @@ class Comparison:
     queries_now : dict of str to QueryCount
         The queries each signature made in this run ("Model A", "Model B", "Unrelated <name>"); none
         for a cached one (:meth:`query_entries` then reports what computing it took).
+    budget : BudgetPlan or None
+        The query budget that chose N and L, if one was set.
     """
 
     key: str
@@ -155,6 +157,7 @@ class Comparison:
     ground_truth: bool
     timings: dict[str, float] = field(default_factory=dict)
     queries_now: dict[str, QueryCount] = field(default_factory=dict)
+    budget: BudgetPlan | None = None
 
     @property
     def title(self) -> str:
@@ -237,6 +240,7 @@ def run_comparison(
     seed: int,
     zoo: Zoo | None,
     sink: ProgressSink | None = None,
+    budget: BudgetPlan | None = None,
 ) -> Comparison:
     """Load both models and the unrelated ones, compute their signatures, compare the pair and measure the null.
 
@@ -285,6 +289,7 @@ def run_comparison(
             "total_s": done - start,
         },
         queries_now=queries_now,
+        budget=budget,
     )
 
 

@@ -95,5 +95,6 @@ def require_comparison() -> Comparison:
         f"**{comparison.title}** · {comparison.refset.provenance} · L={comparison.config.num_samples}, "
         f"{comparison.config.segmentation}, fill={comparison.config.fill}, mode={comparison.config.mode}, "
         f"metric={comparison.result.metric}, align={comparison.result.align}"
+        + ("" if comparison.budget is None else f" · {comparison.budget.describe()}")
     )
     return comparison

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from zest_core import ReferenceSet, ZestConfig, Zoo
+from zest_core import DEFAULT_AUDIT_BUDGET, BudgetPlan, ReferenceSet, ZestConfig, Zoo, apply_budget
 from zest_core.explain import MIN_NULL
 from zest_core.pipeline import ALIGN_METHODS, FILLS, METRICS, MODES, SEGMENTATION_METHODS
 from zest_core.sources import ARCHITECTURES
@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "ref_width": 28,
     "n": 32,
     "num_samples": 500,
+    # The query budget per model: the dashboard's default is zest audit's (README, "Query budgets"); 0 is none.
+    "budget": DEFAULT_AUDIT_BUDGET,
     "segmentation": "quickshift",
     "fill": "dataset_mean",
     "mode": "zest",
@@ -108,6 +110,7 @@ class Setup:
     unrelated: tuple[tuple[str, str], ...]  # (name, spec) of the unrelated models the user named
     n_boot: int
     level: float
+    budget: int = 0
 
     @property
     def automatic_null(self) -> bool:
@@ -124,9 +127,21 @@ class Setup:
             "config": self.config.to_dict(),
             "metric": self.metric, "align": self.align, "seed": self.seed,
             "unrelated": () if self.automatic_null else self.unrelated,
-            "n_boot": self.n_boot, "level": self.level,
+            "n_boot": self.n_boot, "level": self.level, "budget": self.budget,
         }
         return _digest(values)
+
+    def budgeted(self, refset: ReferenceSet) -> tuple[ReferenceSet, ZestConfig, BudgetPlan | None]:
+        """The reference images and config of the comparison: what the budget buys (the first N, L), if one is set.
+
+        Raises
+        ------
+        ZestError
+            For a budget too small for one image's local fit.
+        """
+        if not self.budget:
+            return refset, self.config, None
+        return apply_budget(self.budget, refset, self.config)
 
     def inputs_key(self, models: Any) -> str:
         """A hash of ``models`` (any JSON-able description) with this setup's reference images and config.
@@ -239,7 +254,7 @@ def current_setup(zoo: Zoo | None) -> Setup:
     return Setup(
         model_a=model_choice("A", zoo), model_b=model_choice("B", zoo), refset=refset, config=config,
         metric=state["metric"], align=state["align"], seed=seed, unrelated=named_unrelated(),
-        n_boot=int(state["n_boot"]), level=float(state["level"]),
+        n_boot=int(state["n_boot"]), level=float(state["level"]), budget=int(state["budget"]),
     )
 
 
@@ -331,7 +346,12 @@ def parameter_controls() -> None:
     """The widgets of the Zest parameters and of the comparison."""
     st.subheader("Parameters")
     left, middle, right = st.columns(3)
-    left.number_input("L (masked samples per image)", min_value=10, max_value=5000, step=50, key="num_samples")
+    budget = left.number_input(
+        "Query budget per model (0: none)", min_value=0, max_value=10_000_000, step=500, key="budget",
+        help="At most this many queries per model: the first N reference images × L maskings, chosen by the rule "
+             "measured by `zest bench budget` (README, Query budgets). 0 uses all N images with the L below.")
+    left.number_input("L (masked samples per image)", min_value=10, max_value=5000, step=50, key="num_samples",
+                      disabled=bool(budget), help="Chosen by the budget while one is set." if budget else None)
     left.selectbox("Segmentation", SEGMENTATION_METHODS, key="segmentation")
     left.selectbox("Fill of hidden super-pixels", FILLS, key="fill")
     middle.selectbox("Local fit (mode)", MODES, key="mode",

@@ -42,7 +42,7 @@ PAGES = {
     "epoch": "pages/5_Distance_vs_epoch.py",
     "zoo": "pages/6_Zoo_and_reuse.py",
 }
-SMALL = {"n": 10, "num_samples": 80, "n_boot": 30}  # small N and L: each signature takes a fraction of a second
+SMALL = {"n": 10, "num_samples": 80, "n_boot": 30, "budget": 0}  # small N and L, no budget: fractions of a second
 TIMEOUT = 180
 
 
@@ -184,12 +184,12 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert f"p = {decision.p_value:.3g}" in _title(null_chart)
     null_table = next(d.value for d in app.dataframe if "distance to A" in d.value.columns)
     assert sorted(null_table["unrelated model"]) == sorted(expected_null)
-    # The queries behind the verdict, measured per signature: N × L images, and the first batch once more.
+    # The queries behind the verdict, measured per signature: N × L images, and the first 16 once more.
     total = SMALL["n"] * SMALL["num_samples"]
     from zest_core.pipeline.queries import effective_batch_size, resolve_device
 
     batch = effective_batch_size(comparison.config.batch_size, resolve_device(comparison.config.device), (1, 28, 28))
-    first = min(total, batch)
+    first = min(total, batch, 16)
     entries = comparison.query_entries()
     assert set(entries) == {"Model A", "Model B", *expected_null}
     assert all(e["images"] == total + first for e in entries.values())
@@ -403,6 +403,26 @@ def test_revisiting_a_computed_setup_shows_it_without_a_run(with_zoo):
     app.run()
     assert_ok(app)
     assert {m.label: m.value for m in app.metric}["Zest distance"] == first
+
+
+def test_a_query_budget_chooses_n_and_l_and_every_model_stays_within_it(with_zoo):
+    """The budget control (issue 12): each model's queries, as the model itself received them, fit in it."""
+    from zest_core import ZestConfig, apply_budget, load_mnist
+
+    app = new_app(budget=700)
+    run_comparison(app)
+    comparison = next(iter(app.session_state["zx_results"].values()))
+    plan = comparison.budget
+    assert plan is not None and plan.budget == 700 and plan.queries <= 700
+    # The plan is the engine's rule on the same digits, computed here on its own.
+    _, _, expected = apply_budget(700, load_mnist(SMALL["n"], split="test", seed=0), ZestConfig())
+    assert (plan.images, plan.samples, plan.design) == (expected.images, expected.samples, expected.design)
+    assert len(comparison.refset) == plan.images and comparison.config.num_samples == plan.samples
+    assert comparison.config.mask_design == plan.design
+    assert all(entry["images"] == plan.queries for entry in comparison.query_entries().values())
+    app.switch_page(PAGES["overview"]).run()
+    assert_ok(app)
+    assert any("budget 700 queries per model" in c.value for c in app.caption)
 
 
 def test_make_run_opens_with_the_default_comparison_computed(with_zoo, monkeypatch):

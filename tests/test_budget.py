@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from zest_core import ZestConfig, ZestError, build_zoo, compute_signature, model_fingerprint
+from zest_core import Signature, ZestConfig, ZestError, build_zoo, compute_signature, model_fingerprint
 from zest_core.pipeline.designs import MASK_DESIGNS
 from zest_core.studies.budget import auc_gap, cheapest_within, nested_signatures, zest_budget_curve
 from zest_core.studies.calibration import calibrated_reuse_benchmark
@@ -57,8 +57,8 @@ def test_one_query_pass_serves_every_l(digits_refset):
     counting = CountingModel(make_cnn(1))
     config = ZestConfig(num_samples=50, batch_size=64, device="cpu")
     nested_signatures(counting, digits_refset, config, (30, 60, 90), cache=False)
-    first_batch_again = 64  # the repeat check asks the first batch twice
-    assert counting.images == len(digits_refset) * 90 + first_batch_again
+    repeat_check = 16  # the first 16 images are asked twice
+    assert counting.images == len(digits_refset) * 90 + repeat_check
 
 
 def test_auc_gap_and_cheapest_point_by_hand():
@@ -131,6 +131,38 @@ def test_apply_budget_gives_a_signature_within_the_budget(digits_refset):
 
     counting = CountingModel(make_cnn(2))
     images, config, plan = apply_budget(300, digits_refset, ZestConfig(device="cpu"), samples=64)
-    signature = compute_signature(counting, images, config, cache=False, allow_nondeterministic=True)
+    signature = compute_signature(counting, images, config, cache=False)
     assert signature.num_images == plan.images == len(images) and config.num_samples == plan.samples
-    assert counting.images == plan.queries <= 300
+    assert counting.images == plan.queries <= 300 and plan.reserved == 16
+    counting.images = 0
+    images, config, plan = apply_budget(300, digits_refset, ZestConfig(device="cpu"), samples=64, repeat_check=False)
+    compute_signature(counting, images, config, cache=False, allow_nondeterministic=True)
+    assert counting.images == plan.queries <= 300 and plan.reserved == 0
+
+
+def test_cli_budget_chooses_n_and_l_and_says_which(tmp_path, capsys):
+    import json
+
+    from zest_core.cli import main
+
+    out = tmp_path / "s.npz"
+    assert main(["signature", "zoo:cnn-s0", "--refset", "mnist:16", "--budget", "500", "--no-cache", "-o", str(out)]) == 0
+    saved = Signature.load(out)
+    budget = saved.metadata["budget"]
+    assert budget["queries"] <= 500 and budget["images"] * budget["samples"] + budget["repeat_check"] == budget["queries"]
+    assert saved.num_images == budget["images"] and saved.config.num_samples == budget["samples"]
+    assert saved.config.mask_design == budget["design"]
+    assert saved.recorded_queries().images == budget["queries"]
+    assert "budget 500 queries per model" in capsys.readouterr().err
+
+
+def test_cli_budget_errors_name_the_flag(tmp_path, capsys):
+    from zest_core.cli import main
+
+    base = ["signature", "zoo:cnn-s0", "--refset", "mnist:8", "--no-cache", "-o", str(tmp_path / "s.npz")]
+    assert main([*base, "--budget", "20"]) == 2
+    assert "--budget: expected at least K + 1 = " in capsys.readouterr().err  # 4 queries left after the check
+    assert main([*base, "--budget", "10"]) == 2
+    assert "--budget: expected more than the 16 queries" in capsys.readouterr().err
+    assert main([*base, "--budget", "500", "--samples", "100"]) == 2
+    assert "--budget, --samples: expected one of them" in capsys.readouterr().err

@@ -261,7 +261,7 @@ class Recorder(torch.nn.Module):
 
 @pytest.mark.parametrize("fill", ["dataset_mean", "mean_color"])
 def test_perturbed_samples_are_exactly_what_the_models_received(digits_refset, fill):
-    # L = 30 ≥ K + 1 for these digits (K ≤ 28). The first batch is asked twice (the determinism check).
+    # L = 30 ≥ K + 1 for these digits (K ≤ 28). The first batch's first 16 images are asked twice (the determinism check).
     config = ZestConfig(num_samples=30, batch_size=7, device="cpu", fill=fill)
     recorder = Recorder([0.0, math.log(3.0)])
     signature = compute_signature(recorder, digits_refset, config, cache=False)

@@ -30,12 +30,12 @@ class RecordingModel(torch.nn.Module):
 
 
 def once_each(batches: list[torch.Tensor]) -> list[torch.Tensor]:
-    """What a model received or returned, batch by batch, without the repeated first batch.
+    """What a model received or returned, batch by batch, without the repeat of the first images.
 
-    compute_signature asks the first batch twice (issue 9 item 8: a model must answer the same
-    images the same way); the second answer is only compared with the first, never used.
+    compute_signature asks the first 16 images of the first batch twice (issue 9 item 8: a model
+    must answer the same images the same way); the second answer is only compared, never used.
     """
-    assert len(batches) >= 2 and torch.equal(batches[0], batches[1])
+    assert len(batches) >= 2 and batches[1].shape[0] == min(16, batches[0].shape[0])
     return [batches[0], *batches[2:]]
 
 

@@ -85,8 +85,8 @@ def test_zest_audit_json_has_the_documented_keys(tmp_path):
     assert {"verdict", "p_value", "alpha", "distance", "null", "queries"} <= set(report)
     assert report["verdict"] in ("related", "unrelated", "inconclusive") and report["alpha"] == 0.05
     assert set(report["null"]["models"]) and "cnn-s0" not in report["null"]["models"]
-    # Measured: N × L = 8 × 60 perturbed images per model, and the first batch (256 on the CPU) once more.
+    # Measured: N × L = 8 × 60 perturbed images per model, and the first 16 once more (the determinism check).
     suspect = report["queries"]["per_model"]["suspect"]
-    assert suspect["images"] == 8 * 60 + 256 and suspect["calls"] == 2 + 1
+    assert suspect["images"] == 8 * 60 + 16 and suspect["calls"] == 2 + 1
     # A pruned copy is far closer than every unrelated model: related, with a p-value below α.
     assert report["verdict"] == "related" and report["p_value"] < 0.05

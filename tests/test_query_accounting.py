@@ -3,7 +3,7 @@
 The reference is always the model's (or the server's) own count of what it was asked, never the
 engine's arithmetic: a model that counts its calls and images, and a 127.0.0.1 server that counts
 the requests it received. Where a formula is checked too, it is the plain one: N × L images in
-ceil(N × L / B) batches, plus the first batch once more for the repeat check.
+ceil(N × L / B) batches, plus the first 16 images once more for the repeat check.
 """
 from __future__ import annotations
 
@@ -80,9 +80,9 @@ def config() -> ZestConfig:
 
 
 def zest_count(num_images: int, num_samples: int, batch_size: int, *, repeat: bool = True) -> dict[str, int]:
-    """N × L images in ceil(N × L / B) batches; the repeat check asks the first batch once more."""
+    """N × L images in ceil(N × L / B) batches; the repeat check asks the first 16 images once more."""
     total = num_images * num_samples
-    first = min(batch_size, total)
+    first = min(16, batch_size, total)
     return {"calls": math.ceil(total / batch_size) + repeat, "images": total + repeat * first}
 
 
@@ -117,7 +117,7 @@ def test_a_signature_records_the_queries_the_model_counted(digits_refset, config
     counter = QueryCount()
     signature = compute_signature(model, digits_refset, config, cache=False, counter=counter)
     expected = zest_count(len(digits_refset), config.num_samples, config.batch_size)
-    assert model.count() == expected == {"calls": 9, "images": 6 * 60 + 50}
+    assert model.count() == expected == {"calls": 9, "images": 6 * 60 + 16}
     assert signature.metadata["queries"] == expected and counter.to_dict() == expected
     assert signature.recorded_queries() == QueryCount(**expected)
 
@@ -179,7 +179,7 @@ def test_a_failed_signature_still_counts_the_queries_it_made(digits_refset, conf
     counter = QueryCount()
     with pytest.raises(ValueError, match="quota exceeded"):
         compute_signature(model, digits_refset, config, cache=False, counter=counter)
-    assert counter.to_dict() == model.count() == {"calls": 4, "images": 200}
+    assert counter.to_dict() == model.count() == {"calls": 4, "images": 50 + 16 + 50 + 50}  # batch 1, its repeat check, 2, 3
 
 
 # --- ModelDiff --------------------------------------------------------------------------------------
@@ -229,11 +229,11 @@ def test_the_endpoint_counts_the_requests_the_server_received(no_proxy, digits_r
     finally:
         server.shutdown()
     # The engine's batches of 50 went out as requests of at most 16 images, the first one twice (a 503).
-    batches = [50] * 7 + [10] + [50]  # 360 perturbed images, then the repeat check's first batch
+    batches = [50] * 7 + [10] + [16]  # 360 perturbed images, then the repeat check's first 16
     requests = sum(math.ceil(b / 16) for b in batches) + 1
-    assert engine.to_dict() == signature.metadata["queries"] == {"calls": 9, "images": 410}
+    assert engine.to_dict() == signature.metadata["queries"] == {"calls": 9, "images": 376}
     assert endpoint.sent.to_dict() == {"calls": server_count.posts, "images": server_count.images}
-    assert server_count.posts == requests and server_count.images == 410 + 16
+    assert server_count.posts == requests and server_count.images == 376 + 16
     assert endpoint.info_requests == server_count.gets == 1
     assert endpoint.requests_sent == server_count.posts + server_count.gets
     assert endpoint.images_sent == server_count.images
@@ -265,7 +265,7 @@ def test_the_audit_reports_each_models_own_count_and_cached_signatures(counting_
         own = counting_models[model].count()
         assert {"calls": entry["calls"], "images": entry["images"]} == own == entry["now"] == zest_count(6, 60, 50)
         assert not entry["cached"]
-    assert queries["total"] == queries["now"] == {"calls": 5 * 9, "images": 5 * 410}
+    assert queries["total"] == queries["now"] == {"calls": 5 * 9, "images": 5 * 376}
     assert "L = 60" in queries["detail"]
     # Again from the cache: the same recorded counts, none made now, marked cached.
     for model in counting_models.values():
@@ -340,8 +340,8 @@ def test_cli_signature_prints_the_counts(capsys, tmp_path):
     tiny = ["--refset", "mnist:8", "--samples", "50", "--no-cache"]
     assert main(["signature", "zoo:cnn-s0", *tiny, "-o", str(tmp_path / "s.npz"), "--batch-size", "100"]) == 0
     out = capsys.readouterr().out
-    assert "queries: 500 images in 5 calls" in out  # 400 in 4 batches, and the first again
-    assert Signature.load(tmp_path / "s.npz").metadata["queries"] == {"calls": 5, "images": 500}
+    assert "queries: 416 images in 5 calls" in out  # 400 in 4 batches, and the first 16 again
+    assert Signature.load(tmp_path / "s.npz").metadata["queries"] == {"calls": 5, "images": 416}
 
 
 def test_cli_distance_reports_what_an_endpoint_was_sent(capsys, no_proxy):
@@ -357,9 +357,9 @@ def test_cli_distance_reports_what_an_endpoint_was_sent(capsys, no_proxy):
     assert code == 0 and report["distance"] == pytest.approx(0.0, abs=1e-5)  # the same model, served
     remote, local = (model["queries"] for model in report["models"])
     assert remote["http"] == {"calls": counting.posts, "images": counting.images}
-    # The engine's 3 batches (256, 144, and 256 again) went out as requests of at most 64 images.
-    assert remote["images"] == counting.images == 656 and counting.posts == 4 + 3 + 4
-    assert "http" not in local and local["images"] == 656
+    # The engine's 3 batches (256, 144, and the first 16 again) went out as requests of at most 64 images.
+    assert remote["images"] == counting.images == 416 and counting.posts == 4 + 3 + 1
+    assert "http" not in local and local["images"] == 416
 
 
 def test_the_reuse_report_records_each_methods_queries_per_model(digits_refset, config):

@@ -32,6 +32,7 @@ from .studies import (
     write_reuse_report,
 )
 from .cache.store import SignatureCache
+from .pipeline.budget import DEFAULT_AUDIT_BUDGET, BudgetPlan, apply_budget, plan_budget
 from .pipeline.config import ZestConfig
 from .pipeline.distance import (
     IncompatibleSignaturesError,
@@ -55,6 +56,10 @@ from .pipeline.signature import Signature, SignatureFileError, compute_signature
 from .zoo import Zoo, ZooConfig, ZooError, build_zoo, load_zoo, load_zoo_model
 
 __all__ = [
+    "BudgetPlan",
+    "DEFAULT_AUDIT_BUDGET",
+    "apply_budget",
+    "plan_budget",
     "Alignment",
     "InputPairs",
     "ModelDiff",

@@ -8,11 +8,12 @@ from typing import Any, Mapping
 
 from .._shared.checks import check_int
 from .._shared.progress import ProgressBar
+from ..pipeline.budget import DEFAULT_AUDIT_BUDGET
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
 from ..studies.accounting import count_text, describe_entry
 from ..studies.audit import AuditResult, audit, audit_zoo_models
 from ..zoo import load_zoo
-from .inputs import EXIT_OK, CLIError, cache_from_args, config_from_args, load_classifier, load_refset, model_options
+from .inputs import EXIT_OK, CLIError, budgeted, cache_from_args, config_from_args, load_classifier, load_refset, model_options
 
 ZOO_PREFIX = "zoo:"
 
@@ -22,6 +23,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     check_int("--sac-images", args.sac_images, minimum=2)  # before any model is loaded
     config = config_from_args(args)
     refset = load_refset(args.refset or "mnist", args.image_size)
+    if args.method.startswith("zest"):  # the other methods have their own query counts (--sac-images, the seeds)
+        refset, config = budgeted(args, refset, config, default=DEFAULT_AUDIT_BUDGET)
+    else:
+        args.budget_plan = None
     options = dict(method=args.method, config=config, alpha=args.alpha, align=args.align, cache=cache_from_args(args),
                    sac_options={"num_images": args.sac_images})
     with ProgressBar("audit: ") as bar:
@@ -44,7 +49,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 "architecture (zoo models get them from the zoo's manifest); without them there is no "
                 "calibrated verdict"
             )
-    print(json.dumps(result.to_dict(), indent=2) if args.json else describe(result))
+    budget = None if args.budget_plan is None else args.budget_plan.to_dict()
+    print(json.dumps({**result.to_dict(), "budget": budget}, indent=2) if args.json else describe(result))
     return EXIT_OK
 
 

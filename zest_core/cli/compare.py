@@ -27,6 +27,7 @@ from .inputs import (
     SIGNATURE_SUFFIX,
     CLIError,
     cache_from_args,
+    budgeted,
     config_from_args,
     load_classifier,
     load_input,
@@ -43,13 +44,15 @@ def cmd_signature(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith(SIGNATURE_SUFFIX):
         raise CLIError(f"-o: expected an output path ending in {SIGNATURE_SUFFIX}, got {args.output!r}")
     model = load_classifier(args.model, **model_options(args))
-    refset = load_refset(args.refset, args.image_size)
+    refset, config = budgeted(args, load_refset(args.refset, args.image_size), config_from_args(args))
     made = QueryCount()
     signature = signature_of(
-        args.model, model, refset, config_from_args(args), cache_from_args(args),
+        args.model, model, refset, config, cache_from_args(args),
         allow_nondeterministic=args.allow_nondeterministic, counter=made,
     )
     signature.metadata.update(model=args.model, refset=refset.describe())
+    if args.budget_plan is not None:
+        signature.metadata["budget"] = args.budget_plan.to_dict()
     path = signature.save(args.output)
     print(
         f"wrote {path}: {signature.num_classes} classes × {signature.matrix().shape[1]} super-pixel weights "
@@ -87,6 +90,7 @@ def cmd_distance(args: argparse.Namespace) -> int:
         ],
         "refset_fingerprint": sig_a.refset_fingerprint,
         "config": sig_a.config.science_dict(),
+        "budget": None if args.budget_plan is None else args.budget_plan.to_dict(),
     }
     detail = signature_query_detail(sig_a.num_images, sig_a.config.num_samples)
     totals = queries_report({"a": queries[0], "b": queries[1]}, f"{detail}; per model in models[].queries")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from .._shared.progress import ProgressBar
 from ..cache.store import SignatureCache
 from ..errors import ZestError
+from ..pipeline.budget import apply_budget
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import check_compatible
 from ..pipeline.queries import QueryCount
@@ -183,6 +185,32 @@ def config_from_args(args: argparse.Namespace, base: ZestConfig | None = None) -
         return (base or ZestConfig()).replace(**changes)
 
 
+def budgeted(
+    args: argparse.Namespace, refset: ReferenceSet, config: ZestConfig, *, default: int = 0
+) -> tuple[ReferenceSet, ZestConfig]:
+    """The reference images and config that ``--budget Q`` buys (:func:`zest_core.pipeline.budget.apply_budget`).
+
+    Without ``--budget``, the command's ``default`` applies unless ``--samples`` was given (explicit
+    settings win). Without a budget (0) both are returned unchanged. The plan is printed on stderr
+    and kept in ``args.budget_plan`` for JSON output.
+    """
+    budget = getattr(args, "budget", None)
+    if budget is None:
+        budget = default if getattr(args, "samples", None) is None else 0
+    args.budget_plan = None
+    if not budget:
+        return refset, config
+    if getattr(args, "samples", None) is not None:
+        raise CLIError(f"--budget, --samples: expected one of them (the budget chooses L), got both ({budget} and "
+                       f"{args.samples})")
+    with named_as_flags({"budget": "--budget"}):
+        images, chosen, plan = apply_budget(
+            budget, refset, config, repeat_check=not getattr(args, "allow_nondeterministic", False))
+    args.budget_plan = plan
+    print(plan.describe(), file=sys.stderr)
+    return images, chosen
+
+
 def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
     """False for --no-cache, a cache in --cache-dir, or None (the engine's default folder)."""
     if args.no_cache:
@@ -230,6 +258,8 @@ def signatures_of(
     base = ZestConfig(**loaded[0].config.science_dict()) if loaded else None
     config = config_from_args(args, base)
     refset = _refset_for(inputs, args)
+    if refset is not None:
+        refset, config = budgeted(args, refset, config)
     if refset is not None and loaded and loaded[0].refset_fingerprint != refset.fingerprint():
         first = next(item.spec for item in inputs if item.signature is not None)
         raise CLIError(f"{first} was computed on another reference set than --refset {args.refset}; use the same one")

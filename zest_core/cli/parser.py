@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..methods.sac import DEFAULT_NUM_IMAGES as DEFAULT_SAC_IMAGES
+from ..pipeline.budget import BUDGET_DESIGN, BUDGET_SAMPLES, DEFAULT_AUDIT_BUDGET
 from ..pipeline.config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
 from ..hub import BACKENDS, DEFAULT_BLOCK_SIZE
 from ..hub.backend import DEFAULT_RETRIES as DEFAULT_TASK_RETRIES
@@ -37,6 +38,18 @@ def _config_parent() -> argparse.ArgumentParser:
     group.add_argument("--cache-dir", help="signature cache folder (default: $ZEST_CACHE_DIR or ~/.cache/zest)")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write cached signatures")
     return parent
+
+
+def _budget_flag(parser: argparse.ArgumentParser, default: int | None = None) -> None:
+    """``--budget Q``: the most queries per model a Zest signature may make; the project picks N and L."""
+    parser.add_argument(
+        "--budget", type=int, metavar="Q",
+        help="at most Q queries per model for a Zest signature: N = Q // %d of the reference images (the first "
+             "ones) × L maskings of the %s design, by the rule of zest_core.pipeline.budget measured by 'zest bench "
+             "budget'; 0: no budget (all of REF, --samples maskings)%s"
+             % (BUDGET_SAMPLES, BUDGET_DESIGN, "" if default is None else f" (default: {default} unless --samples "
+                "is given)"),
+    )
 
 
 def _image_size_flag(parser: argparse.ArgumentParser) -> None:
@@ -138,6 +151,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     _endpoint_flags(sign)
     sign.add_argument("--refset", metavar="REF", required=True, help=REF_HELP)
     _image_size_flag(sign)
+    _budget_flag(sign)
     sign.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the signature")
     sign.set_defaults(handler=cmd_signature)
 
@@ -147,6 +161,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     dist.add_argument("a", metavar="A", help=MODEL_HELP)
     dist.add_argument("b", metavar="B", help=MODEL_HELP)
     _comparison_flags(dist)
+    _budget_flag(dist)
     dist.add_argument("--json", action="store_true", help="print one JSON object with the details")
     dist.set_defaults(handler=cmd_distance)
 
@@ -242,6 +257,7 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
                        default="zest-cosine", help="the distance judged (default: zest-cosine)")
     _sac_images_flag(audit)
     audit.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
+    _budget_flag(audit, DEFAULT_AUDIT_BUDGET)
     _image_size_flag(audit)
     audit.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="class matching for Zest (default: greedy: a suspect's class order is unknown)")

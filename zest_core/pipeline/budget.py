@@ -25,11 +25,14 @@ from ..errors import ZestError
 from .config import ZestConfig
 from .designs import MASK_DESIGNS
 from .local_fit import check_samples_determine_fits
+from .queries import REPEAT_CHECK_IMAGES
 from .reference import ReferenceSet
 from .segmentation import segment_reference_set
 
 BUDGET_SAMPLES = 64
 BUDGET_DESIGN = "orthogonal"
+# The queries per suspect model ``zest audit`` and the dashboard spend by default (0 would be no budget).
+DEFAULT_AUDIT_BUDGET = 2000
 
 
 @dataclass(frozen=True)
@@ -41,26 +44,31 @@ class BudgetPlan:
     budget : int
         Q, the most queries per model.
     images, samples : int
-        N and L; ``images * samples <= budget``.
+        N and L.
     design : str
+    reserved : int
+        Queries kept back for the determinism check; ``images * samples + reserved <= budget``.
     """
 
     budget: int
     images: int
     samples: int
     design: str
+    reserved: int = 0
 
     @property
     def queries(self) -> int:
-        return self.images * self.samples
+        """N × L, plus the images the determinism check asks again."""
+        return self.images * self.samples + self.reserved
 
     def to_dict(self) -> dict[str, Any]:
         return {"budget": self.budget, "images": self.images, "samples": self.samples, "design": self.design,
-                "queries": self.queries}
+                "repeat_check": self.reserved, "queries": self.queries}
 
     def describe(self) -> str:
+        check = f" + {self.reserved} asked again (determinism check)" if self.reserved else ""
         return (f"budget {self.budget} queries per model: N = {self.images} reference images × L = {self.samples} "
-                f"{self.design} maskings = {self.queries} queries")
+                f"{self.design} maskings{check} = {self.queries} queries")
 
 
 def plan_budget(
@@ -116,16 +124,29 @@ def budget_config(config: ZestConfig, plan: BudgetPlan) -> ZestConfig:
     return config.replace(num_samples=plan.samples, mask_design=plan.design)
 
 
-def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, **rule: Any) -> BudgetPlan:
-    """:func:`plan_budget` for a reference set, its images segmented as ``config`` says."""
+def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, *, repeat_check: bool = True,
+                       **rule: Any) -> BudgetPlan:
+    """:func:`plan_budget` for a reference set, its images segmented as ``config`` says.
+
+    With ``repeat_check`` (``compute_signature``'s default) the budget keeps back the
+    ``REPEAT_CHECK_IMAGES`` images that the determinism check asks a second time, so that every
+    query the model sees fits in it.
+    """
+    check_int("budget", budget, minimum=1)
     segments = segment_reference_set(refset, config.segmentation, config.segmentation_params, seed=config.seed)
-    return plan_budget(budget, segments.reshape(len(refset), -1).max(axis=1) + 1, **rule)
+    counts = segments.reshape(len(refset), -1).max(axis=1) + 1
+    reserve = REPEAT_CHECK_IMAGES if repeat_check else 0
+    if budget <= reserve:
+        raise ZestError(f"budget: expected more than the {reserve} queries of the determinism check, got {budget}")
+    plan = plan_budget(budget - reserve, counts, **rule)
+    return BudgetPlan(budget=budget, images=plan.images, samples=plan.samples, design=plan.design,
+                      reserved=min(reserve, plan.queries))
 
 
-def apply_budget(budget: int, refset: ReferenceSet, config: ZestConfig, **rule: Any
+def apply_budget(budget: int, refset: ReferenceSet, config: ZestConfig, *, repeat_check: bool = True, **rule: Any
                  ) -> tuple[ReferenceSet, ZestConfig, BudgetPlan]:
     """The reference images (the first N) and the config (L, design) a budget buys, and the plan."""
-    plan = plan_for_reference(budget, refset, config, **rule)
+    plan = plan_for_reference(budget, refset, config, repeat_check=repeat_check, **rule)
     images = refset if plan.images == len(refset) else refset.subset(
         np.arange(plan.images), provenance=f"{refset.provenance}, first {plan.images} (budget {budget})")
     return images, budget_config(config, plan), plan

@@ -167,12 +167,12 @@ def compute_signature(
         cached. A cached file is used only if it carries this model's, reference set's and config's
         fingerprints; a folder that cannot be written is reported once and the signature returned.
     allow_nondeterministic : bool, default False
-        The first batch of perturbed images is queried twice, and a model whose answers differ
+        The first 16 perturbed images (``REPEAT_CHECK_IMAGES``) are queried twice, and a model whose answers differ
         (beyond float rounding) is refused: its distance to itself would not be 0. True accepts
         such a model deliberately (a stochastic API), and skips the second query. This changes
         nothing in the signature, so it is not part of the config or of the cache key.
     counter : QueryCount, optional
-        The queries made now are added to it: N × L images in their batches, plus the first batch
+        The queries made now are added to it: N × L images in their batches, plus the first 16
         once more for the repeat check; nothing for a signature read from the cache. What computing
         the signature took is recorded in its ``metadata["queries"]`` either way.
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..pipeline.queries import QueryCount
+from ..pipeline.queries import REPEAT_CHECK_IMAGES, QueryCount
 from ..pipeline.signature import Signature
 from ..sources.endpoint import sent_queries
 
@@ -112,8 +112,8 @@ def signature_queries(signature: Signature, now: QueryCount) -> dict[str, Any]:
 
 def signature_query_detail(num_images: int, num_samples: int) -> str:
     """What one model's Zest queries are, for people: N × L perturbed images, and the repeat check's batch."""
-    return (f"N = {num_images} reference images × L = {num_samples} maskings per model, and the first batch once "
-            "more (the repeat check, unless non-determinism is allowed)")
+    return (f"N = {num_images} reference images × L = {num_samples} maskings per model, and the first "
+            f"{REPEAT_CHECK_IMAGES} once more (the repeat check, unless non-determinism is allowed)")
 
 
 def with_http(entry: dict[str, Any], model: Any) -> dict[str, Any]:

@@ -6,6 +6,8 @@ paths' different batch compositions round alike (float32 outputs could differ in
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -166,3 +168,26 @@ def test_cli_budget_errors_name_the_flag(tmp_path, capsys):
     assert "--budget: expected more than the 16 queries" in capsys.readouterr().err
     assert main([*base, "--budget", "500", "--samples", "100"]) == 2
     assert "--budget, --samples: expected one of them" in capsys.readouterr().err
+
+
+def test_bench_budget_writes_its_json_figures_and_table(tiny_zoo, tmp_path, capsys):
+    import json
+
+    from zest_core.cli import main
+
+    out = tmp_path / "out"
+    code = main(["bench", "budget", "--zoo", str(tiny_zoo.root), "--n", "8", "--samples", "40", "--methods",
+                 "zest-cosine", "sac", "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    data = json.loads((out / "budget.json").read_text())
+    zest = [p for p in data["points"] if p["method"] == "zest-cosine"]
+    assert {(p["design"], p["images"], p["samples"]) for p in zest} == {
+        (d, n, l) for d in ("bernoulli", "antithetic", "orthogonal") for n in (4, 8) for l in (32, 40)}
+    assert all(p["queries"] == p["images"] * p["samples"] for p in zest)
+    assert {p["images"] for p in data["points"] if p["method"] == "sac"} == {10, 25, 50, 100, 200}
+    assert data["full_budget"] == {"design": "bernoulli", "images": 8, "samples": 40, "queries": 320}
+    assert data["sequential"]["rule"]["blocks"] == [8]
+    for name in ("budget.html", "budget_relations.html"):  # self-contained: plotly.js inside, no script fetched
+        html = (out / name).read_text()
+        assert "Plotly.newPlot" in html and not re.search(r"<script[^>]*\bsrc=", html)
+    assert "Verdict quality against queries per suspect model" in capsys.readouterr().out

@@ -310,3 +310,41 @@ def restrict_signature(signature: Signature, indices: Sequence[int]) -> Signatur
             **signature.metadata, "restricted_from": signature.refset_fingerprint, "image_indices": index.tolist(),
         },
     )
+
+
+def join_signatures(parts: Sequence[Signature]) -> Signature:
+    """The signature over the union of disjoint reference sets: each part's local models, side by side.
+
+    Each image's local model depends only on that image's masks and the model's answers to them, so
+    the joined signature is one over all the parts' images (each part's masks and fills are its
+    own). Every part must come from the same model, config and class count. The result's
+    ``refset_fingerprint`` names the parts in order; its recorded queries are their sum.
+    """
+    if not parts:
+        raise ZestError("parts: expected at least one signature, got none")
+    first = parts[0]
+    for index, part in enumerate(parts[1:], start=1):
+        if (part.model_fingerprint, part.config, part.num_classes) != (first.model_fingerprint, first.config,
+                                                                        first.num_classes):
+            raise ZestError(
+                f"parts: expected signatures of one model with one config and class count, got part {index} of "
+                f"{part.model_fingerprint} ({part.num_classes} classes) after {first.model_fingerprint} "
+                f"({first.num_classes} classes)"
+            )
+    if len({p.segments.shape[1:] for p in parts}) != 1:
+        raise ZestError(f"parts: expected reference images of one size, got {[p.segments.shape[1:] for p in parts]}")
+    digest = hashlib.sha256("|".join(p.refset_fingerprint for p in parts).encode()).hexdigest()[:32]
+    recorded = [p.recorded_queries() for p in parts]
+    metadata = {"joined_from": [p.refset_fingerprint for p in parts]}
+    if all(q is not None for q in recorded):
+        metadata["queries"] = sum(recorded[1:], recorded[0]).to_dict()
+    return Signature(
+        weights=[w for p in parts for w in p.weights],
+        intercepts=None if first.intercepts is None else np.concatenate([p.intercepts for p in parts], axis=1),
+        segments=np.concatenate([p.segments for p in parts]),
+        config=first.config,
+        model_fingerprint=first.model_fingerprint,
+        refset_fingerprint=digest,
+        class_names=first.class_names,
+        metadata=metadata,
+    )

@@ -32,6 +32,8 @@ from .._shared.checks import check_int
 from ..cache.store import SIGNATURE_FILE, SignatureCache, resolve_cache
 from ..errors import ZestError
 from ..explain.significance import DEFAULT_ALPHA
+from ..methods.modeldiff import search_params
+from ..pipeline.budget import BUDGET_DESIGN, BUDGET_SAMPLES
 from ..pipeline.config import ZestConfig
 from ..pipeline.local_fit import check_samples_determine_fits, fit_operator
 from ..pipeline.probe import ProgressFn, prepare_probe
@@ -40,6 +42,7 @@ from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature, compute_signature, restrict_signature
 from .calibration import calibrated_reuse_benchmark
 from .scoring import PairScorer, staged
+from .sequential import sequential_calibration
 
 ZEST_IMAGES = (4, 8, 16, 32, 64, 128)
 ZEST_SAMPLES = (32, 64, 128, 256, 512, 1000)
@@ -259,6 +262,7 @@ def budget_study(
     seed_counts: Sequence[int] = MODELDIFF_SEEDS,
     sac_counts: Sequence[int] = SAC_IMAGES,
     modeldiff_options: Mapping[str, Any] | None = None,
+    sequential: bool = True,
     align: str = "greedy",
     alpha: float = DEFAULT_ALPHA,
     cache: Any = None,
@@ -270,7 +274,9 @@ def budget_study(
     the reference set's size, L ``config.num_samples``; the other designs' grids stop at 256). For
     each design the result names the point of fewest queries whose matched AUC is within
     :data:`AUC_TOLERANCE` of the full budget's for every relation, and the CPU time of one
-    signature at the full budget and at that point (measured on the first zoo model).
+    signature at the full budget and at that point (measured on the first zoo model). With
+    ``sequential``, the sequential audit (:mod:`zest_core.studies.sequential`) on every image of the
+    reference set, at the budget rule's L and design, beside the fixed audit.
     """
     # The grids stop at the reference set's size and at config.num_samples (L_max), both included.
     image_counts = sorted({n for n in image_counts if n < len(refset)} | {len(refset)})
@@ -286,13 +292,15 @@ def budget_study(
         points += zest_budget_curve(zoo, refset, config, designs=designs, image_counts=image_counts,
                                     sample_counts=sample_counts, align=align, alpha=alpha, cache=cache, progress=progress)
     if "modeldiff" in methods:
-        from ..methods.modeldiff import search_params
-
         points += modeldiff_budget_curve(zoo, refset, config, search_params(**dict(modeldiff_options or {})),
                                          seed_counts=seed_counts, alpha=alpha, cache=cache, progress=progress)
     if "sac" in methods:
         points += sac_budget_curve(zoo, refset, config, image_counts=sac_counts, alpha=alpha, progress=progress)
     result["points"] = points
+    if sequential:
+        at = config.replace(num_samples=BUDGET_SAMPLES, mask_design=BUDGET_DESIGN)
+        result["sequential"] = sequential_calibration(zoo, refset, at, alpha=alpha, align=align, cache=cache,
+                                                      progress=progress)
     zest = [p for p in points if p["method"] == "zest-cosine" and "auc" in p]
     if zest:
         full = max((p for p in zest if p["design"] == "bernoulli"), key=lambda p: (p["images"], p["samples"]))
@@ -347,7 +355,32 @@ def budget_markdown(result: Mapping[str, Any]) -> str:
             out += ["", "| signature | queries | wall s | CPU s | CPU ratio to the full budget |", "|---|---|---|---|---|"]
             out += [f"| {t['design']} N = {t['images']}, L = {t['samples']} | {t['queries']} | {t['wall_s']:.2f} | "
                     f"{t['cpu_s']:.2f} | {t['cpu_s'] / base['cpu_s']:.4f} |" for t in times]
+    if "sequential" in result:
+        out += ["", *sequential_markdown(result["sequential"])]
     return "\n".join(out) + "\n"
+
+
+def sequential_markdown(data: Mapping[str, Any]) -> list[str]:
+    """The sequential audit beside the fixed one: FPR, TPR and the suspect's mean queries."""
+    rule, summary = data["rule"], data["summary"]
+    config = data["config"]
+
+    def rate(r: Mapping[str, Any]) -> str:
+        return "n/a" if r["rate"] is None else f"{r['k']}/{r['n']} = {r['rate']:.3f} ({r['ci95'][0]:.3f}–{r['ci95'][1]:.3f})"
+
+    queries = summary["mean_queries"]
+    return [
+        f"Sequential audit: rounds of {rule['blocks']} new images, each round at α / {rule['rounds']} = "
+        f"{rule['round_alpha']:.4f}, futility stop at p > {rule['futility']}; L = {config['num_samples']} "
+        f"({config.get('mask_design', 'bernoulli')} masks).",
+        "",
+        "| audit | FPR at α (95% CI) | TPR at α | mean queries, unrelated suspects | mean queries, related |",
+        "|---|---|---|---|---|",
+        f"| sequential | {rate(summary['false_positive']['sequential'])} | "
+        f"{rate(summary['true_positive']['sequential'])} | {_fmt(queries['negatives'])} | {_fmt(queries['related'])} |",
+        f"| fixed (every image, one test at α) | {rate(summary['false_positive']['fixed'])} | "
+        f"{rate(summary['true_positive']['fixed'])} | {queries['fixed']} | {queries['fixed']} |",
+    ]
 
 
 def _fmt(value: float | None) -> str:

@@ -196,15 +196,15 @@ def summarize_calibration(
         per_relation = {relation: _relation_summary([r for r in mine if r["relation"] == relation], negs)
                         for relation in relations}
         overall = {
-            "false_positive": _rate([r["verdict"] == "related" for r in negs if r["verdict"] != "inconclusive"]),
+            "false_positive": clopper_pearson_rate([r["verdict"] == "related" for r in negs if r["verdict"] != "inconclusive"]),
             "inconclusive_negatives": sum(r["verdict"] == "inconclusive" for r in negs),
-            "true_positive": _rate([r["verdict"] == "related" for r in mine]),
+            "true_positive": clopper_pearson_rate([r["verdict"] == "related" for r in mine]),
             "auc_matched": _matched_auc(mine),
             "auc_pooled": roc_auc([r["distance"] for r in mine], [r["distance"] for r in negs], "distance"),
         }
         if method in IMAGE_TEST_METHODS:
             image = [r.get("image_p_value") for r in negs if r.get("image_p_value") is not None]
-            overall["image_paired_false_positive"] = _rate([p < alpha for p in image])
+            overall["image_paired_false_positive"] = clopper_pearson_rate([p < alpha for p in image])
         summary[method] = {"relations": per_relation, "overall": overall}
     return summary
 
@@ -218,7 +218,7 @@ def _relation_summary(records: Sequence[Mapping[str, Any]], negatives: Sequence[
         "null_distance": mean_std(null),
         "auc_matched": _matched_auc(records),
         "auc_pooled": roc_auc(distances, [r["distance"] for r in negatives], "distance"),
-        "true_positive": _rate([r["verdict"] == "related" for r in records]),
+        "true_positive": clopper_pearson_rate([r["verdict"] == "related" for r in records]),
         "inconclusive": sum(r["verdict"] == "inconclusive" for r in records),
         "null_sizes": sorted({len(r["null"]) for r in records}),
     }
@@ -231,7 +231,7 @@ def _matched_auc(records: Sequence[Mapping[str, Any]]) -> float | None:
     return roc_auc(related, null, "distance") if related and null else None
 
 
-def _rate(outcomes: Sequence[bool]) -> dict[str, Any]:
+def clopper_pearson_rate(outcomes: Sequence[bool]) -> dict[str, Any]:
     """Count, rate and the 95% Clopper–Pearson interval of a list of yes/no outcomes."""
     n, k = len(outcomes), int(sum(outcomes))
     if n == 0:

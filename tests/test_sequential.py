@@ -92,3 +92,20 @@ def test_a_pruned_copy_is_found_in_the_first_round_and_the_suspect_sees_only_its
     assert decision.verdict == "related" and decision.stopped_round == 1 and decision.sizes == [8]
     assert suspect.images == 8 * 40 + 16  # round 1's images, and the determinism check's 16
     assert decision.to_dict()["round_alpha"] == pytest.approx(0.05 / 3)
+
+
+def test_cli_sequential_audit_reports_rounds_and_the_suspects_queries(tmp_path, capsys):
+    import json
+
+    from zest_core.cli import main
+
+    code = main(["audit", "zoo:cnn-s0", "zoo:cnn-s0.prune50", "--sequential", "--refset", "mnist:16", "--samples", "40",
+                 "--json", "--cache-dir", str(tmp_path)])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rounds"] == 2 and report["sizes"][0] == 8 and report["round_alpha"] == pytest.approx(0.025)
+    assert report["verdict"] in ("related", "unrelated")
+    images = report["sizes"][-1] * 40 + 16  # the rounds looked at, and the determinism check's 16
+    assert report["queries"]["suspect"]["images"] == images
+    assert main(["audit", "zoo:cnn-s0", "zoo:cnn-s0.prune50", "--sequential", "--method", "modeldiff"]) == 2
+    assert "--sequential: expected --method zest-cosine" in capsys.readouterr().err

@@ -12,7 +12,8 @@ from ..pipeline.budget import DEFAULT_AUDIT_BUDGET
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
 from ..studies.accounting import count_text, describe_entry
 from ..studies.audit import AuditResult, audit, audit_zoo_models
-from ..zoo import load_zoo
+from ..studies.sequential import sequential_audit
+from ..zoo import load_zoo, matched_null
 from .inputs import EXIT_OK, CLIError, budgeted, cache_from_args, config_from_args, load_classifier, load_refset, model_options
 
 ZOO_PREFIX = "zoo:"
@@ -27,6 +28,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         refset, config = budgeted(args, refset, config, default=DEFAULT_AUDIT_BUDGET)
     else:
         args.budget_plan = None
+    if args.sequential:
+        return _sequential(args, refset, config)
     options = dict(method=args.method, config=config, alpha=args.alpha, align=args.align, cache=cache_from_args(args),
                    sac_options={"num_images": args.sac_images})
     with ProgressBar("audit: ") as bar:
@@ -52,6 +55,53 @@ def cmd_audit(args: argparse.Namespace) -> int:
     budget = None if args.budget_plan is None else args.budget_plan.to_dict()
     print(json.dumps({**result.to_dict(), "budget": budget}, indent=2) if args.json else describe(result))
     return EXIT_OK
+
+
+def _sequential(args: argparse.Namespace, refset: Any, config: Any) -> int:
+    """``zest audit --sequential``: Zest cosine in rounds of reference images, stopping once decided."""
+    if args.method != "zest-cosine":
+        raise CLIError(f"--sequential: expected --method zest-cosine, got {args.method}")
+    reference, suspect, unrelated, reason = _audit_models(args)
+    with ProgressBar("sequential audit: "):
+        decision, signatures = sequential_audit(reference, suspect, unrelated, refset, config=config, alpha=args.alpha,
+                                                align=args.align, cache=cache_from_args(args))
+    asked = {name: signatures.joined(name, decision.stopped_round).recorded_queries()
+             for name in ("reference", "suspect", *unrelated)}
+    report = {**decision.to_dict(), "null": {"models": list(unrelated), "reason": reason},
+              "queries": {name: None if q is None else q.to_dict() for name, q in asked.items()},
+              "budget": None if args.budget_plan is None else args.budget_plan.to_dict()}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    rounds = ", ".join(f"N = {n}: p = {'n/a' if p is None else f'{p:.3g}'}" for n, p in
+                       zip(decision.sizes, report["p_values"]))
+    suspect_asked = asked["suspect"]
+    print("\n".join([
+        f"verdict: {decision.verdict} after round {decision.stopped_round} of {decision.rule.rounds} "
+        f"(each round at α / {decision.rule.rounds} = {decision.rule.round_alpha:.4g})",
+        f"rounds: {rounds}",
+        f"null: {reason}",
+        f"queries of the suspect: {'not recorded' if suspect_asked is None else count_text(suspect_asked.to_dict())}",
+    ]))
+    return EXIT_OK
+
+
+def _audit_models(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], str]:
+    """The reference, the suspect, the unrelated models (named, or the zoo's matched null) and why those."""
+    if args.unrelated:
+        unrelated = {spec: load_classifier(spec, **model_options(args)) for spec in unrelated_specs(args.unrelated)}
+        return (load_classifier(args.reference, **model_options(args)),
+                load_classifier(args.suspect, **model_options(args)), unrelated, "named with --unrelated")
+    if args.reference.startswith(ZOO_PREFIX) and args.suspect.startswith(ZOO_PREFIX):
+        zoo = load_zoo(args.zoo)
+        reference, suspect = args.reference.removeprefix(ZOO_PREFIX), args.suspect.removeprefix(ZOO_PREFIX)
+        null = matched_null(zoo, reference, suspect)
+        return zoo.load(reference), zoo.load(suspect), {name: zoo.load(name) for name in null.models}, null.reason
+    raise CLIError(
+        "--unrelated: expected the models trained independently for the suspect's task with its "
+        "architecture (zoo models get them from the zoo's manifest); without them there is no "
+        "calibrated verdict"
+    )
 
 
 def unrelated_specs(values: list[str]) -> list[str]:

@@ -253,6 +253,10 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
              "specs, folders of model files, or @FILE (one spec per line); zoo: pairs default to the zoo's manifest",
     )
     audit.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    audit.add_argument("--sequential", action="store_true",
+                       help="zest-cosine in rounds of reference images (8, 8, 16, 32, ... new ones), each tested at "
+                            "alpha / rounds, stopping as soon as the verdict is decided: the suspect is asked only "
+                            "about the rounds looked at (zest_core.studies.sequential)")
     audit.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement"),
                        default="zest-cosine", help="the distance judged (default: zest-cosine)")
     _sac_images_flag(audit)

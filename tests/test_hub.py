@@ -29,7 +29,8 @@ from zest_core.hub import (
     pair_distances,
     search_hub,
 )
-from zest_core.hub.backend import adopt_probe
+from zest_core.hub.backend import Outcome
+from zest_core.pipeline.probe import adopt_probe
 from zest_core.hub.matrix import greedy_matching
 from zest_core.pipeline import probe as probe_module
 from zest_core.pipeline.alignment import match_classes
@@ -386,3 +387,106 @@ def test_zest_search_prints_the_ranking_and_writes_it(capsys, tmp_path):
     assert (tmp_path / "rank.csv").read_text().splitlines()[0] == "rank,model,distance"
     assert main(["search", "x", "--hub", str(tmp_path / "nowhere"), *TINY]) == 2
     assert "hub: expected a zoo folder" in capsys.readouterr().err
+
+
+# --- the Ray backend's plumbing, with a stand-in for Ray (the real one: tests/test_ray_backend.py) ---------
+
+
+class FakeRay:
+    """Records what the backend asks of Ray; its tasks all fail at once, so no model is run."""
+
+    class exceptions:  # noqa: N801 - as ray.exceptions
+        RayError = RuntimeError
+
+    def __init__(self, resources: dict, *, cluster: bool = False, initialized: bool = False) -> None:
+        self.resources, self.cluster, self.initialized = resources, cluster, initialized
+        self.calls: list = []
+        self.options: dict = {}
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **options) -> None:
+        self.calls.append(("init", options))
+        if options.get("address") == "auto" and not self.cluster:
+            raise ConnectionError("no cluster")
+        self.initialized = True
+
+    def shutdown(self) -> None:
+        self.calls.append(("shutdown",))
+        self.initialized = False
+
+    def cluster_resources(self) -> dict:
+        return self.resources
+
+    def put(self, value):
+        return value
+
+    def remote(self, function):
+        fake = self
+
+        class Remote:
+            def options(self, **options):
+                fake.options = options
+                return self
+
+            def remote(self, name, *args):
+                return Ref([Outcome(name, error="ZestError: not run", retryable=False)])
+
+        return Remote()
+
+    def wait(self, refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return ref[0]
+
+
+class Ref(list):
+    __hash__ = object.__hash__
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    from zest_core.hub import ray_backend
+
+    def install(**kwargs) -> FakeRay:
+        fake = FakeRay(**kwargs)
+        monkeypatch.setattr(ray_backend, "import_ray", lambda: fake)
+        return fake
+
+    return install
+
+
+@pytest.mark.parametrize("device, resources, gpus, slots", [
+    ("cuda", {"CPU": 16, "GPU": 2}, 0.25, 8),  # 2 GPUs / 0.25 per task
+    ("auto", {"CPU": 16, "GPU": 2}, 0.25, 8),  # auto on a cluster with GPUs: the models run on CUDA
+    ("auto", {"CPU": 6}, 0, 3),  # no GPU: 6 CPUs / 2 threads per task
+])
+def test_ray_tasks_declare_their_cpus_and_gpus(fake_ray, digits_refset, small_config, device, resources, gpus, slots):
+    fake = fake_ray(resources=resources, initialized=True)
+    run = compute_signatures({"a": "x.pt", "b": "y.pt"}, digits_refset, small_config.replace(device=device),
+                             backend="ray", threads=2, gpus_per_task=0.25, retries=3)
+    assert fake.options == {"num_cpus": 2, "num_gpus": gpus, "max_retries": 3, "retry_exceptions": False}
+    assert run.slots == slots and sorted(f.name for f in run.failures) == ["a", "b"]
+    assert fake.calls == []  # a session the caller started is used as it is, and left running
+
+
+def test_ray_joins_a_cluster_or_starts_one_on_loopback(fake_ray):
+    from zest_core.hub.ray_backend import ray_session
+
+    fake = fake_ray(resources={})
+    with ray_session("auto", workers=3):
+        pass
+    (_, joined), (_, started), shutdown = fake.calls
+    assert joined["address"] == "auto"
+    assert started["num_cpus"] == 3 and started["include_dashboard"] is False
+    assert started["_node_ip_address"] == "127.0.0.1" and shutdown == ("shutdown",)
+    fake = fake_ray(resources={}, cluster=True)
+    with ray_session("auto", workers=3):
+        pass
+    assert [c[0] for c in fake.calls] == ["init", "shutdown"] and "num_cpus" not in fake.calls[0][1]
+    fake = fake_ray(resources={})
+    with ray_session("ray://head:10001"):
+        pass
+    assert fake.calls[0][1]["address"] == "ray://head:10001"

@@ -46,9 +46,12 @@ class ModelProgress(ProgressBar):
     UNITS = {"signatures": "model", "distances": "block"}
 
     def __call__(self, done: int, total: int, stage: str) -> None:
-        super().__call__(done, total, stage)
-        self._bar.unit = self.UNITS.get(stage, "it")
+        if stage != self._stage:
+            self._stage = stage
+            self._restart(total, f"{self.label}{stage}")
+            self._bar.unit = self.UNITS.get(stage, "it")
         self._bar.set_postfix_str(f"{total - done} left", refresh=False)
+        self._bar.update(done - self._bar.n)
 
 
 def model_source(spec: str, args: argparse.Namespace) -> HubModel:

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ..errors import EndpointError, ModelRuntimeError, ZestError
-from ..pipeline import probe as probe_module
 from ..pipeline.config import ZestConfig
 from ..pipeline.probe import Probe
 from ..pipeline.reference import ReferenceSet
@@ -155,22 +154,3 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def adopt_probe(probe: Probe, config: ZestConfig, device: torch.device) -> None:
-    """Make :func:`compute_signature` in this process use ``probe`` (built elsewhere) on ``device``.
-
-    The probe is model-independent, so a worker given it from the object store need not segment
-    and mask the reference set again. It goes where :func:`~zest_core.pipeline.probe.prepare_probe`
-    keeps the probes it built, under the key that function uses.
-    """
-    key = (probe.refset_fingerprint, config.fingerprint(science_only=True), str(device))
-    if key in probe_module._PROBES:
-        return
-    if probe.device != device:
-        probe = dataclasses.replace(
-            probe, device=device, images=probe.images.to(device), fills=probe.fills.to(device),
-            segments_device=probe.segments_device.to(device), masks_padded=probe.masks_padded.to(device),
-            operators=[operator.to(device) for operator in probe.operators],
-        )
-    probe_module._PROBES[key] = probe
-    while len(probe_module._PROBES) > probe_module._MAX_PROBES:
-        probe_module._PROBES.popitem(last=False)

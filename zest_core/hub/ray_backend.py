@@ -26,10 +26,10 @@ from collections import deque
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ZestError
-from ..pipeline.probe import Probe
+from ..pipeline.probe import Probe, adopt_probe
 from ..pipeline.queries import resolve_device
 from ..pipeline.reference import ReferenceSet
-from .backend import ModelSource, Outcome, TaskSpec, adopt_probe, signature_outcome, torch_threads
+from .backend import ModelSource, Outcome, TaskSpec, signature_outcome, torch_threads
 
 # Set before Ray is imported, so that the driver and every process it starts inherit them.
 RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}

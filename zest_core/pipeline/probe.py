@@ -7,7 +7,7 @@ matrix product per image.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -71,7 +71,7 @@ def prepare_probe(
     does not segment the same reference set again.
     """
     check_refset(refset)
-    key = (refset.fingerprint(), config.fingerprint(science_only=True), str(device))
+    key = _probe_key(refset.fingerprint(), config, device)
     if key in _PROBES:
         _PROBES.move_to_end(key)
         return _PROBES[key]
@@ -100,10 +100,37 @@ def prepare_probe(
         masks_padded=_pad_masks(masks).to(device),
         operators=[torch.from_numpy(op).to(device) for op in operators],
     )
+    _remember(key, probe)
+    return probe
+
+
+def adopt_probe(probe: Probe, config: ZestConfig, device: torch.device) -> None:
+    """Make :func:`prepare_probe` (and so ``compute_signature``) in this process use ``probe``, built elsewhere.
+
+    The probe is model-independent, so a worker handed it (through Ray's object store, say) need not
+    segment and mask the reference set again; it is moved to ``device`` if it lives elsewhere.
+    """
+    key = _probe_key(probe.refset_fingerprint, config, device)
+    if key in _PROBES:
+        return
+    if probe.device != device:
+        probe = replace(
+            probe, device=device, images=probe.images.to(device), fills=probe.fills.to(device),
+            segments_device=probe.segments_device.to(device), masks_padded=probe.masks_padded.to(device),
+            operators=[operator.to(device) for operator in probe.operators],
+        )
+    _remember(key, probe)
+
+
+def _probe_key(refset_fingerprint: str, config: ZestConfig, device: torch.device) -> tuple[str, str, str]:
+    # Execution fields (batch size, device) do not change a probe, but where it lives does.
+    return (refset_fingerprint, config.fingerprint(science_only=True), str(device))
+
+
+def _remember(key: tuple[str, str, str], probe: Probe) -> None:
     _PROBES[key] = probe
     while len(_PROBES) > _MAX_PROBES:
         _PROBES.popitem(last=False)
-    return probe
 
 
 def _pad_masks(masks: list[np.ndarray]) -> torch.Tensor:

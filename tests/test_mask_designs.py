@@ -112,3 +112,25 @@ def test_image_masks_use_the_design():
     masks = image_masks(np.array([7, 12]), 32, 0, "antithetic")
     assert [m.shape for m in masks] == [(32, 7), (32, 12)]
     assert np.array_equal(masks[1][1::2], 1 - masks[1][0::2])
+
+
+def test_each_design_needs_enough_masks_to_determine_a_fit(digits_refset):
+    from zest_core.pipeline.designs import minimum_samples
+    from zest_core.pipeline.local_fit import check_samples_determine_fits
+
+    # Complementary pairs span only {x, 1}: 16 pairs over 30 super-pixels have rank at most 17.
+    masks = sample_masks(30, 32, np.random.default_rng(0), "antithetic")
+    assert np.linalg.matrix_rank(masks.astype(float)) <= 17 < 30
+    assert np.linalg.matrix_rank(sample_masks(30, 60, np.random.default_rng(0), "antithetic").astype(float)) == 30
+    assert [minimum_samples(30, d) for d in ("bernoulli", "antithetic", "orthogonal")] == [31, 60, 64]
+    check_samples_determine_fits([30, 12], 64, "orthogonal")
+    with pytest.raises(ZestError, match=r"at least 64 maskings.*K = 30.*orthogonal masks.*got 32"):
+        check_samples_determine_fits([30, 12], 32, "orthogonal")
+    with pytest.raises(ZestError, match=r"at least 60 maskings.*antithetic"):
+        check_samples_determine_fits([30], 59, "antithetic")
+    with pytest.raises(ZestError, match=r"num_samples: expected at least \d+ maskings.*orthogonal masks"):
+        from zest_core import compute_signature
+
+        # The digits have 17 to 28 super-pixels: whole orthogonal blocks are 64 rows, so 32 masks are refused.
+        compute_signature(lambda x: x.flatten(1)[:, :3], digits_refset,
+                          ZestConfig(num_samples=32, mask_design="orthogonal", device="cpu"), cache=False)

@@ -2,13 +2,16 @@
 
 Usage (``zest SUBCOMMAND --help`` for every flag)::
 
-    zest signature MODEL --refset REF -o OUT.npz
-    zest distance A B --refset REF [--metric cosine|l1|l2|linf] [--align auto|none|greedy|hungarian] [--json]
-    zest matrix M1 M2 ... --refset REF [--format csv|json] [-o FILE]
+    zest signature MODEL --refset REF [--budget Q] -o OUT.npz
+    zest distance A B --refset REF [--budget Q] [--metric cosine|l1|l2|linf] [--align auto|none|greedy|hungarian] [--json]
+    zest matrix M1 M2 ... --refset REF [--backend local|ray] [--address auto|local|HOST:PORT] [--format csv|json|npy] [-o FILE]
+    zest search SUSPECT --hub DIR|LIST [--top K] [--backend local|ray] [--unrelated SPEC ...] [--json]
+    zest audit REFERENCE SUSPECT [--unrelated SPEC ...] [--method zest-cosine|zest-l2|modeldiff|sac|agreement]
+               [--budget Q] [--sequential] [--alpha A] [--json]
     zest demo [--epochs E] [--n N]
     zest zoo build [--out DIR] [--tiny] [--seed S]
     zest zoo list [--root DIR] [--json]
-    zest bench reuse|epochs|refsize|unlearning [--zoo DIR] [--n N] [--samples L] [--out DIR]
+    zest bench reuse|budget|ablation|epochs|refsize|unlearning [--zoo DIR] [--n N] [--samples L] [--out DIR]
 
 MODEL is any spec of :func:`zest_core.sources.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
 (a state_dict of an architecture of :data:`zest_core.sources.architectures.ARCHITECTURES` or of a torchvision
@@ -27,7 +30,8 @@ cache folder) is one ``zest: warning: ...`` line.
 
 The modules: :mod:`.parser` (every flag and its help), :mod:`.inputs` (MODEL and REF arguments,
 config flags, signatures), and one module per command group: :mod:`.compare` (signature,
-distance, matrix), :mod:`.zoo` (demo, zoo build/list) and :mod:`.bench` (the studies). A new
+distance, matrix), :mod:`.search`, :mod:`.audit`, :mod:`.zoo` (demo, zoo build/list) and :mod:`.bench`
+(the studies). A new
 command is a ``cmd_<name>(args) -> int`` in its group's module and a subparser in :mod:`.parser`.
 """
 from __future__ import annotations

@@ -8,7 +8,10 @@ from pathlib import Path
 from .._shared.checks import check_int
 from .._shared.progress import ProgressBar
 from ..sources.mnist import load_mnist
+from ..studies.rules import DEFAULT_METHODS
 from .inputs import EXIT_OK, cache_from_args, config_from_args, named_as_flags
+
+BUDGET_METHODS = ("zest-cosine", "modeldiff", "sac")
 
 # Parameters of the studies that a flag gives, for error messages in the user's terms.
 STUDY_FLAGS = {"n": "--n", "k": "--k", "repeats": "--repeats", "num_images": "--sac-images"}
@@ -39,7 +42,8 @@ def _run_study(args: argparse.Namespace) -> int:
     refset = load_mnist(args.n, split="test", seed=args.ref_seed)
     with ProgressBar(f"bench {args.study}: ") as bar:
         if args.study == "reuse":
-            result = calibrated_reuse_study(built, refset, config, methods=args.methods, align=args.align,
+            result = calibrated_reuse_study(built, refset, config, methods=args.methods or list(DEFAULT_METHODS),
+                                            align=args.align,
                                             alpha=args.alpha, sac_options={"num_images": args.sac_images},
                                             progress=bar, cache=cache)
             paths = write_calibration(result, calibration_figures(result.to_dict()), out)
@@ -72,8 +76,8 @@ def _run_study(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _budget_methods(methods: list[str]) -> list[str]:
-    """The budget study's methods among --methods: Zest (cosine), ModelDiff and SAC."""
-    chosen = [m for m in methods if m in ("zest-cosine", "modeldiff", "sac")]
-    return chosen or ["zest-cosine", "modeldiff", "sac"]
+def _budget_methods(methods: list[str] | None) -> list[str]:
+    """The budget study's methods among --methods (default: all three): Zest (cosine), ModelDiff and SAC."""
+    chosen = [m for m in methods or () if m in BUDGET_METHODS]
+    return chosen or list(BUDGET_METHODS)
 

@@ -87,8 +87,8 @@ def _nondeterministic_flag(parser: argparse.ArgumentParser) -> None:
     """``--allow-nondeterministic``: accept a model that answers the same images differently."""
     parser.add_argument(
         "--allow-nondeterministic", action="store_true",
-        help="accept a model whose answers to the same images differ (a stochastic API); by default the first "
-        "batch is queried twice and such a model is refused, since its distance to itself would not be 0",
+        help="accept a model whose answers to the same images differ (a stochastic API); by default the first 16 "
+        "perturbed images are queried twice and such a model is refused, since its distance to itself would not be 0",
     )
 
 
@@ -219,8 +219,10 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
                             "unlearning always uses the 128-digit forget set)")
     bench.add_argument("--ref-seed", type=int, default=0, help="seed of the reference-digit draw (default: 0)")
     bench.add_argument("--out", default="bench/results", metavar="DIR", help="output folder (default: bench/results)")
-    bench.add_argument("--methods", nargs="+", default=["zest-cosine", "zest-l2", "modeldiff", "agreement"],
-                       choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement", "cka"), help="reuse: methods")
+    bench.add_argument("--methods", nargs="+",
+                       choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement", "cka"),
+                       help="reuse: methods (default: zest-cosine zest-l2 modeldiff agreement); budget: among "
+                            "zest-cosine, modeldiff, sac (default: all three)")
     _sac_images_flag(bench)
     bench.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="reuse: class matching for Zest (default: greedy, as the authors' code; auto skips "

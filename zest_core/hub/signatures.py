@@ -161,7 +161,7 @@ def compute_signatures(
     # The probe is built once, here, from the cached segments when there are some: the local tasks
     # find it in this process's memory, Ray ships it to every worker through the object store.
     probe = prepare_probe(refset, config, torch.device("cpu"), cache=store)
-    check_samples_determine_fits(probe.num_segments, config.num_samples)  # a config fault: before any model
+    check_samples_determine_fits(probe.num_segments, config.num_samples, config.mask_design)  # a config fault: before any model
     stack = SignatureStack(probe_columns(probe), refset_fingerprint=refset.fingerprint(), config=config, path=stack_path)
     collected = _Collector(stack, len(models), progress)
     task = TaskSpec(

@@ -4,10 +4,11 @@ A signature asks the model about N × L perturbed images. Under a budget Q the r
 
 1. N = ⌊Q / L₀⌋ images with L₀ = :data:`BUDGET_SAMPLES` (at least 1, at most the reference set's):
    the first N of the reference set, with the :data:`BUDGET_DESIGN` mask design;
-2. fewer images while one of them has K + 1 > ⌊Q / N⌋ super-pixels (a local fit needs more samples
-   than unknowns);
+2. fewer images while one of them needs more than ⌊Q / N⌋ masks (K + 1 for Bernoulli masks, a whole
+   block of at least 2K rows for orthogonal ones: :func:`~zest_core.pipeline.designs.minimum_samples`);
 3. L = ⌊Q / N⌋: what the images leave goes to more maskings;
-4. if even one image cannot be fitted (Q < K + 1), the budget is refused.
+4. Bernoulli masks when even one image is too many for the design; if Q < K + 1 for that image, the
+   budget is refused.
 
 The constants come from ``zest bench budget`` on the shipped zoo (``bench/results/budget.json``; the
 README gives the measured curve): on that grid, once L reached BUDGET_SAMPLES more images bought more
@@ -23,7 +24,7 @@ import numpy as np
 from .._shared.checks import check_int
 from ..errors import ZestError
 from .config import ZestConfig
-from .designs import MASK_DESIGNS
+from .designs import MASK_DESIGNS, minimum_samples
 from .local_fit import check_samples_determine_fits
 from .queries import REPEAT_CHECK_IMAGES
 from .reference import ReferenceSet
@@ -103,15 +104,18 @@ def plan_budget(
     counts = np.asarray(num_segments, dtype=np.int64)
     if counts.ndim != 1 or counts.size == 0:
         raise ZestError(f"num_segments: expected one count per reference image, got {num_segments!r}")
+    needed = np.array([minimum_samples(int(k), design) for k in counts])
     # As many images as the preferred L allows; what the reference set cannot take goes to more maskings.
     images = max(1, min(counts.size, budget // samples))
-    # Images with more super-pixels than that L can fit: spend the budget on fewer images.
-    while images > 1 and counts[:images].max() + 1 > budget // images:
+    # Images whose super-pixels need more masks than that L: spend the budget on fewer images.
+    while images > 1 and needed[:images].max() > budget // images:
         images -= 1
     chosen = budget // images
     try:
-        check_samples_determine_fits(counts[:images], chosen)
+        check_samples_determine_fits(counts[:images], chosen, design)
     except ZestError:
+        if design != "bernoulli":  # too small for the design's whole blocks or pairs: Bernoulli masks need fewest
+            return plan_budget(budget, num_segments, samples=samples, design="bernoulli")
         raise ZestError(
             f"budget: expected at least K + 1 = {counts[0] + 1} queries per model, since the first reference image "
             f"has K = {counts[0]} super-pixels and a local fit needs more samples than unknowns, got {budget}"

@@ -78,6 +78,21 @@ def sample_masks(
     return masks
 
 
+def minimum_samples(num_segments: int, design: str = "bernoulli") -> int:
+    """The fewest masks with which the design can determine a local fit of ``num_segments`` super-pixels.
+
+    Bernoulli: K + 1 (see :func:`~zest_core.pipeline.local_fit.check_samples_determine_fits`).
+    Antithetic: 2K, because every pair (x, 1 − x) spans only {x, 1}, so L masks have rank at most
+    L / 2 + 1. Orthogonal: one whole block, B ≥ 2K rows; a truncated block can repeat a column.
+    """
+    check_choice("mask_design", design, MASK_DESIGNS)
+    if design == "antithetic":
+        return 2 * num_segments
+    if design == "orthogonal":
+        return orthogonal_block_size(num_segments)
+    return num_segments + 1
+
+
 def antithetic_masks(num_segments: int, num_samples: int, rng: np.random.Generator) -> np.ndarray:
     """Bernoulli masks in complementary pairs: row 2i + 1 = 1 − row 2i (row 0 keeps everything)."""
     first = rng.integers(0, 2, size=((num_samples + 1) // 2, num_segments), dtype=np.uint8)

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._shared.checks import check_choice
 from ..errors import ZestError
+from .designs import minimum_samples
 
 
 def zest_operator(masks: np.ndarray) -> np.ndarray:
@@ -78,8 +79,8 @@ def fit_operator(masks: np.ndarray, mode: str, *, kernel_width: float = 0.25, al
     return zest_operator(masks) if mode == "zest" else lime_operator(masks, kernel_width, alpha)
 
 
-def check_samples_determine_fits(num_segments: Sequence[int], num_samples: int) -> None:
-    """Raise ZestError unless every image's fit has more samples than unknowns: L ≥ K + 1.
+def check_samples_determine_fits(num_segments: Sequence[int], num_samples: int, design: str = "bernoulli") -> None:
+    """Raise ZestError unless every image's fit has more samples than unknowns: L ≥ K + 1 (Bernoulli masks).
 
     An image with K super-pixels has K unknown weights per class, and in ``mode="lime"`` an
     intercept too: K + 1 unknowns. With fewer samples the least-squares fit is underdetermined
@@ -95,6 +96,9 @@ def check_samples_determine_fits(num_segments: Sequence[int], num_samples: int) 
         K of each reference image, in the reference set's order.
     num_samples : int
         L, the maskings per image.
+    design : str
+        The mask design; the antithetic and orthogonal ones need more (2K, and a whole block of at
+        least 2K rows: :func:`~zest_core.pipeline.designs.minimum_samples`).
 
     Raises
     ------
@@ -103,13 +107,17 @@ def check_samples_determine_fits(num_segments: Sequence[int], num_samples: int) 
         reference set) and its K, and how many images are short.
     """
     counts = np.asarray(num_segments, dtype=np.int64)
-    short = np.flatnonzero(counts + 1 > num_samples)
+    needed = np.array([minimum_samples(int(k), design) for k in counts], dtype=np.int64)
+    short = np.flatnonzero(needed > num_samples)
     if short.size == 0:
         return
     worst = int(short[np.argmax(counts[short])])
     others = f" ({short.size} of the {counts.size} images are short)" if short.size > 1 else ""
+    if design == "bernoulli":
+        bound, why = f"K + 1 = {needed[worst]}", "a local fit needs more samples than unknowns"
+    else:
+        bound, why = f"{needed[worst]}", f"{design} masks determine a fit of K super-pixels only from that many"
     raise ZestError(
-        f"num_samples: expected at least K + 1 = {counts[worst] + 1} maskings per image, since image {worst} of "
-        f"the reference set has K = {counts[worst]} super-pixels{others} and a local fit needs more samples than "
-        f"unknowns, got {num_samples}"
+        f"num_samples: expected at least {bound} maskings per image, since image {worst} of the reference set has "
+        f"K = {counts[worst]} super-pixels{others} and {why}, got {num_samples}"
     )

@@ -211,14 +211,14 @@ def compute_signature(
         cached = store.load(key, SIGNATURE_FILE, Signature.from_record, identity)
         if cached is not None:
             # A signature cached before the check existed may be underdetermined: refused the same way.
-            check_samples_determine_fits([w.shape[1] for w in cached.weights], config.num_samples)
+            check_samples_determine_fits([w.shape[1] for w in cached.weights], config.num_samples, config.mask_design)
             if progress is not None:
                 progress(1, 1, "cached")
             return cached
 
     device = resolve_device(config.device)
     probe = prepare_probe(refset, config, device, progress, cache=store)
-    check_samples_determine_fits(probe.num_segments, config.num_samples)
+    check_samples_determine_fits(probe.num_segments, config.num_samples, config.mask_design)
     made = QueryCount()
     try:
         weights, intercepts = _fit_local_models(

@@ -35,6 +35,8 @@ from ..explain.significance import DEFAULT_ALPHA
 from ..methods.modeldiff import search_params
 from ..pipeline.budget import BUDGET_DESIGN, BUDGET_SAMPLES
 from ..pipeline.config import ZestConfig
+from ..pipeline.designs import minimum_samples
+from ..pipeline.distance import zest_distance
 from ..pipeline.local_fit import check_samples_determine_fits, fit_operator
 from ..pipeline.probe import ProgressFn, prepare_probe
 from ..pipeline.queries import QueryCount, model_fingerprint, query_batches, resolve_device
@@ -81,7 +83,7 @@ def nested_signatures(
     largest = config.replace(num_samples=missing[-1])
     device = resolve_device(config.device)
     probe = prepare_probe(refset, largest, device, progress, cache=store)
-    check_samples_determine_fits(probe.num_segments, missing[0])
+    check_samples_determine_fits(probe.num_segments, missing[0], config.mask_design)
     outputs: list[list[torch.Tensor]] = [[] for _ in range(probe.num_images)]
     for runs, targets in query_batches(model, probe, batch_size=config.batch_size, targets=config.targets,
                                        amp=config.amp, progress=progress, check_repeatable=True):
@@ -149,7 +151,8 @@ def zest_budget_curve(
         ls = sorted(sample_counts[design] if isinstance(sample_counts, Mapping) else sample_counts)
         base = config.replace(mask_design=design)
         segments = np.array(prepare_probe(refset, base.replace(num_samples=ls[-1]), resolve_device("cpu")).num_segments)
-        valid = [l for l in ls if l >= segments.max() + 1]
+        needed = max(minimum_samples(int(k), design) for k in segments)
+        valid = [l for l in ls if l >= needed]
         signatures: dict[str, dict[int, Signature]] = {}
         for index, name in enumerate(names):
             signatures[name] = nested_signatures(models[name], refset, base, valid, cache=cache,
@@ -161,7 +164,7 @@ def zest_budget_curve(
                 point = {"method": "zest-cosine", "design": design, "images": n, "samples": samples,
                          "queries": n * samples}
                 if samples not in valid:
-                    point["refused"] = f"L = {samples} < K + 1 = {segments.max() + 1}"
+                    point["refused"] = f"L = {samples} < {needed}, the fewest {design} masks that fit K = {segments.max()}"
                     points.append(point)
                     continue
                 chosen = {name: restrict_signature(signatures[name][samples], range(n)) for name in names}
@@ -169,6 +172,39 @@ def zest_budget_curve(
                 scorer.add_signatures(chosen)
                 points.append({**point, **_benchmark_summary(zoo, scorer, "zest-cosine", alpha)})
     return points
+
+
+def distance_errors(
+    zoo: Any, refset: ReferenceSet, config: ZestConfig, *, designs: Sequence[str],
+    sample_counts: Mapping[str, Sequence[int]], align: str = "greedy", cache: Any = None,
+) -> list[dict[str, Any]]:
+    """How far each design's distances at each L are from the paper's (Bernoulli masks, the largest L).
+
+    Over every zoo pair and every ordered pair of models trained from scratch, on all N images: the
+    mean and the largest absolute error of the cosine distance, and the mean error relative to the
+    reference distance. The signatures are the study's (read from the cache).
+    """
+    names = list(zoo.entries)
+    models = {name: zoo.load(name) for name in names}
+    scratch = zoo.independent()
+    pairs = [(p, c) for p, c, _ in zoo.pairs()] + [(a, b) for a in scratch for b in scratch if a < b]
+    full = max(sample_counts["bernoulli"])
+
+    def distances(design: str, samples: int) -> np.ndarray:
+        at = config.replace(mask_design=design)
+        sigs = {n: nested_signatures(models[n], refset, at, [samples], cache=cache)[samples] for n in names}
+        return np.array([zest_distance(sigs[a], sigs[b], metric="cosine", align=align) for a, b in pairs])
+
+    reference = distances("bernoulli", full)
+    rows = []
+    for design in designs:
+        for samples in sorted(sample_counts[design]):
+            if design == "bernoulli" and samples == full:
+                continue
+            error = np.abs(distances(design, samples) - reference)
+            rows.append({"design": design, "samples": samples, "pairs": len(pairs), "mean_abs_error": float(error.mean()),
+                         "max_abs_error": float(error.max()), "mean_relative_error": float(np.mean(error / reference))})
+    return rows
 
 
 def modeldiff_budget_curve(
@@ -291,6 +327,10 @@ def budget_study(
     if "zest-cosine" in methods:
         points += zest_budget_curve(zoo, refset, config, designs=designs, image_counts=image_counts,
                                     sample_counts=sample_counts, align=align, alpha=alpha, cache=cache, progress=progress)
+        fitted = {d: sorted({p["samples"] for p in points if p.get("design") == d and "auc" in p}) for d in designs}
+        if fitted.get("bernoulli"):
+            result["distance_errors"] = distance_errors(zoo, refset, config, designs=[d for d in designs if fitted[d]],
+                                                        sample_counts=fitted, align=align, cache=cache)
     if "modeldiff" in methods:
         points += modeldiff_budget_curve(zoo, refset, config, search_params(**dict(modeldiff_options or {})),
                                          seed_counts=seed_counts, alpha=alpha, cache=cache, progress=progress)
@@ -355,6 +395,13 @@ def budget_markdown(result: Mapping[str, Any]) -> str:
             out += ["", "| signature | queries | wall s | CPU s | CPU ratio to the full budget |", "|---|---|---|---|---|"]
             out += [f"| {t['design']} N = {t['images']}, L = {t['samples']} | {t['queries']} | {t['wall_s']:.2f} | "
                     f"{t['cpu_s']:.2f} | {t['cpu_s'] / base['cpu_s']:.4f} |" for t in times]
+    if result.get("distance_errors"):
+        first = result["distance_errors"][0]
+        out += ["", f"Distance error against Bernoulli L = {result['full_budget']['samples']}, all "
+                    f"{result['full_budget']['images']} images, over {first['pairs']} model pairs:", "",
+                "| design | L | mean abs. error | max abs. error | mean relative error |", "|---|---|---|---|---|"]
+        out += [f"| {r['design']} | {r['samples']} | {r['mean_abs_error']:.5f} | {r['max_abs_error']:.5f} | "
+                f"{r['mean_relative_error']:.4f} |" for r in result["distance_errors"]]
     if "sequential" in result:
         out += ["", *sequential_markdown(result["sequential"])]
     return "\n".join(out) + "\n"

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..pipeline.budget import BUDGET_SAMPLES
 from ._style import TEMPLATE
 
 DASHES = {"bernoulli": "solid", "antithetic": "dash", "orthogonal": "dot"}
@@ -14,44 +15,45 @@ DESIGN_COLORS = {"bernoulli": "#1f77b4", "antithetic": "#2ca02c", "orthogonal": 
 
 
 def _series(points: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """One line per Zest design (at each budget its best point: the smallest worst-relation AUC gap), and per method."""
+    """One line per method, and for Zest one per (design, L) at the budget rule's L and at Bernoulli's largest L.
+
+    Along a line only N changes, so no point is picked as the best of several: every point drawn is one
+    measured configuration.
+    """
+    zest = [p for p in points if p["method"] == "zest-cosine" and "auc" in p]
+    largest = max((p["samples"] for p in zest if p["design"] == "bernoulli"), default=None)
     lines: dict[str, list[Mapping[str, Any]]] = {}
     for p in points:
         if "auc" not in p:
             continue
-        label = f"zest {p['design']}" if p["method"] == "zest-cosine" else p["method"]
-        lines.setdefault(label, []).append(p)
-    best = {}
-    for label, mine in lines.items():
-        by_queries: dict[int, Mapping[str, Any]] = {}
-        for p in mine:
-            current = by_queries.get(p["queries"])
-            if current is None or _worst(p) > _worst(current):
-                by_queries[p["queries"]] = p
-        best[label] = [by_queries[q] for q in sorted(by_queries)]
-    return best
+        if p["method"] != "zest-cosine":
+            lines.setdefault(p["method"], []).append(p)
+        elif p["samples"] == BUDGET_SAMPLES or (p["design"] == "bernoulli" and p["samples"] == largest):
+            lines.setdefault(f"zest {p['design']} L={p['samples']}", []).append(p)
+    return {label: sorted(line, key=lambda p: p["queries"]) for label, line in lines.items()}
 
 
-def _worst(point: Mapping[str, Any]) -> float:
+def _mean(point: Mapping[str, Any]) -> float:
     values = [a for a in point["auc"].values() if a is not None]
-    return min(values) if values else 0.0
+    return sum(values) / len(values) if values else 0.0
 
 
 def _style(label: str) -> dict[str, Any]:
-    design = label.removeprefix("zest ")
+    design = label.removeprefix("zest ").split(" ")[0]
     color = DESIGN_COLORS.get(design) or METHOD_COLORS.get(label, "#7f7f7f")
-    return {"color": color, "dash": DASHES.get(design, "solid")}
+    dash = "longdashdot" if label.endswith(f"L={BUDGET_SAMPLES}") is False and label.startswith("zest") else None
+    return {"color": color, "dash": dash or DASHES.get(design, "solid")}
 
 
 def budget_figure(result: Mapping[str, Any]) -> go.Figure:
-    """Worst-relation matched AUC, overall TPR at α and FPR against queries per model (log axis), per method."""
+    """Mean matched AUC over relations, overall TPR at α and FPR against queries per model (log axis), per method."""
     figure = make_subplots(rows=1, cols=3, subplot_titles=(
-        "worst relation's matched AUC", f"TPR at α = {result['alpha']:g} (all relations)", "measured FPR"))
+        "matched AUC, mean over relations", f"TPR at α = {result['alpha']:g} (all relations)", "measured FPR"))
     for label, line in _series(result["points"]).items():
         x = [p["queries"] for p in line]
         text = [_describe(p) for p in line]
         style = _style(label)
-        figure.add_trace(go.Scatter(x=x, y=[_worst(p) for p in line], mode="lines+markers", name=label, line=style,
+        figure.add_trace(go.Scatter(x=x, y=[_mean(p) for p in line], mode="lines+markers", name=label, line=style,
                                     text=text, legendgroup=label), row=1, col=1)
         figure.add_trace(go.Scatter(x=x, y=[p["tpr_overall"] for p in line], mode="lines+markers", name=label,
                                     line=style, text=text, legendgroup=label, showlegend=False), row=1, col=2)

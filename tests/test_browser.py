@@ -176,6 +176,7 @@ def test_the_app_compares_two_models_in_a_real_browser(app_url, model_files, tmp
             type_into(page, "Model file or spec", str(model_files[0]), 0)
             type_into(page, "Model file or spec", str(model_files[1]), 1)
             type_into(page, "N (reference images)", "10")
+            type_into(page, "Query budget per model (0: none)", "0")  # L is the budget's while one is set
             type_into(page, "L (masked samples per image)", "100")
             page.get_by_role("button", name="Run comparison").click()
             settle(page, expect="Zest distance", timeout=RUN_TIMEOUT_MS)

@@ -47,7 +47,8 @@ def test_refitted_prefix_signatures_equal_signatures_computed_at_each_l(digits_r
         direct = compute_signature(model, digits_refset, config.replace(num_samples=samples), cache=False)
         np.testing.assert_allclose(found[samples].matrix(), direct.matrix(), rtol=1e-9, atol=1e-12)
         assert found[samples].config == direct.config
-        assert found[samples].recorded_queries().images == len(digits_refset) * samples
+        repeat_check = 16 if samples == max(ls) else 0  # the pass itself, as measured
+        assert found[samples].recorded_queries().images == len(digits_refset) * samples + repeat_check
     # The refitted signatures sit under compute_signature's own cache keys: reading them queries nothing.
     counting = CountingModel(model)
     for samples in ls:
@@ -61,6 +62,9 @@ def test_one_query_pass_serves_every_l(digits_refset):
     nested_signatures(counting, digits_refset, config, (30, 60, 90), cache=False)
     repeat_check = 16  # the first 16 images are asked twice
     assert counting.images == len(digits_refset) * 90 + repeat_check
+    found = nested_signatures(counting, digits_refset, config, (30, 60, 90), cache=False)
+    assert found[90].recorded_queries().images == len(digits_refset) * 90 + repeat_check  # the pass, measured
+    assert found[30].recorded_queries().to_dict() == {"calls": 0, "images": len(digits_refset) * 30}
 
 
 def test_auc_gap_and_cheapest_point_by_hand():

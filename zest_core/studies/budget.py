@@ -68,7 +68,8 @@ def nested_signatures(
 
     Each equals ``compute_signature(model, refset, config.replace(num_samples=L))`` up to float
     rounding (the masks are the same rows: the designs are nested), and is read from and written to
-    the same cache entry. A signature refitted from a prefix records the N × L queries it stands for.
+    the same cache entry. The signature at the largest L records the pass's measured queries; one
+    refitted from a prefix records the N × L images it stands for and no call (they were asked in the pass).
     """
     store = resolve_cache(cache)
     fingerprint = model_fingerprint(model)
@@ -85,8 +86,9 @@ def nested_signatures(
     probe = prepare_probe(refset, largest, device, progress, cache=store)
     check_samples_determine_fits(probe.num_segments, missing[0], config.mask_design)
     outputs: list[list[torch.Tensor]] = [[] for _ in range(probe.num_images)]
+    made = QueryCount()
     for runs, targets in query_batches(model, probe, batch_size=config.batch_size, targets=config.targets,
-                                       amp=config.amp, progress=progress, check_repeatable=True):
+                                       amp=config.amp, progress=progress, check_repeatable=True, counter=made):
         row = 0
         for image, first, stop in runs:
             outputs[image].append(targets[row:row + stop - first])
@@ -102,8 +104,9 @@ def nested_signatures(
         signature = Signature(
             weights=weights, intercepts=None, segments=probe.segments, config=at, model_fingerprint=fingerprint,
             refset_fingerprint=refset.fingerprint(), class_names=getattr(model, "class_names", None),
-            metadata={"queries": QueryCount(images=probe.num_images * samples).to_dict(),
-                      "refitted_from_prefix_of": missing[-1]},
+            # The pass's own count for its L; a prefix's images were asked in that pass, so it records no call.
+            metadata={"queries": (made if samples == missing[-1] else QueryCount(images=probe.num_images * samples)
+                                  ).to_dict(), "refitted_from_prefix_of": missing[-1]},
         )
         if store is not None and fingerprint is not None:
             store.store(SignatureCache.key(fingerprint, refset.fingerprint(), at.fingerprint()), SIGNATURE_FILE,

@@ -14,7 +14,7 @@ The constants come from ``zest bench budget --n 128`` on the shipped zoo (README
 ``bench/results/budget.json``):
 
 - past L = 64 more maskings bought no matched AUC (with N = 128 images, every L from 32 to 1000 gave
-  the same AUC on every relation), while fewer images lost it (N = 4: up to 0.19 below the paper's
+  the same AUC on every relation), while fewer images lost it (N = 4: up to 0.21 below the paper's
   N = 128, L = 1000 run; N = 64: 0.016);
 - at L = 64 the orthogonal design's distances were 8× closer to the paper's than Bernoulli masks'
   (mean absolute error 0.00097 against 0.0081 over 495 model pairs), as close as Bernoulli masks at

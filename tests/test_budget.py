@@ -195,3 +195,18 @@ def test_bench_budget_writes_its_json_figures_and_table(tiny_zoo, tmp_path, caps
         html = (out / name).read_text()
         assert "Plotly.newPlot" in html and not re.search(r"<script[^>]*\bsrc=", html)
     assert "Verdict quality against queries per suspect model" in capsys.readouterr().out
+
+
+def test_matrix_and_search_take_the_budget_too(tmp_path, capsys):
+    import json
+
+    from zest_core.cli import main
+
+    base = ["--refset", "mnist:16", "--budget", "600", "--cache-dir", str(tmp_path)]
+    assert main(["matrix", "zoo:cnn-s0", "zoo:cnn-s0.prune50", *base, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "budget 600 queries per model: N = 9 reference images × L = 64" in captured.err
+    assert main(["search", "zoo:cnn-s0.prune50", "--hub", "assets/zoo", "--no-checkpoints", "--top", "1", "--json",
+                 *base]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["budget"]["images"] == 9 and report["budget"]["queries"] <= 600

@@ -4,8 +4,8 @@ Usage (``zest SUBCOMMAND --help`` for every flag)::
 
     zest signature MODEL --refset REF [--budget Q] -o OUT.npz
     zest distance A B --refset REF [--budget Q] [--metric cosine|l1|l2|linf] [--align auto|none|greedy|hungarian] [--json]
-    zest matrix M1 M2 ... --refset REF [--backend local|ray] [--address auto|local|HOST:PORT] [--format csv|json|npy] [-o FILE]
-    zest search SUSPECT --hub DIR|LIST [--top K] [--backend local|ray] [--unrelated SPEC ...] [--json]
+    zest matrix M1 M2 ... --refset REF [--budget Q] [--backend local|ray] [--address auto|local|HOST:PORT] [--format csv|json|npy] [-o FILE]
+    zest search SUSPECT --hub DIR|LIST [--top K] [--budget Q] [--backend local|ray] [--unrelated SPEC ...] [--json]
     zest audit REFERENCE SUSPECT [--unrelated SPEC ...] [--method zest-cosine|zest-l2|modeldiff|sac|agreement]
                [--budget Q] [--sequential] [--alpha A] [--json]
     zest demo [--epochs E] [--n N]

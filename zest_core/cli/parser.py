@@ -170,6 +170,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     )
     matrix.add_argument("models", metavar="MODEL", nargs="+", help=MODEL_HELP)
     _comparison_flags(matrix)
+    _budget_flag(matrix)
     matrix.add_argument("--format", choices=("csv", "json", "npy"), default="csv",
                         help="output format (default: csv); npy streams the matrix to -o FILE.npy block by block, "
                              "with the model names beside it in FILE.names.txt, for hubs of thousands")
@@ -320,6 +321,7 @@ def _add_search_command(commands: argparse._SubParsersAction, config: argparse.A
                              "its architecture (specs, folders of model files, or @FILE)")
     search.add_argument("--no-checkpoints", action="store_true", help="a zoo hub without its per-epoch checkpoints")
     search.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
+    _budget_flag(search)
     _image_size_flag(search)
     search.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                         help="class matching (default: greedy: a suspect's class order is unknown)")

@@ -24,6 +24,7 @@ from .inputs import (
     CONFIG_FIELD_FLAGS,
     EXIT_OK,
     CLIError,
+    budgeted,
     cache_from_args,
     config_from_args,
     is_signature_spec,
@@ -97,7 +98,7 @@ def stack_of_inputs(
         return SignatureStack.from_signatures(list(loaded), list(loaded.values()), path=stack_path), first.segments, []
     if args.refset is None:
         raise CLIError(f"--refset is required to compute the signature of {models[0]}")
-    refset = load_refset(args.refset, args.image_size)
+    refset, config = budgeted(args, load_refset(args.refset, args.image_size), config)
     if first is not None and first.refset_fingerprint != refset.fingerprint():
         raise CLIError(f"{next(iter(loaded))} was computed on another reference set than --refset {args.refset}; use the same one")
     with ModelProgress("") as bar, hub_flags_named():
@@ -127,18 +128,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     """``zest search SUSPECT --hub DIR|LIST [--top K] [--unrelated SPEC ...] [--json] [-o RANKING.csv]``."""
     hub = load_hub(args.hub, checkpoints=not args.no_checkpoints, trust_pickle=args.trust_pickle,
                    endpoint_options=model_source("", args).endpoint_options)
-    refset = load_refset(args.refset or "mnist", args.image_size)
+    refset, config = budgeted(args, load_refset(args.refset or "mnist", args.image_size), config_from_args(args))
     unrelated = None
     if args.unrelated:
         unrelated = {spec: model_source(spec, args) for spec in unrelated_specs(args.unrelated)}
     with ModelProgress("") as bar, hub_flags_named():
         result = search_hub(
-            model_source(args.suspect, args), hub, refset, config_from_args(args), top=args.top, alpha=args.alpha,
+            model_source(args.suspect, args), hub, refset, config, top=args.top, alpha=args.alpha,
             align=args.align, unrelated=unrelated, block_size=args.block_size, progress=bar, **backend_options(args),
         )
     if args.output:
         write_ranking(args.output, result)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else describe_search(result))
+    budget = None if args.budget_plan is None else args.budget_plan.to_dict()
+    print(json.dumps({**result.to_dict(), "budget": budget}, indent=2) if args.json else describe_search(result))
     report_failures(result.failures)
     return EXIT_PARTIAL if result.failures else EXIT_OK
 

@@ -11,7 +11,7 @@ from .._shared.progress import ProgressBar
 from ..pipeline.budget import DEFAULT_AUDIT_BUDGET
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
 from ..studies.accounting import count_text, describe_entry
-from ..studies.audit import AuditResult, audit, audit_zoo_models
+from ..studies.audit import AuditResult, audit
 from ..studies.sequential import sequential_audit
 from ..zoo import load_zoo, matched_null
 from .inputs import EXIT_OK, CLIError, budgeted, cache_from_args, config_from_args, load_classifier, load_refset, model_options
@@ -32,26 +32,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return _sequential(args, refset, config)
     options = dict(method=args.method, config=config, alpha=args.alpha, align=args.align, cache=cache_from_args(args),
                    sac_options={"num_images": args.sac_images})
+    reference, suspect, unrelated, reason = _audit_models(args)
     with ProgressBar("audit: ") as bar:
-        if args.unrelated:
-            unrelated = {spec: load_classifier(spec, **model_options(args)) for spec in unrelated_specs(args.unrelated)}
-            result = audit(
-                load_classifier(args.reference, **model_options(args)),
-                load_classifier(args.suspect, **model_options(args)),
-                unrelated, refset, null_reason="named with --unrelated", progress=bar, **options,
-            )
-        elif args.reference.startswith(ZOO_PREFIX) and args.suspect.startswith(ZOO_PREFIX):
-            zoo = load_zoo(args.zoo)
-            result, _ = audit_zoo_models(
-                zoo, args.reference.removeprefix(ZOO_PREFIX), args.suspect.removeprefix(ZOO_PREFIX), refset,
-                progress=bar, **options,
-            )
-        else:
-            raise CLIError(
-                "--unrelated: expected the models trained independently for the suspect's task with its "
-                "architecture (zoo models get them from the zoo's manifest); without them there is no "
-                "calibrated verdict"
-            )
+        result = audit(reference, suspect, unrelated, refset, null_reason=reason, progress=bar, **options)
     budget = None if args.budget_plan is None else args.budget_plan.to_dict()
     print(json.dumps({**result.to_dict(), "budget": budget}, indent=2) if args.json else describe(result))
     return EXIT_OK

@@ -114,11 +114,22 @@ def orthogonal_masks(num_segments: int, num_samples: int, rng: np.random.Generat
     """Concatenated random resolution-IV blocks of a Sylvester Hadamard matrix, cut to ``num_samples`` rows."""
     block = orthogonal_block_size(num_segments)
     rows = np.arange(block)
-    odd_columns = np.array([c for c in range(1, block) if bin(c).count("1") % 2 == 1])
+    parity_of = _parity(rows)  # popcount(x) mod 2 for every x < block: a row & column index is one of them
+    odd_columns = np.flatnonzero(parity_of)
     blocks = []
     for _ in range(-(-num_samples // block)):
         columns = rng.choice(odd_columns, size=num_segments, replace=False)
         flips = rng.integers(0, 2, size=num_segments, dtype=np.uint8)
-        parity = np.array([[bin(r & c).count("1") & 1 for c in columns] for r in rows], dtype=np.uint8)
+        parity = parity_of[rows[:, None] & columns[None, :]]
         blocks.append(parity ^ flips)  # H = +1 (even parity) keeps, before the column's random complement
     return np.concatenate(blocks)[:num_samples] ^ 1
+
+
+def _parity(values: np.ndarray) -> np.ndarray:
+    """popcount(v) mod 2 of non-negative integers, as uint8, by folding their bits together."""
+    parity = np.zeros(values.shape, dtype=np.uint8)
+    remaining = values.copy()
+    while remaining.any():
+        parity ^= (remaining & 1).astype(np.uint8)
+        remaining >>= 1
+    return parity

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -38,7 +39,7 @@ from ..pipeline.config import ZestConfig
 from ..pipeline.designs import minimum_samples
 from ..pipeline.distance import zest_distance
 from ..pipeline.local_fit import check_samples_determine_fits, fit_operator
-from ..pipeline.probe import ProgressFn, prepare_probe
+from ..pipeline.probe import Probe, ProgressFn, prepare_probe
 from ..pipeline.queries import QueryCount, model_fingerprint, query_batches, resolve_device
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature, compute_signature, restrict_signature
@@ -95,12 +96,9 @@ def nested_signatures(
             row += stop - first
     stacked = [torch.cat(parts).cpu().numpy() for parts in outputs]  # (L_max, C) per image
     for samples in missing:
-        weights = [
-            np.ascontiguousarray((fit_operator(masks[:samples], config.mode, kernel_width=config.kernel_width,
-                                               alpha=config.ridge_alpha) @ z[:samples])[:-1].T)
-            for masks, z in zip(probe.masks, stacked)
-        ]
         at = config.replace(num_samples=samples)
+        operators = _prefix_operators(probe, at)
+        weights = [np.ascontiguousarray((op @ z[:samples])[:-1].T) for op, z in zip(operators, stacked)]
         signature = Signature(
             weights=weights, intercepts=None, segments=probe.segments, config=at, model_fingerprint=fingerprint,
             refset_fingerprint=refset.fingerprint(), class_names=getattr(model, "class_names", None),
@@ -113,6 +111,28 @@ def nested_signatures(
                         signature.to_record())
         found[samples] = signature
     return found
+
+
+# The fit operators of a prefix of the masks depend only on the masks: one set per (reference set, config)
+# serves every model of the study. A few are kept, as the probes are.
+_OPERATORS: "OrderedDict[tuple[str, str], list[np.ndarray]]" = OrderedDict()
+_MAX_OPERATOR_SETS = 16
+
+
+def _prefix_operators(probe: Probe, config: ZestConfig) -> list[np.ndarray]:
+    """Each image's (K + 1) × L fit operator on the first ``config.num_samples`` of the probe's masks."""
+    key = (probe.refset_fingerprint, config.fingerprint(science_only=True))
+    if key not in _OPERATORS:
+        samples = config.num_samples
+        if samples == probe.config.num_samples:  # the probe's own operators: not computed again
+            _OPERATORS[key] = [op.cpu().numpy() for op in probe.operators]
+        else:
+            _OPERATORS[key] = [fit_operator(m[:samples], config.mode, kernel_width=config.kernel_width,
+                                            alpha=config.ridge_alpha) for m in probe.masks]
+        while len(_OPERATORS) > _MAX_OPERATOR_SETS:
+            _OPERATORS.popitem(last=False)
+    _OPERATORS.move_to_end(key)
+    return _OPERATORS[key]
 
 
 def _cached(store: SignatureCache | None, fingerprint: str | None, refset: ReferenceSet,

@@ -52,10 +52,13 @@ class BlockSignatures:
         self.blocks = [refset.subset(np.asarray(block), provenance=f"{refset.provenance}, images {block.start}-"
                                      f"{block.stop - 1}") for block in blocks]
         self._parts: dict[tuple[str, int], Signature] = {}
+        self._joined: dict[tuple[str, int], Signature] = {}
 
     def joined(self, name: str, rounds: int) -> Signature:
-        """The model's signature over the first ``rounds`` blocks."""
-        return join_signatures([self._part(name, r) for r in range(rounds)])
+        """The model's signature over the first ``rounds`` blocks (joined once: every audit of the model reuses it)."""
+        if (name, rounds) not in self._joined:
+            self._joined[name, rounds] = join_signatures([self._part(name, r) for r in range(rounds)])
+        return self._joined[name, rounds]
 
     def _part(self, name: str, index: int) -> Signature:
         if (name, index) not in self._parts:

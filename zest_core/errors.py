@@ -51,6 +51,13 @@ class NotComparableError(ZestError):
     """A method cannot compare these two models (classes that cannot be matched, or no white-box access)."""
 
 
+class NullError(ZestError):
+    """A null that would make a verdict wrong (the suspect in its own null, a duplicate, a mismatched model).
+
+    It is refused, never used; the message names the flag the models came from (``--unrelated``).
+    """
+
+
 class ZooError(ZestError):
     """A zoo that is missing, corrupt, or asked for a model it does not have; the message names the file."""
 
@@ -63,6 +70,7 @@ __all__ = [
     "ModelOutputError",
     "ModelRuntimeError",
     "NotComparableError",
+    "NullError",
     "SignatureFileError",
     "ZestError",
     "ZestTypeError",

@@ -31,7 +31,8 @@ def _config_parent() -> argparse.ArgumentParser:
     group.add_argument("--segmentation", choices=SEGMENTATION_METHODS, help="super-pixel algorithm")
     group.add_argument("--fill", choices=FILLS, help="what replaces a hidden super-pixel")
     group.add_argument("--mode", choices=MODES, help="local fit: zest (least squares) or lime (kernel ridge)")
-    group.add_argument("--targets", choices=TARGETS, help="what the local models regress")
+    group.add_argument("--targets", choices=TARGETS,
+                       help="what the local models regress (default: probabilities; logits is the Zest paper's setting)")
     group.add_argument("--seed", type=int, help="seed of the mask sampler")
     group.add_argument("--batch-size", type=int, help="perturbed images per forward pass")
     group.add_argument("--device", choices=DEVICES, help="where the models run")

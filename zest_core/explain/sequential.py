@@ -3,12 +3,12 @@
 An audit that looks at its p-value after every round and stops when it is small has many chances to
 be wrong: testing each of R looks at level α would call far more than α of unrelated suspects
 related. This rule spends α across the R planned rounds (Bonferroni alpha spending): round r rejects
-"unrelated" only if its p-value is below α / R. Whatever the dependence between the rounds' p-values,
+the null only if its p-value is below α / R. Whatever the dependence between the rounds' p-values,
 
     P(some round rejects | the suspect is unrelated) ≤ Σ_r P(p_r < α / R) ≤ R · α / R = α,
 
 so the false-positive rate stays at most α under optional stopping, including stopping early for
-"related". Stopping early for "unrelated" (futility: a p-value above ``futility`` after a round) only
+"related". Stopping early with "not detected" (futility: a p-value above ``futility`` after a round) only
 removes chances to reject, so it never raises the false-positive rate (a non-binding futility
 bound); it costs some power, which the benchmark measures.
 
@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from .._shared.checks import check_int, check_number
 from ..errors import ZestError
-from .significance import DEFAULT_ALPHA, Decision, decide_related
+from .significance import DEFAULT_ALPHA, NOT_DETECTED, Decision, decide_related
 
 DEFAULT_FUTILITY = 0.5
 
@@ -40,7 +40,7 @@ class SequentialRule:
     alpha : float
         The false-positive rate the whole procedure is allowed.
     futility : float
-        After a round whose p-value exceeds it, stop with "unrelated" (1 never stops early).
+        After a round whose p-value exceeds it, stop with "not detected" (1 never stops early).
     """
 
     rounds: int
@@ -66,7 +66,7 @@ class SequentialRule:
         if decision.verdict == "inconclusive":
             return "inconclusive"
         if round_number >= self.rounds or (decision.p_value is not None and decision.p_value > self.futility):
-            return "unrelated"
+            return NOT_DETECTED
         return None
 
 
@@ -76,7 +76,7 @@ class SequentialDecision:
 
     Attributes
     ----------
-    verdict : {"related", "unrelated", "inconclusive"}
+    verdict : {"related", "not detected", "inconclusive"}
     stopped_round : int
         1-based.
     decisions : list of Decision
@@ -113,4 +113,4 @@ def decide_sequentially(rounds: Sequence[tuple[float, Sequence[float]]], rule: S
             return SequentialDecision(verdict, number, decisions, rule)
     if not decisions:
         raise ZestError("rounds: expected at least one round, got none")
-    return SequentialDecision("unrelated", len(decisions), decisions, rule)
+    return SequentialDecision(NOT_DETECTED, len(decisions), decisions, rule)

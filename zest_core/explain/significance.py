@@ -26,6 +26,15 @@ that treats them as such rejects far more often than α (the leave-one-out calib
 With fewer than ``min_null`` unrelated models, or a null with no spread, there is no calibrated
 verdict: the result is "inconclusive", with the reason.
 
+What a verdict can say
+----------------------
+A test either rejects or it does not. ``p < α`` gives **"related"**. ``p ≥ α`` gives **"not
+detected"**, never "unrelated": failing to reject is no evidence of independence (a derived model
+can sit as far from its source as independent models do). So a "not detected" always comes with its
+power against this null, the **detection threshold**: the largest distance the test would have
+called related at this α, ``exp(mean + t_α(m − 1) · sd · √(1 + 1/m))`` with ``t_α`` the α-quantile
+of Student's t. An auditor sees how far off the suspect was, and what the test could have detected.
+
 References
 ----------
 Geisser, "Predictive Inference: An Introduction", 1993, §2 (the normal prediction interval).
@@ -43,7 +52,8 @@ from scipy import stats
 from .._shared.checks import check_int, check_number
 from ..errors import ZestError
 
-VERDICT_LABELS = ("related", "unrelated", "inconclusive")
+RELATED, NOT_DETECTED, INCONCLUSIVE = "related", "not detected", "inconclusive"
+VERDICT_LABELS = (RELATED, NOT_DETECTED, INCONCLUSIVE)
 DEFAULT_ALPHA = 0.05
 # Three unrelated models give two degrees of freedom: the fewest with which a t prediction test has
 # finite variance. Fewer is "inconclusive".
@@ -87,15 +97,47 @@ def prediction_p_value(distance: float, null_distances: Sequence[float]) -> floa
     return float(stats.t.cdf(t, df=m - 1))
 
 
+def detection_threshold(null_distances: Sequence[float], alpha: float = DEFAULT_ALPHA) -> float:
+    """The largest distance :func:`prediction_p_value` calls related at level ``alpha``: what the test can detect.
+
+    ``prediction_p_value(d) < alpha`` exactly when ``d`` is below
+    ``exp(mean + t_α(m − 1) · sd · √(1 + 1/m))``, where mean and sd are those of the log null
+    distances and ``t_α(m − 1)`` is the α-quantile of Student's t with m − 1 degrees of freedom
+    (negative for α < 1/2). A suspect at or beyond it is "not detected".
+
+    Parameters
+    ----------
+    null_distances : sequence of float
+        As in :func:`prediction_p_value`.
+    alpha : float, default 0.05
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ZestError
+        As :func:`prediction_p_value`.
+    """
+    alpha = check_number("alpha", alpha, minimum=0.0, maximum=1.0, strict=True)
+    null = np.log(_check_null(null_distances, minimum=2))
+    spread = float(null.std(ddof=1))
+    if not spread > 0:
+        raise ZestError(f"null_distances: expected distances that are not all equal, got {list(null_distances)!r}")
+    m = null.size
+    return float(np.exp(null.mean() + stats.t.ppf(alpha, df=m - 1) * spread * np.sqrt(1 + 1 / m)))
+
+
 @dataclass(frozen=True)
 class Decision:
     """The calibrated verdict of one comparison.
 
     Attributes
     ----------
-    verdict : {"related", "unrelated", "inconclusive"}
-        "related" when ``p_value < alpha``; "unrelated" when the distance is typical of unrelated
-        models (``p_value ≥ alpha``); "inconclusive" when the null cannot support a test.
+    verdict : {"related", "not detected", "inconclusive"}
+        "related" when ``p_value < alpha``; "not detected" when ``p_value ≥ alpha`` (never evidence
+        that the models are unrelated); "inconclusive" when the null cannot support a test.
     p_value : float or None
         The prediction p-value (None when inconclusive for lack of a null).
     rank_p_value : float or None
@@ -105,6 +147,9 @@ class Decision:
     null_distances : tuple of float
     reason : str
         One sentence for people: why this verdict.
+    detection_threshold : float or None
+        The largest distance this null calls related at ``alpha`` (:func:`detection_threshold`): the
+        test's power. None when inconclusive.
     """
 
     verdict: str
@@ -114,12 +159,13 @@ class Decision:
     distance: float
     null_distances: tuple[float, ...]
     reason: str
+    detection_threshold: float | None = None
 
     def to_dict(self) -> dict:
         return {
             "verdict": self.verdict, "p_value": self.p_value, "rank_p_value": self.rank_p_value,
             "alpha": self.alpha, "distance": self.distance, "null_distances": list(self.null_distances),
-            "reason": self.reason,
+            "detection_threshold": self.detection_threshold, "reason": self.reason,
         }
 
 
@@ -154,19 +200,19 @@ def decide_related(
     null = tuple(float(d) for d in null_distances)
     if len(null) < min_null:
         return Decision(
-            "inconclusive", None, rank_p_value(distance, null) if null else None, alpha, distance, null,
+            INCONCLUSIVE, None, rank_p_value(distance, null) if null else None, alpha, distance, null,
             f"only {len(null)} matched unrelated model(s); a calibrated verdict needs at least {min_null}",
         )
     if not all(np.isfinite(d) and d >= 0 for d in null):
         raise ZestError(f"null_distances: expected finite distances ≥ 0, got {list(null)}")
     if min(null) == 0:
         return Decision(
-            "inconclusive", None, rank_p_value(distance, null), alpha, distance, null,
+            INCONCLUSIVE, None, rank_p_value(distance, null), alpha, distance, null,
             "an unrelated model is at distance 0: the method cannot tell models apart on these inputs",
         )
     if np.ptp(np.log(null)) == 0:
         return Decision(
-            "inconclusive", None, rank_p_value(distance, null), alpha, distance, null,
+            INCONCLUSIVE, None, rank_p_value(distance, null), alpha, distance, null,
             "the unrelated models are all at the same distance: the null has no spread to test against",
         )
     if distance == 0:
@@ -175,15 +221,19 @@ def decide_related(
         p = prediction_p_value(distance, null)
     rank = rank_p_value(distance, null)
     mean = float(np.exp(np.mean(np.log(null))))
+    threshold = detection_threshold(null, alpha)
     if p < alpha:
-        verdict, side = "related", "smaller than"
+        verdict, side = RELATED, "smaller than"
     else:
-        verdict, side = "unrelated", "not significantly smaller than"
+        verdict, side = NOT_DETECTED, "not significantly smaller than"
     reason = (
         f"d = {distance:.4g} is {side} the distances of {len(null)} matched unrelated models "
         f"(geometric mean {mean:.4g}): p = {p:.3g} {'<' if p < alpha else '≥'} α = {alpha:g}"
     )
-    return Decision(verdict, p, rank, alpha, distance, null, reason)
+    if verdict == NOT_DETECTED:
+        reason += (f". Not detected is not evidence of independence: against this null, only a distance below "
+                   f"{threshold:.4g} would have been called related ({distance / threshold:.3g}× farther)")
+    return Decision(verdict, p, rank, alpha, distance, null, reason, threshold)
 
 
 def _check_null(null_distances: Sequence[float], *, minimum: int, positive: bool = True) -> np.ndarray:

@@ -14,7 +14,7 @@ from .designs import MASK_DESIGNS
 SEGMENTATION_METHODS = ("quickshift", "slic", "felzenszwalb")
 FILLS = ("mean_color", "constant", "dataset_mean")
 MODES = ("zest", "lime")
-TARGETS = ("logits", "probabilities", "log_probabilities")
+TARGETS = ("logits", "centered_logits", "probabilities", "log_probabilities")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 
@@ -47,8 +47,11 @@ class ZestConfig:
     mode : {"zest", "lime"}
         ``"zest"``: least squares without intercept, as the authors' code does. ``"lime"``: the
         ``lime`` package's LimeBase (kernel-weighted Ridge, alpha=1, with intercept).
-    targets : {"logits", "probabilities", "log_probabilities"}
-        What the local linear models regress: the raw scores, their softmax or log-softmax.
+    targets : {"logits", "centered_logits", "probabilities", "log_probabilities"}
+        What the local linear models regress (:func:`zest_core.pipeline.scores.to_targets`): the raw
+        scores ("logits", the paper's setting), the logits centred over the classes, their softmax
+        (the default, chosen by ``bench/bench_targets.py`` on the zoo's ``*-s0`` lineages and
+        confirmed on ``*-s1``; see the README) or log-softmax.
     kernel_width : float
         Width of LIME's exponential kernel on the cosine distance to the unmasked image (lime mode).
     ridge_alpha : float
@@ -77,7 +80,7 @@ class ZestConfig:
     fill: str = "dataset_mean"
     fill_value: float = 0.0
     mode: str = "zest"
-    targets: str = "logits"
+    targets: str = "probabilities"
     kernel_width: float = 0.25
     ridge_alpha: float = 1.0
     seed: int = 0

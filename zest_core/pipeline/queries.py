@@ -339,6 +339,7 @@ def query_batches(
     total = probe.num_images * num_samples
     size = effective_batch_size(batch_size, probe.device, probe.input_shape)
     plan = list(batch_plan(probe.num_images, num_samples, size))
+    outputs_kind = model_outputs(model)
 
     def composed() -> Iterator[torch.Tensor]:
         done = 0
@@ -359,7 +360,7 @@ def query_batches(
     # run_model first: zip then asks it once more after the last batch, which runs its final check.
     for scores, runs in zip(outputs, plan, strict=True):
         done += scores.shape[0]
-        yield runs, to_targets(scores.to(probe.device), targets)
+        yield runs, to_targets(scores.to(probe.device), targets, outputs_kind)
         if progress is not None:
             progress(done, total, "query")
 

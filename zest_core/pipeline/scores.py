@@ -16,18 +16,42 @@ from .._shared.checks import check_choice
 from ..errors import ModelOutputError
 
 
-def to_targets(scores: torch.Tensor, targets: str) -> torch.Tensor:
-    """The regression targets in float64: the scores themselves, their softmax or log-softmax.
+TARGET_KINDS = ("logits", "centered_logits", "probabilities", "log_probabilities")
+# Declared probabilities of 0 (a float32 softmax underflows) are floored here before their log is taken.
+PROBABILITY_FLOOR = 1e-30
 
-    This is ``ZestConfig.targets``, what the local models fit, applied to the scores whatever the
-    model declares them to be: signatures and their cache keys rest on it. A model's class
-    probabilities, which do respect its declared ``outputs``, are :func:`scores_to_probabilities`'s.
+
+def to_targets(scores: torch.Tensor, targets: str, outputs: str = "logits") -> torch.Tensor:
+    """The regression targets in float64, from a model's scores as the model declares them.
+
+    ``targets`` is ``ZestConfig.targets``, what the local models fit:
+
+    - ``"logits"``: the scores as the model returns them (the Zest paper's setting);
+    - ``"centered_logits"``: the logits minus their mean over the classes. A logit vector carries a
+      per-input offset shared by every class, which softmax ignores and training never constrains;
+      centring removes it;
+    - ``"probabilities"``: the softmax;
+    - ``"log_probabilities"``: the log-softmax (also free of the offset, and of the scale of the
+      probabilities near 0 and 1).
+
+    A model that declares ``outputs="probabilities"`` (an endpoint that returns class
+    probabilities) gets the same targets as its logit twin would: its logits are recovered, up to
+    the offset, as ``log p`` (floored at ``PROBABILITY_FLOOR``), so its centred logits, probabilities
+    and log-probabilities are those of the network behind it. Its ``"logits"`` targets stay what it
+    returns, as the paper regresses.
     """
-    check_choice("targets", targets, ("logits", "probabilities", "log_probabilities"))
+    check_choice("targets", targets, TARGET_KINDS)
+    check_choice("outputs", outputs, OUTPUT_KINDS)
     scores = scores.to(torch.float64)
+    if targets == "logits":
+        return scores
+    if outputs == "probabilities":
+        scores = torch.log(scores.clamp(min=PROBABILITY_FLOOR))
+    if targets == "centered_logits":
+        return scores - scores.mean(dim=1, keepdim=True)
     if targets == "probabilities":
         return torch.softmax(scores, dim=1)
-    return torch.log_softmax(scores, dim=1) if targets == "log_probabilities" else scores
+    return torch.log_softmax(scores, dim=1)
 
 
 OUTPUT_KINDS = ("logits", "probabilities")

@@ -18,6 +18,7 @@ from .config import ZestConfig
 from .local_fit import check_samples_determine_fits
 from .probe import Probe, ProgressFn, prepare_probe
 from .queries import ModelFn, QueryCount, check_model, model_fingerprint, query_batches, resolve_device
+from .scores import model_outputs
 from .reference import ReferenceSet, check_refset
 
 FORMAT_VERSION = SIGNATURE_FILE.version
@@ -138,6 +139,19 @@ class Signature:
         return cls.from_record(SIGNATURE_FILE.read(path), source=str(path))
 
 
+def signature_fingerprint(model: Any, config: ZestConfig) -> str | None:
+    """The model fingerprint a signature is keyed and identified by: the model's content, and what its scores are.
+
+    A model that declares class probabilities gets other targets than its logit twin
+    (:func:`~zest_core.pipeline.scores.to_targets`) unless the targets are the scores themselves, so
+    its fingerprint then says so: the two never share a cache entry.
+    """
+    fingerprint = model_fingerprint(model)
+    if fingerprint is not None and config.targets != "logits" and model_outputs(model) == "probabilities":
+        fingerprint += "+probabilities"
+    return fingerprint
+
+
 def compute_signature(
     model: ModelFn,
     refset: ReferenceSet,
@@ -201,7 +215,7 @@ def compute_signature(
     check_model("model", model)
     check_type("allow_nondeterministic", allow_nondeterministic, bool, "a bool")
     store = resolve_cache(cache)
-    fingerprint = model_fingerprint(model)
+    fingerprint = signature_fingerprint(model, config)
     key = None
     if store is not None and fingerprint is not None:
         key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())

@@ -40,9 +40,9 @@ from ..pipeline.designs import minimum_samples
 from ..pipeline.distance import zest_distance
 from ..pipeline.local_fit import check_samples_determine_fits, fit_operator
 from ..pipeline.probe import Probe, ProgressFn, prepare_probe
-from ..pipeline.queries import QueryCount, model_fingerprint, query_batches, resolve_device
+from ..pipeline.queries import QueryCount, query_batches, resolve_device
 from ..pipeline.reference import ReferenceSet
-from ..pipeline.signature import Signature, compute_signature, restrict_signature
+from ..pipeline.signature import Signature, compute_signature, restrict_signature, signature_fingerprint
 from .calibration import calibrated_reuse_benchmark
 from .scoring import PairScorer, staged
 from .sequential import sequential_calibration
@@ -73,7 +73,7 @@ def nested_signatures(
     refitted from a prefix records the N × L images it stands for and no call (they were asked in the pass).
     """
     store = resolve_cache(cache)
-    fingerprint = model_fingerprint(model)
+    fingerprint = signature_fingerprint(model, config)
     found: dict[int, Signature] = {}
     for samples in sorted(set(sample_counts)):
         cached = _cached(store, fingerprint, refset, config.replace(num_samples=samples))

@@ -118,13 +118,15 @@ def calibrated_reuse_benchmark(
     negative_jobs = [(p, s, None) for p in scratch for s in scratch if p != s and s not in family(zoo, p)]
     jobs = related_jobs + negative_jobs
     related, negatives = [], []
+    image_memo: dict[tuple[str, str], np.ndarray] = {}
     for index, (reference, suspect, relation) in enumerate(jobs):
         null = matched_null(zoo, reference, suspect)
         for method in methods:
             record = _audit_record(scorer, method, reference, suspect, null.models, alpha)
             if relation is None:
                 if image_test and method in IMAGE_TEST_METHODS:
-                    record["image_p_value"] = image_paired_p_value(scorer, reference, suspect, null.models)
+                    record["image_p_value"] = image_paired_p_value(scorer, reference, suspect, null.models,
+                                                                   memo=image_memo)
                 negatives.append(record)
             else:
                 related.append({"relation": relation, **record})
@@ -154,17 +156,26 @@ def _audit_record(scorer: PairScorer, method: str, reference: str, suspect: str,
     }
 
 
-def image_paired_p_value(scorer: PairScorer, reference: str, suspect: str, null: Sequence[str]) -> float | None:
+def image_paired_p_value(scorer: PairScorer, reference: str, suspect: str, null: Sequence[str], *,
+                         memo: dict[tuple[str, str], np.ndarray] | None = None) -> float | None:
     """One-sided t-test over images of ``mean_j d_n(P, U_j) − d_n(P, S) > 0`` (images as independent evidence).
 
     ``d_n`` is the cosine distance between the class-aligned local models of image n. Measured for
-    comparison only: it ignores that all images of one suspect share its training run.
+    comparison only: it ignores that all images of one suspect share its training run. ``memo`` keeps
+    each (reference, model) pair's per-image distances, which every suspect of that reference reuses.
     """
     if len(null) < 2:
         return None
-    base = scorer.signature(reference)
-    suspect_parts = _image_distances(base, scorer.signature(suspect), scorer.align)
-    null_parts = np.mean([_image_distances(base, scorer.signature(u), scorer.align) for u in null], axis=0)
+    memo = {} if memo is None else memo
+
+    def parts(other: str) -> np.ndarray:
+        if (reference, other) not in memo:
+            memo[(reference, other)] = _image_distances(scorer.signature(reference), scorer.signature(other),
+                                                        scorer.align)
+        return memo[(reference, other)]
+
+    suspect_parts = parts(suspect)
+    null_parts = np.mean([parts(u) for u in null], axis=0)
     differences = null_parts - suspect_parts
     if np.ptp(differences) == 0:
         return None

@@ -27,7 +27,18 @@ from .manifest import (
     load_zoo_model,
 )
 
-from .nulls import MatchedNull, family, matched_null
+from .nulls import (
+    UNRELATED_FLAG,
+    MatchedNull,
+    ModelFacts,
+    check_null,
+    family,
+    matched_null,
+    model_facts,
+    named_null,
+    resolve_null,
+    zoo_facts,
+)
 
 # load_model lives below the zoo's layer, so the zoo registers its scheme rather than being imported.
 register_spec_scheme("zoo", load_zoo_model)
@@ -45,9 +56,16 @@ __all__ = [
     "build_zoo",
     "default_zoo_dir",
     "extend_zoo",
+    "UNRELATED_FLAG",
+    "check_null",
     "family",
     "matched_null",
     "MatchedNull",
+    "ModelFacts",
+    "model_facts",
+    "named_null",
+    "resolve_null",
+    "zoo_facts",
     "load_zoo",
     "load_zoo_model",
     "reuse",

@@ -103,8 +103,8 @@ class ZooConfig:
 
     architectures: tuple[str, ...] = ("small_cnn", "lenet5")
     sources_per_arch: int = 2
-    independent_per_arch: int = 5
-    task_independent_per_arch: int = 4
+    independent_per_arch: int = 11
+    task_independent_per_arch: int = 10
     checkpointed_independent: int = 1
     epochs: int = 6
     lr: float = 3e-3

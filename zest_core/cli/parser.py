@@ -261,9 +261,15 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
                        help="zest-cosine in rounds of reference images (8, 8, 16, 32, ... new ones), each tested at "
                             "alpha / rounds, stopping as soon as the verdict is decided: the suspect is asked only "
                             "about the rounds looked at (zest_core.studies.sequential)")
-    audit.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement"),
-                       default="zest-cosine", help="the distance judged (default: zest-cosine)")
+    audit.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "akh", "agreement", "all"),
+                       default="zest-cosine",
+                       help="the distance judged (default: zest-cosine); all: zest-cosine, modeldiff, sac and akh, "
+                            "their p-values combined by Holm's rule (FPR <= alpha whatever their dependence), "
+                            "--budget split equally among them")
     _sac_images_flag(audit)
+    audit.add_argument("--akh-queries", type=int, default=100, metavar="N",
+                       help="akh: images the reference model misclassifies (and CutMix variants) asked of each model "
+                            "(default: 100)")
     audit.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
     _budget_flag(audit, DEFAULT_AUDIT_BUDGET)
     _image_size_flag(audit)

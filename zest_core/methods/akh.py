@@ -68,18 +68,20 @@ class AKHQueries:
 def labels_in_classes(refset: ReferenceSet, class_names: list[str] | None) -> np.ndarray:
     """Each reference image's label as an index of the reference model's classes, -1 where it has none.
 
-    With class names on both sides (the reference set's and the model's), labels are matched by name:
-    a 5-class model of digits 5-9 has no class for a "3". Without them, the labels are taken as the
-    model's class indices.
+    With the model's class names, labels are matched by name (a reference set without class names
+    names each label by its number, as MNIST's digits are): a 5-class model of digits 5-9 has no
+    class for a "3". Without them, the labels are taken as the model's class indices.
     """
     if refset.labels is None:
         raise ZestError(f"refset: expected labelled reference images for AKH (it asks about the reference model's "
                         f"mistakes), got {refset.provenance or 'a reference set'} without labels")
     labels = np.asarray(refset.labels, dtype=np.int64)
-    if refset.class_names is None or class_names is None:
+    if class_names is None:
         return labels
     position = {str(name): k for k, name in enumerate(class_names)}
-    return np.array([position.get(str(refset.class_names[label]), -1) for label in labels], dtype=np.int64)
+    named = refset.class_names
+    return np.array([position.get(str(named[label]) if named is not None else str(label), -1) for label in labels],
+                    dtype=np.int64)
 
 
 def akh_queries(

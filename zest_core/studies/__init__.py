@@ -18,7 +18,7 @@ from .accounting import (
     signature_queries,
     signature_query_detail,
 )
-from .audit import AuditResult, audit, audit_zoo_models
+from .audit import COMBINED_METHODS, AuditResult, audit, audit_signatures, audit_zoo_models, combine_decisions
 from .epochs import EpochCurves, epoch_curves
 from .markdown import reuse_markdown, summary_markdown
 from .refsize import RefsizeStudy, refsize_study
@@ -47,8 +47,11 @@ from .zoo_studies import (
 
 __all__ = [
     "AuditResult",
+    "COMBINED_METHODS",
     "audit",
+    "audit_signatures",
     "audit_zoo_models",
+    "combine_decisions",
     "OutdatedReuseReportError",
     "DEFAULT_METHODS",
     "METHODS",

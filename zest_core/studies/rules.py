@@ -27,7 +27,7 @@ RELATION_ORDER = (
     "transfer+prune", "transfer+quantize", "transfer+distill",
     "permuted", "unlearn-exact", "unlearn-approx",
 )
-METHODS = ("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement", "cka")
+METHODS = ("zest-cosine", "zest-l2", "modeldiff", "sac", "akh", "agreement", "cka")
 DEFAULT_METHODS = ("zest-cosine", "zest-l2", "modeldiff", "agreement")
 # A distance is smaller for related models, a similarity larger.
 METHOD_KINDS = {
@@ -35,6 +35,7 @@ METHOD_KINDS = {
     "zest-l2": "distance",
     "modeldiff": "similarity",
     "sac": "distance",  # SAC-m's mean |C_A - C_B| of sample correlations (zest_core.methods.sac)
+    "akh": "distance",  # QuRD's Hamming distance of labels on the reference's mistakes (zest_core.methods.akh)
     "agreement": "similarity",
     "cka": "similarity",
 }

@@ -11,11 +11,13 @@ import os
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from ..cache.store import SignatureCache
 from ..errors import NotComparableError, ZestError
 from ..methods import agreement_rate, linear_cka, model_features, resolve_class_mapping
 from ..methods.modeldiff import ModelDiff, PairsCache, query_scores
+from ..methods.akh import DEFAULT_NUM_QUERIES, akh_distance, akh_queries, labels_in_classes
 from ..methods.sac import cutmix_images, model_correlation, sac_distance, sac_params
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import zest_distance
@@ -31,8 +33,8 @@ ZEST_METRICS = {"zest-cosine": "cosine", "zest-l2": "l2"}
 
 
 def score_key(method: str, a: str, b: str) -> tuple[str, str, str]:
-    """The key of a score: ModelDiff is oriented (pairs come from ``a``); every other method is symmetric."""
-    if method == "modeldiff":
+    """The key of a score: ModelDiff and AKH are oriented (their queries come from ``a``); the others are symmetric."""
+    if method in ("modeldiff", "akh"):
         return (method, a, b)
     first, second = sorted((a, b))
     return (method, first, second)
@@ -56,6 +58,9 @@ class PairScorer:
     sac_options : mapping, optional
         SAC's ``num_images``, ``seed``, ``cut_ratio`` (:func:`zest_core.methods.sac.sac_params`);
         the CutMix images are made once, and each model's correlation matrix computed once.
+    akh_options : mapping, optional
+        AKH's ``num_queries`` (default 100), ``seed`` and ``pool``: the labelled images whose
+        misclassified ones are the queries (default: ``refset``) (:mod:`zest_core.methods.akh`).
 
     Attributes
     ----------
@@ -79,6 +84,7 @@ class PairScorer:
         progress: ProgressFn | None,
         *,
         sac_options: Mapping[str, Any] | None = None,
+        akh_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.models = models
         self.refset = refset
@@ -98,6 +104,13 @@ class PairScorer:
         self._sac_images: Any = None
         self._sac_correlations: dict[str, np.ndarray] = {}
         self.sac_queries: dict[str, QueryCount] = {}
+        options = dict(akh_options or {})
+        unknown = sorted(set(options) - {"num_queries", "seed", "pool"})
+        if unknown:
+            raise ZestError(f"akh_options: expected num_queries, seed or pool, got {', '.join(unknown)}")
+        self.akh_options = {"num_queries": DEFAULT_NUM_QUERIES, "seed": 0, "pool": refset, **options}
+        self._akh: dict[str, tuple[torch.Tensor, np.ndarray]] = {}
+        self._akh_classes: dict[str, int] = {}
 
     def score(self, method: str, a: str, b: str) -> float:
         """The score of ``a`` and ``b`` by ``method`` (``a`` the source, for ModelDiff)."""
@@ -117,6 +130,8 @@ class PairScorer:
         if method not in METHODS:
             raise ZestError(f"methods: expected one of {', '.join(METHODS)}, got {method!r}")
         try:
+            if method == "akh":
+                return self._akh_distance(a, b)
             if method == "agreement":
                 return self._agreement(a, b)
             return linear_cka(self._representation(a), self._representation(b))
@@ -129,6 +144,30 @@ class PairScorer:
         scores_a, scores_b = self._outputs(a), self._outputs(b)
         mapping = resolve_class_mapping(self.models[a], self.models[b], scores_a.shape[1], scores_b.shape[1])
         return agreement_rate(scores_a.argmax(axis=1), scores_b.argmax(axis=1), class_mapping=mapping)
+
+    def _akh_distance(self, a: str, b: str) -> float:
+        """AKH of suspect ``b`` on reference ``a``'s misclassified pool images (:mod:`zest_core.methods.akh`)."""
+        images, labels_a = self.akh_reference(a)
+        scores_b = query_scores(self.models[b], images, batch_size=self.config.batch_size, device=self.config.device,
+                                counter=self.ledger.counter("akh", b, "queries"))
+        mapping = resolve_class_mapping(self.models[a], self.models[b], self._akh_classes[a], scores_b.shape[1])
+        return akh_distance(labels_a, scores_b.argmax(axis=1), mapping)
+
+    def akh_reference(self, name: str) -> tuple[torch.Tensor, np.ndarray]:
+        """The AKH queries of reference ``name`` and its labels on them (computed once; its queries counted)."""
+        if name not in self._akh:
+            pool, options = self.akh_options["pool"], self.akh_options
+            model = self.models[name]
+            scores = query_scores(model, pool.as_tensor(), batch_size=self.config.batch_size,
+                                  device=self.config.device, counter=self.ledger.counter("akh", name, "pool"))
+            names = getattr(model, "class_names", None)
+            queries = akh_queries(scores, pool, labels_in_classes(pool, names), options["num_queries"],
+                                  rng=options["seed"])
+            own = query_scores(model, queries.images, batch_size=self.config.batch_size, device=self.config.device,
+                               counter=self.ledger.counter("akh", name, "queries"))
+            self._akh_classes[name] = own.shape[1]
+            self._akh[name] = (queries.images, own.argmax(axis=1))
+        return self._akh[name]
 
     def queries(self, method: str, name: str) -> dict[str, Any]:
         """The queries ``method`` made of model ``name`` (:meth:`QueryLedger.entry`), with an endpoint's HTTP count."""

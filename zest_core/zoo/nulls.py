@@ -26,6 +26,8 @@ from .manifest import INDEPENDENT_RELATIONS
 
 # The flag every null refusal names: the unrelated models come from it (or from the zoo's manifest).
 UNRELATED_FLAG = "--unrelated"
+# A model spec naming a zoo model; such models are known by their manifest entry too.
+ZOO_PREFIX = "zoo:"
 
 
 @dataclass(frozen=True)
@@ -261,10 +263,10 @@ def resolve_null(
         Names of the compared models (zoo names when the null comes from the zoo).
     zoo : Zoo, optional
         With no ``unrelated`` models named and both models in it, the null is
-        :func:`matched_null`'s.
+        :func:`matched_null`'s (its models are loaded to be checked).
     models : mapping of str to model, optional
         The loaded models by name (reference, suspect and every unrelated one), for their facts
-        (:func:`model_facts`; a zoo model's come from its manifest too).
+        (:func:`model_facts`; a zoo model's, named or spelt ``zoo:NAME``, come from its manifest too).
     unrelated : sequence of str
         Models named by the user as trained independently for the suspect's task with its
         architecture; they take precedence over the zoo's.
@@ -285,14 +287,19 @@ def resolve_null(
 
     def facts(name: str) -> ModelFacts:
         model = models.get(name)
-        if zoo is not None and name in zoo.entries:
-            return zoo_facts(zoo, name, model) if model is not None else _manifest_facts(zoo, name)
+        entry = name.removeprefix(ZOO_PREFIX)
+        if zoo is not None and entry in zoo.entries:
+            found = zoo_facts(zoo, entry, model) if model is not None else _manifest_facts(zoo, entry)
+            return ModelFacts(name, found.fingerprint, found.num_classes, found.input_shape, found.arch, found.task)
         return model_facts(name, model) if model is not None else ModelFacts(name)
 
     if unrelated:
         return named_null(facts(reference), facts(suspect), [facts(u) for u in unrelated], reason=reason, flag=flag)
     if zoo is not None and reference in zoo.entries and suspect in zoo.entries:
         null = matched_null(zoo, reference, suspect)
+        for name in null.models:
+            if name not in models:
+                models[name] = zoo.load(name)
         warnings = check_null(facts(reference), facts(suspect), [facts(u) for u in null.models], flag=flag)
         return MatchedNull(null.reference, null.suspect, null.models, null.task, null.arch, null.excluded,
                            null.reason, warnings)

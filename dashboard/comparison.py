@@ -4,7 +4,7 @@
 with progress, calls :func:`zest_core.explain.compare_signatures` for the pair and measures the
 distances of the unrelated models (the *null*, :func:`comparison_null`); the :class:`Comparison` it
 returns is kept in session state (:mod:`dashboard.state`) for every page. Its calibrated verdict,
-:meth:`Comparison.audit`, is :func:`zest_core.explain.decide_related` at the level α the user sets.
+:meth:`Comparison.audit`, is the engine's :func:`zest_core.studies.audit_signatures` at the level α the user sets.
 """
 from __future__ import annotations
 
@@ -21,10 +21,15 @@ from zest_core.explain import (
     compare_alignments,
     compare_signatures,
     comparison_report,
-    decide_related,
 )
-from zest_core.studies import AuditResult, queries_report, signature_queries, signature_query_detail
-from zest_core.zoo import matched_null
+from zest_core.studies import (
+    AuditResult,
+    audit_signatures,
+    queries_report,
+    signature_queries,
+    signature_query_detail,
+)
+from zest_core.zoo import matched_null, resolve_null
 
 from .services import (
     JobError,
@@ -80,13 +85,16 @@ class NullModels:
         Whether the demo zoo's manifest picked them (:func:`zest_core.zoo.matched_null`); otherwise
         the user named them on Setup.
     excluded : tuple of str
-        Candidates left out because they are model A or B, or relatives of theirs.
+        Zoo models of B's task and architecture left out because they are relatives of A or B.
+    warnings : tuple of str
+        What the engine's null check (:func:`zest_core.zoo.check_null`) found unusual.
     """
 
     specs: dict[str, str]
     reason: str
     automatic: bool
     excluded: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def comparison_null(
@@ -97,22 +105,44 @@ def comparison_null(
     Two zoo models get their matched null from the manifest: models trained from scratch for B's
     task with B's architecture, outside both lineages. Any other pair is judged against the models
     the user named (``unrelated``, (name, spec) pairs), never against a default: only the user knows
-    which models were trained independently for B's task. A or B named among them is left out.
+    which models were trained independently for B's task. Whether they may serve is the engine's
+    call (:func:`checked_null`): model A or B among them, a copy, or a model of another task is refused.
     """
     names = {slot: zoo_name(choices[slot], zoo) for slot in ("A", "B")}
     if names["A"] is not None and names["B"] is not None:
         null = matched_null(zoo, names["A"], names["B"])
         return NullModels({n: f"zoo:{n}" for n in null.models}, null.reason, True, null.excluded)
-    pair = {choices["A"].spec, choices["B"].spec}
-    kept = {name: spec for name, spec in unrelated if spec not in pair}
-    excluded = tuple(name for name, spec in unrelated if spec in pair)
-    return NullModels(kept, _named_reason(len(kept), excluded), False, excluded)
+    return NullModels(dict(unrelated), _named_reason(len(unrelated)), False)
 
 
-def _named_reason(count: int, excluded: Sequence[str]) -> str:
-    reason = (f"{count} model(s) named on Setup as trained independently, from scratch, for B's task with B's "
-              "architecture (for models outside the demo zoo the dashboard cannot check this: it is your claim)")
-    return reason + (f"; left out as model A or B: {', '.join(excluded)}" if excluded else "")
+def _named_reason(count: int) -> str:
+    return (f"{count} model(s) named on Setup as trained independently, from scratch, for B's task with B's "
+            "architecture (for models outside the demo zoo the dashboard cannot check this: it is your claim)")
+
+
+NULL_FIELD = "Unrelated models (Setup)"
+
+
+def checked_null(
+    null: NullModels, choices: Mapping[str, ModelChoice], zoo: Zoo | None, pair: Mapping[str, Classifier],
+    named: Mapping[str, Classifier],
+) -> NullModels:
+    """``null`` as the engine's one null resolver (:func:`zest_core.zoo.resolve_null`) checks it, with its warnings.
+
+    Raises
+    ------
+    NullError
+        Model A or B among the unrelated models (by content, whatever the file), two copies of one
+        model, or a model of another class count, input shape or task; the message names the Setup field.
+    """
+    if null.automatic:
+        names = {slot: zoo_name(choices[slot], zoo) for slot in ("A", "B")}
+        resolved = resolve_null(names["A"], names["B"], zoo=zoo, models={names[s]: pair[s] for s in ("A", "B")})
+    else:
+        models = {"Model A": pair["A"], "Model B": pair["B"], **named}
+        resolved = resolve_null("Model A", "Model B", models=models, unrelated=list(named), flag=NULL_FIELD,
+                                reason=null.reason)
+    return NullModels(null.specs, null.reason, null.automatic, null.excluded, resolved.warnings)
 
 
 @dataclass
@@ -184,15 +214,18 @@ class Comparison:
                 for name, (job, sig) in jobs.items()}
 
     def audit(self, alpha: float) -> AuditResult:
-        """The calibrated verdict at level ``alpha``: d(A, B) against the null distances d(A, U).
+        """The engine's calibrated verdict at level ``alpha`` (:func:`zest_core.studies.audit_signatures`).
 
-        With fewer than :data:`zest_core.explain.MIN_NULL` unrelated models it is "inconclusive".
+        d(A, B) against the null distances d(A, U); with fewer than :data:`zest_core.explain.MIN_NULL`
+        unrelated models it is "inconclusive".
         """
-        decision = decide_related(self.result.distance, list(self.null_distances.values()), alpha=alpha)
         detail = signature_query_detail(len(self.refset), self.config.num_samples)
-        queries = queries_report(self.query_entries(), detail)
-        return AuditResult(decision, f"zest-{self.result.metric}", tuple(self.null_distances), self.null.reason,
-                           queries)
+        return audit_signatures(
+            self.signatures["A"], self.signatures["B"], self.null_signatures, metric=self.result.metric,
+            align=self.result.align, alpha=alpha,
+            null_reason=self.null.reason, warnings=self.null.warnings,
+            queries=queries_report(self.query_entries(), detail),
+        )
 
     def report(self, alpha: float) -> dict[str, Any]:
         """The JSON-ready report of the comparison, with its calibrated verdict at level ``alpha``."""
@@ -211,8 +244,6 @@ class Comparison:
                 "audit": audit,
             },
         )
-        for key in ("baseline", "relative_distance"):  # the uncalibrated rule, not used by the dashboard
-            report.pop(key, None)
         return report
 
 
@@ -259,7 +290,7 @@ def run_comparison(
     models = _load_pair(choices, refset)
     null = comparison_null(choices, zoo, unrelated)
     null_models = checked_models({f"Unrelated {name}": spec for name, spec in null.specs.items()}, refset)
-    null = _without_copies(null, null_models, models)
+    null = checked_null(null, choices, zoo, models, {job.removeprefix("Unrelated "): m for job, m in null_models})
     jobs = [(f"Model {slot}", models[slot]) for slot in ("A", "B")]
     jobs += [(job, model) for job, model in null_models if job.removeprefix("Unrelated ") in null.specs]
     loaded = time.perf_counter()
@@ -303,18 +334,3 @@ def _load_pair(choices: Mapping[str, ModelChoice], refset: ReferenceSet) -> dict
             raise JobError(f"Model {slot}: {error}") from error
         check_input_shape(models[slot], refset, f"Model {slot} ({choices[slot].label})")
     return models
-
-
-def _without_copies(
-    null: NullModels, null_models: Sequence[tuple[str, Classifier]], pair: Mapping[str, Classifier]
-) -> NullModels:
-    """``null`` without the named models whose content is model A's or B's (another path to the same file)."""
-    if null.automatic:
-        return null
-    own = {model.fingerprint for model in pair.values()} - {None}
-    copies = {job.removeprefix("Unrelated ") for job, model in null_models if model.fingerprint in own}
-    if not copies:
-        return null
-    specs = {name: spec for name, spec in null.specs.items() if name not in copies}
-    excluded = (*null.excluded, *sorted(copies))
-    return NullModels(specs, _named_reason(len(specs), excluded), False, excluded)

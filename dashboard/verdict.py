@@ -1,7 +1,8 @@
 """The calibrated verdict as the Setup and Overview pages show it: the message, the matched null and its figure.
 
 The verdict is zest_core's (:meth:`dashboard.comparison.Comparison.audit`, which calls
-:func:`zest_core.explain.decide_related`); this module only words and draws it. With too few
+:func:`zest_core.studies.audit_signatures`); this module only words and draws it. "Not detected" is
+never shown as good news: failing to reject is not evidence that the models are unrelated. With too few
 unrelated models it says plainly that there is no calibrated verdict, and draws no stand-in.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from zest_core.studies import AuditResult, count_text, describe_entry
 from .comparison import Comparison
 from .ui import show_figure
 
-MESSAGES = {"related": st.warning, "unrelated": st.success}  # anything else ("inconclusive"): st.info
+MESSAGES = {"related": st.warning}  # anything else ("not detected", "inconclusive"): st.info
 
 
 def p_text(value: float | None) -> str:
@@ -51,6 +52,8 @@ def query_text(audit: AuditResult) -> str:
 def show_verdict(comparison: Comparison, audit: AuditResult, key: str) -> None:
     """The verdict's message, where its null comes from, and the null's distances with A vs B's among them."""
     MESSAGES.get(audit.decision.verdict, st.info)(verdict_text(comparison, audit))
+    for warning in audit.warnings:
+        st.caption(f"⚠ {warning}")
     picked = "picked from the demo zoo's manifest" if comparison.null.automatic else "named on Setup"
     st.caption(f"**Matched null** ({picked}): {comparison.null.reason}.")
     st.caption(query_text(audit))

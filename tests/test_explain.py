@@ -11,7 +11,6 @@ from zest_core import IncompatibleSignaturesError, ReferenceSet, Signature, Zest
 from zest_core.errors import ZestError
 from zest_core.explain.uncertainty import bootstrap_distance_interval
 from zest_core.explain import (
-    Baseline,
     alignment_accuracy,
     boundary_image,
     cluster_models,
@@ -19,14 +18,12 @@ from zest_core.explain import (
     compare_signatures,
     comparison_report,
     comparison_weight_maps,
-    decide,
     distance_contributions,
     paint_weights,
     perturbed_samples,
     segment_centroids,
     symmetric_limit,
     to_jsonable,
-    unrelated_baseline,
 )
 from zest_core.pipeline.probe import prepare_probe
 
@@ -39,7 +36,8 @@ PERMUTATION = np.array([3, 0, 8, 1, 9, 2, 7, 4, 6, 5])
 @pytest.fixture(scope="module")
 def signatures(digits_refset):
     """Signatures of A, an unrelated model, A with classes permuted, A with logits scaled, and two baseline models."""
-    config = ZestConfig(num_samples=120, batch_size=60, device="cpu")
+    # Logit targets: the scaled copy is at distance 0 only when the logits themselves are regressed.
+    config = ZestConfig(num_samples=120, batch_size=60, device="cpu", targets="logits")
     base = make_cnn(0)
     models = {
         "A": base,
@@ -124,55 +122,18 @@ def test_contributions_refuse_bad_input(signatures, digits_refset):
 
 
 # --------------------------------------------------------------------------------------------------
-# Baseline, interval and verdict
+# Interval (the verdict is the calibrated audit's: tests/test_significance.py, tests/test_audit.py)
 # --------------------------------------------------------------------------------------------------
-
-
-def test_unrelated_baseline_is_the_mean_over_all_pairs(signatures):
-    chosen = {name: signatures[name] for name in ("B", "U1", "U2")}
-    baseline = unrelated_baseline(chosen)
-    expected = [zest_distance(chosen[x], chosen[y]) for x, y in (("B", "U1"), ("B", "U2"), ("U1", "U2"))]
-    np.testing.assert_allclose(baseline.distances, expected)
-    assert baseline.mean == pytest.approx(np.mean(expected))
-    assert [p[:2] for p in baseline.pairs] == [("B", "U1"), ("B", "U2"), ("U1", "U2")]
-    with pytest.raises(ValueError, match="at least two unrelated models"):
-        unrelated_baseline({"B": signatures["B"]})
-
-
-@pytest.mark.parametrize(
-    "interval, label",
-    [((0.1, 0.4), "related"), ((0.6, 0.9), "unrelated"), ((0.4, 0.6), "inconclusive"), (None, "related")],
-)
-def test_the_verdict_compares_the_interval_with_the_baseline_mean(interval, label):
-    verdict = decide(0.25 if interval is None else sum(interval) / 2, 0.5, interval, level=0.9)
-    assert verdict.label == label
-    if interval is not None:
-        assert verdict.relative_interval == pytest.approx((interval[0] / 0.5, interval[1] / 0.5))
-        assert "90% interval" in verdict.explanation
-    else:
-        assert "no confidence interval" in verdict.explanation
-
-
-def test_the_verdict_without_baseline_is_unknown_and_bad_arguments_are_refused():
-    assert decide(0.3, None).label == "unknown"
-    assert decide(0.3, None).relative is None
-    with pytest.raises(ValueError, match="baseline_mean: expected a positive number"):
-        decide(0.3, 0.0)
-    with pytest.raises(ValueError, match="low <= high"):
-        decide(0.3, 0.5, (0.4, 0.2))
 
 
 def test_compare_signatures_combines_the_pieces(signatures):
     a, b = signatures["A"], signatures["A_scaled"]
-    baseline = {name: signatures[name] for name in ("B", "U1", "U2")}
-    result = compare_signatures(a, b, baseline=baseline, n_boot=60, seed=3, level=0.9)
+    result = compare_signatures(a, b, n_boot=60, seed=3, level=0.9)
     assert result.distance == pytest.approx(0.0, abs=1e-10)
     assert result.interval == pytest.approx(bootstrap_distance_interval(a, b, n_boot=60, seed=3, level=0.9))
-    assert result.verdict.label == "related"
-    assert result.relative == pytest.approx(result.distance / unrelated_baseline(baseline).mean)
-    unrelated = compare_signatures(a, signatures["B"], baseline=baseline, n_boot=0)
+    assert not hasattr(result, "verdict") and not hasattr(result, "relative")  # no uncalibrated rule
+    unrelated = compare_signatures(a, signatures["B"], n_boot=0)
     assert unrelated.interval is None and unrelated.n_boot == 0
-    assert compare_signatures(a, signatures["B"]).verdict.label == "unknown"
     with pytest.raises(ValueError, match="level"):
         compare_signatures(a, b, level=1.5)
     with pytest.raises(ValueError, match="n_boot"):
@@ -365,8 +326,7 @@ def test_compare_signatures_matches_the_classes_once(signatures, monkeypatch):
 
 
 def test_the_report_is_plain_json_and_consistent(signatures, digits_refset):
-    baseline = {name: signatures[name] for name in ("U1", "U2")}
-    result = compare_signatures(signatures["A"], signatures["A_permuted"], align="greedy", baseline=baseline, n_boot=20)
+    result = compare_signatures(signatures["A"], signatures["A_permuted"], align="greedy", n_boot=20)
     names = [str(k) for k in range(10)]
     alignments = compare_alignments(signatures["A"], signatures["A_permuted"], names_a=names,
                                     names_b=[names[k] for k in PERMUTATION])
@@ -376,15 +336,14 @@ def test_the_report_is_plain_json_and_consistent(signatures, digits_refset):
     text = json.dumps(report, allow_nan=False)
     again = json.loads(text)
     assert again["distance"] == pytest.approx(result.distance)
-    assert again["verdict"]["label"] == result.verdict.label
+    assert "verdict" not in again and "relative_distance" not in again and "baseline" not in again
     assert sum(i["contribution"] for i in again["contributions"]["images"]) == pytest.approx(result.distance, abs=1e-12)
     assert again["alignments"]["hungarian"]["correct"] == 10
     assert len(again["class_cost_matrix"]) == 10
-    assert again["baseline"]["models"] == ["U1", "U2"]
     assert again["reference_set"]["labels"] == digits_refset.labels.tolist()
     assert again["timings_s"]["total_s"] == 1.5
 
 
 def test_to_jsonable():
-    value = {"a": np.float32(1.5), "b": (np.int64(2), float("nan")), "c": np.arange(2), "d": Baseline([], []).names}
+    value = {"a": np.float32(1.5), "b": (np.int64(2), float("nan")), "c": np.arange(2), "d": []}
     assert to_jsonable(value) == {"a": 1.5, "b": [2, None], "c": [0, 1], "d": []}

@@ -51,9 +51,9 @@ def test_the_rounds_after_the_stop_are_never_computed():
 
     decision = decide_sequentially(rounds(), SequentialRule(rounds=5, futility=1.0))
     assert decision.verdict == "related" and decision.stopped_round == 2 and asked == [0, 1]
-    # Futility: a typical distance after round 1 stops with "unrelated".
+    # Futility: a typical distance after round 1 stops with "not detected" (never "unrelated").
     futile = decide_sequentially(iter([(1.0, [1.0, 1.1, 0.9, 1.05, 0.95])] * 5), SequentialRule(rounds=5))
-    assert futile.verdict == "unrelated" and futile.stopped_round == 1
+    assert futile.verdict == "not detected" and futile.stopped_round == 1
     with pytest.raises(ZestError, match="rounds"):
         SequentialRule(rounds=0)
 
@@ -103,9 +103,16 @@ def test_cli_sequential_audit_reports_rounds_and_the_suspects_queries(tmp_path, 
                  "--json", "--cache-dir", str(tmp_path)])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["rounds"] == 2 and report["sizes"][0] == 8 and report["round_alpha"] == pytest.approx(0.025)
-    assert report["verdict"] in ("related", "unrelated")
-    images = report["sizes"][-1] * 40 + 16  # the rounds looked at, and the determinism check's 16
+    rounds = report["rounds"]
+    assert rounds["rounds"] == 2 and rounds["sizes"][0] == 8 and rounds["round_alpha"] == pytest.approx(0.025)
+    assert report["verdict"] in ("related", "not detected") and report["verdict"] == rounds["verdict"]
+    # The fixed audit's keys, plus its rounds.
+    assert main(["audit", "zoo:cnn-s0", "zoo:cnn-s0.prune50", "--refset", "mnist:16", "--samples", "40",
+                 "--json", "--cache-dir", str(tmp_path)]) == 0
+    fixed = json.loads(capsys.readouterr().out)
+    assert set(report) == set(fixed) | {"rounds"}
+    assert report["p_value"] == rounds["p_values"][-1] and report["detection_threshold"] is not None
+    images = rounds["sizes"][-1] * 40 + 16  # the rounds looked at, and the determinism check's 16
     assert report["queries"]["suspect"]["images"] == images
     assert main(["audit", "zoo:cnn-s0", "zoo:cnn-s0.prune50", "--sequential", "--method", "modeldiff"]) == 2
     assert "--sequential: expected --method zest-cosine" in capsys.readouterr().err

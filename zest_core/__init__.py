@@ -39,7 +39,6 @@ from .pipeline.distance import (
     IncompatibleSignaturesError,
     alignment_method,
     distance_matrix,
-    relative_distance,
     signature_distance_matrix,
     zest_distance,
 )
@@ -111,7 +110,6 @@ __all__ = [
     "load_npz_reference",
     "model_fingerprint",
     "reference_from_uploads",
-    "relative_distance",
     "resolve_device",
     "segment_image",
     "signature_distance_matrix",

@@ -114,7 +114,7 @@ def _sequential(args: argparse.Namespace, refset: Any, config: Any) -> int:
         "null": {"models": list(unrelated), "distances": dict(zip(unrelated, last.null_distances)),
                  "reason": null.reason, "warnings": list(null.warnings)},
         "queries": {name: None if q is None else q.to_dict() for name, q in asked.items()},
-        "budget": None if args.budget_plan is None else args.budget_plan.to_dict(),
+        "budget": None if args.budget_plan is None else args.budget_plan.to_dict(), "budget_split": None,
         "rounds": decision.to_dict(),
     }
     if args.json:

@@ -7,8 +7,6 @@ signatures, reference sets and models (no Streamlit, no plotting). One module pe
   per-entry, per-image and per-class parts (cosine, L1 and L2 are sums of per-entry terms; L∞ is a
   maximum);
 - :mod:`~zest_core.explain.uncertainty`: the percentile bootstrap interval over reference images;
-- :mod:`~zest_core.explain.verdict`: :func:`unrelated_baseline` and :func:`decide` give the relative
-  distance [1]_ (App. C) and a related/unrelated verdict;
 - :mod:`~zest_core.explain.comparison`: :func:`compare_signatures`, all of the above for one pair,
   aligned once;
 - :mod:`~zest_core.explain.painting`: :func:`paint_weights` and :func:`comparison_weight_maps` paint
@@ -50,10 +48,9 @@ from .painting import (
     to_rgb,
 )
 from .replay import PerturbedSamples, perturbed_samples
-from .significance import DEFAULT_ALPHA, MIN_NULL, Decision, decide_related
+from .significance import DEFAULT_ALPHA, MIN_NULL, VERDICT_LABELS, Decision, decide_related, detection_threshold
 from .report import comparison_report, to_jsonable
 from .uncertainty import bootstrap_distance_interval, bootstrap_distances
-from .verdict import VERDICTS, Baseline, Verdict, decide, unrelated_baseline
 
 __all__ = [
     "CHECKPOINT_EXTENSIONS",
@@ -61,14 +58,13 @@ __all__ = [
     "MIN_NULL",
     "Decision",
     "decide_related",
-    "VERDICTS",
+    "detection_threshold",
+    "VERDICT_LABELS",
     "AlignmentSummary",
-    "Baseline",
     "Clustering",
     "ComparisonResult",
     "Contributions",
     "PerturbedSamples",
-    "Verdict",
     "WeightMaps",
     "alignment_accuracy",
     "bootstrap_distance_interval",
@@ -80,7 +76,6 @@ __all__ = [
     "compare_signatures",
     "comparison_report",
     "comparison_weight_maps",
-    "decide",
     "distance_contributions",
     "paint_weights",
     "perturbed_samples",
@@ -89,5 +84,4 @@ __all__ = [
     "symmetric_limit",
     "to_jsonable",
     "to_rgb",
-    "unrelated_baseline",
 ]

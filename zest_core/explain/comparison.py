@@ -1,8 +1,11 @@
-"""One comparison of two signatures, whole: distance, contributions, baseline, interval and verdict."""
+"""One comparison of two signatures, whole: distance, contributions and interval.
+
+Whether the pair is related is not decided here: that is the calibrated audit's question, against a
+matched null (:func:`zest_core.studies.audit`, :func:`zest_core.studies.audit_signatures`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 from .._shared.checks import check_int, check_number
 from ..pipeline.alignment import Alignment
@@ -10,7 +13,6 @@ from ..pipeline.distance import compare
 from ..pipeline.signature import Signature
 from .contributions import Contributions, split_distance
 from .uncertainty import bootstrap_distance_interval
-from .verdict import Baseline, Verdict, decide, unrelated_baseline
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,11 @@ class ComparisonResult:
     alignment_method : str or None
         The class matching that ran (None when none did).
     contributions : Contributions
-    baseline : Baseline or None
     interval : (float, float) or None
         Bootstrap interval of the distance over reference images.
     level : float
         Its confidence level.
     n_boot : int
-    verdict : Verdict
     alignment : Alignment or None
         The class matching itself (pairs and cost matrix), None when none ran.
     """
@@ -41,16 +41,10 @@ class ComparisonResult:
     align: str
     alignment_method: str | None
     contributions: Contributions
-    baseline: Baseline | None
     interval: tuple[float, float] | None
     level: float
     n_boot: int
-    verdict: Verdict
     alignment: Alignment | None = None
-
-    @property
-    def relative(self) -> float | None:
-        return self.verdict.relative
 
 
 def compare_signatures(
@@ -59,12 +53,11 @@ def compare_signatures(
     *,
     metric: str = "cosine",
     align: str = "auto",
-    baseline: Mapping[str, Signature] | None = None,
     n_boot: int = 200,
     level: float = 0.95,
     seed: int = 0,
 ) -> ComparisonResult:
-    """Compare two signatures: distance, contributions, relative distance, interval and verdict.
+    """Compare two signatures: distance, contributions and interval.
 
     The pair is compared once (:func:`zest_core.pipeline.distance.compare`: one check, one class
     matching); the contributions split that comparison's distance. The bootstrap matches classes
@@ -76,9 +69,6 @@ def compare_signatures(
         Computed on the same reference set with the same config.
     metric, align
         As in :func:`zest_core.zest_distance`.
-    baseline : mapping of str to Signature, optional
-        Independently trained models on the same reference set and config (at least two); None
-        leaves the relative distance and the verdict unknown.
     n_boot : int
         Resamples of the reference images for the percentile bootstrap interval of the distance
         (:func:`zest_core.explain.uncertainty.bootstrap_distance_interval`); 0 skips the interval.
@@ -94,25 +84,19 @@ def compare_signatures(
     Raises
     ------
     ZestError
-        For invalid arguments (see :func:`zest_core.pipeline.distance.compare`,
-        :func:`zest_core.explain.verdict.unrelated_baseline`).
+        For invalid arguments (see :func:`zest_core.pipeline.distance.compare`).
     """
     check_number("level", level, minimum=0, maximum=1, strict=True)
     check_int("n_boot", n_boot, minimum=0)
     comparison = compare(sig_a, sig_b, metric=metric, align=align)
     contributions = split_distance(comparison)
-    unrelated = unrelated_baseline(baseline, metric=metric, align=align) if baseline else None
     interval = None
     if n_boot > 0:
         interval = bootstrap_distance_interval(
             sig_a, sig_b, metric=metric, align=align, n_boot=n_boot, seed=seed, level=level
         )
-    verdict = decide(
-        comparison.distance, None if unrelated is None else unrelated.mean, interval,
-        level=level if interval is not None else None,
-    )
     return ComparisonResult(
         distance=comparison.distance, metric=metric, align=align, alignment_method=comparison.method,
-        contributions=contributions, baseline=unrelated, interval=interval, level=level,
-        n_boot=n_boot if interval is not None else 0, verdict=verdict, alignment=comparison.alignment,
+        contributions=contributions, interval=interval, level=level,
+        n_boot=n_boot if interval is not None else 0, alignment=comparison.alignment,
     )

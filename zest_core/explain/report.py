@@ -12,7 +12,6 @@ from ..pipeline.reference import ReferenceSet
 from .class_matching import AlignmentSummary
 from .comparison import ComparisonResult
 from .contributions import Contributions
-from .verdict import Baseline
 
 REFERENCES = ["Jia et al., A Zest of LIME, ICLR 2023", "Ribeiro et al., LIME, KDD 2016 (arXiv:1602.04938)"]
 
@@ -47,7 +46,6 @@ def comparison_report(
     """
     contributions = result.contributions
     labels = refset.labels
-    verdict = result.verdict
     report: dict[str, Any] = {
         "report": "zest-explorer comparison",
         "references": REFERENCES,
@@ -58,16 +56,9 @@ def comparison_report(
         "align": result.align,
         "alignment_method": result.alignment_method,
         "distance": result.distance,
-        "relative_distance": result.relative,
-        "baseline": None if result.baseline is None else _baseline_entry(result.baseline),
         "interval": None if result.interval is None else {
             "low": result.interval[0], "high": result.interval[1], "level": result.level, "n_boot": result.n_boot,
             "method": "bootstrap over reference images",
-        },
-        "verdict": {
-            "label": verdict.label,
-            "relative_interval": None if verdict.relative_interval is None else list(verdict.relative_interval),
-            "explanation": verdict.explanation,
         },
         "contributions": {
             "additive": contributions.additive,
@@ -115,14 +106,6 @@ def _class_rows(
         }
         for m, (i, j) in enumerate(contributions.pairs)
     ]
-
-
-def _baseline_entry(baseline: Baseline) -> dict[str, Any]:
-    return {
-        "models": baseline.names,
-        "pairs": [{"a": a, "b": b, "distance": d} for a, b, d in baseline.pairs],
-        "mean": baseline.mean,
-    }
 
 
 def _alignment_entry(summary: AlignmentSummary) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from ._style import DIVERGING, MATCH_COLORS, VERDICT_COLORS
 from .alignment import bipartite, cost_matrix
 from .budget import budget_figure, budget_relations_figure
 from .calibration import ablation_figure, audit_null_figure, calibration_figures, matched_null_figure, rates_figure, roc_figure
-from .distances import clustered_heatmap, contribution_bars, distance_context
+from .distances import clustered_heatmap, contribution_bars
 from .images import image_grid, numbered_segments, png_image
 from .studies import epoch_figure, epochs_figure, refsize_figure, reuse_figure, unlearning_figure
 from .weights import weight_small_multiples, weight_triptych
@@ -36,7 +36,6 @@ __all__ = [
     "clustered_heatmap",
     "contribution_bars",
     "cost_matrix",
-    "distance_context",
     "epoch_figure",
     "epochs_figure",
     "image_grid",

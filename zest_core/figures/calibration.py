@@ -87,6 +87,11 @@ def audit_null_figure(audit: Mapping[str, Any]) -> go.Figure:
     figure.add_trace(go.Scatter(x=[audit["distance"]], y=[0], mode="markers+text", text=["suspect"],
                                 textposition="bottom center", marker={"size": 16, "color": color, "symbol": "diamond"},
                                 name=f"suspect: {audit['verdict']}"))
+    threshold = audit.get("detection_threshold")
+    if threshold is not None:
+        # The test's power against this null: only distances left of this line are called related at α.
+        figure.add_vline(x=threshold, line_dash="dash", line_color=VERDICT_COLORS["related"],
+                         annotation_text=f"related below {threshold:.4g}", annotation_position="top left")
     figure.update_layout(template=TEMPLATE, height=240, yaxis={"visible": False}, xaxis_title="distance",
                          title=f"{audit['verdict']} · p = {_p(audit['p_value'])} · α = {audit['alpha']:g}")
     return figure

@@ -1,4 +1,4 @@
-"""Distances: a pair's distance against unrelated models, what contributes to it, and a clustered distance matrix."""
+"""Distances: what contributes to a pair's distance, and a clustered distance matrix."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,39 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..explain import Baseline, Clustering
-from ._style import VERDICT_COLORS
-
-
-def distance_context(
-    distance: float, interval: tuple[float, float] | None, baseline: Baseline | None, verdict: str, metric: str
-) -> go.Figure:
-    """The pair's distance (with its interval) against the distances between unrelated models."""
-    fig = go.Figure()
-    if baseline is not None:
-        labels = [f"{a} vs {b}" for a, b, _ in baseline.pairs]
-        fig.add_trace(go.Scatter(
-            x=baseline.distances, y=["unrelated pairs"] * len(labels), mode="markers", name="unrelated pairs",
-            text=labels, hovertemplate="%{text}: %{x:.4f}<extra></extra>",
-            marker={"color": "#7f7f7f", "size": 11, "symbol": "circle-open"},
-        ))
-        fig.add_vline(x=baseline.mean, line_dash="dash", line_color="#7f7f7f",
-                      annotation_text=f"baseline mean {baseline.mean:.4f}", annotation_position="top")
-    error = None
-    if interval is not None:
-        error = {"type": "data", "symmetric": False, "array": [interval[1] - distance],
-                 "arrayminus": [distance - interval[0]], "thickness": 2, "width": 8}
-    fig.add_trace(go.Scatter(
-        x=[distance], y=["A vs B"], mode="markers", name="A vs B", error_x=error,
-        hovertemplate="A vs B: %{x:.4f}<extra></extra>",
-        marker={"color": VERDICT_COLORS.get(verdict, "#1f77b4"), "size": 14, "symbol": "diamond"},
-    ))
-    fig.update_layout(
-        title="Distance of A and B against unrelated models", xaxis_title=f"Zest distance ({metric})",
-        height=260, margin={"l": 10, "r": 10, "t": 60, "b": 40}, showlegend=False,
-    )
-    fig.update_xaxes(rangemode="tozero")
-    return fig
+from ..explain import Clustering
 
 
 def contribution_bars(values: np.ndarray, labels: Sequence[str], *, title: str, axis: str, top: int = 15) -> go.Figure:

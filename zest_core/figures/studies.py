@@ -34,7 +34,7 @@ def epoch_figure(curves: EpochCurves, *, run: str, other: str | None, metric: st
     if curves.unrelated:
         fig.add_trace(go.Scatter(
             x=list(curves.unrelated_epochs), y=list(curves.unrelated), mode="lines+markers",
-            name=f"unrelated: {run} vs {other}, same t", line={"color": VERDICT_COLORS["unrelated"], "dash": "dash"},
+            name=f"unrelated: {run} vs {other}, same t", line={"color": "#2ca02c", "dash": "dash"},
         ))
     fig.update_layout(
         title="Distance between checkpoints during training", xaxis_title="epoch t",

@@ -27,7 +27,7 @@ from ..errors import ZestError
 from ..explain.significance import DEFAULT_ALPHA, Decision, decide_related
 from ..pipeline.config import ZestConfig
 from ..pipeline.reference import ReferenceSet
-from ..zoo.nulls import matched_null
+from ..zoo.nulls import ModelFacts, check_null, matched_null
 from .backend import ModelFailure, ModelSource
 from .catalog import Hub, HubModel
 from .matrix import DEFAULT_BLOCK_SIZE, pair_distances
@@ -49,7 +49,7 @@ class Candidate:
     distance : float
         Zest cosine distance d(H, S).
     decision : Decision
-        "related", "unrelated" or "inconclusive" against the null below.
+        "related", "not detected" or "inconclusive" against the null below.
     null_models : tuple of str
     null_reason : str
     """
@@ -177,7 +177,7 @@ def search_hub(
     distances = pair_distances(stack, [suspect_index], run.order(ranked_names), align=align, block_size=block_size)[0]
     order = sorted(range(len(ranked_names)), key=lambda k: (distances[k], ranked_names[k]))
     ranking = [(ranked_names[k], float(distances[k])) for k in order]
-    null_of = _null_finder(hub, target.name, in_hub, [unrelated_names[n] for n in unrelated or {}], done)
+    null_of = _null_finder(hub, target.name, in_hub, [unrelated_names[n] for n in unrelated or {}], done, stack)
     candidates = []
     for rank, (name, distance) in enumerate(ranking[:top], start=1):
         null_models, reason = null_of(name)
@@ -200,12 +200,33 @@ def _suspect_model(suspect: str | HubModel, hub: Hub) -> HubModel:
     return hub.find(suspect) or HubModel(suspect, suspect)
 
 
-def _null_finder(hub: Hub, suspect: str, in_hub: bool, unrelated: list[str], done: set[str]):
-    """A function: hub model H → (the null models of "is the suspect derived from H?", why those)."""
+def _null_finder(hub: Hub, suspect: str, in_hub: bool, unrelated: list[str], done: set[str], stack: Any):
+    """A function: hub model H → (the null models of "is the suspect derived from H?", why those).
+
+    Named unrelated models are checked once by :func:`~zest_core.zoo.check_null` (the suspect among
+    them, two copies of one model, another class count: refused, naming ``--unrelated``); a hub
+    model H that is itself one of them gets no verdict (its null would contain it), never a smaller null.
+    """
     if unrelated:
         computed = [name for name in unrelated if name in done]
+
+        def facts(name: str) -> ModelFacts:
+            index = stack.index(name)
+            return ModelFacts(name.removeprefix(UNRELATED_PREFIX), stack.fingerprints[index],
+                              int(stack.num_classes[index]))
+
+        named = [facts(n) for n in computed]
+        check_null(ModelFacts("(each hub model)"), facts(suspect), named)
         reason = f"{len(computed)} unrelated model(s) named by the caller"
-        return lambda name: ([n for n in computed if n != name], reason)
+
+        def named_null_of(name: str) -> tuple[list[str], str]:
+            mine = facts(name)
+            clash = [f.name for f in named if f.name == mine.name or (f.fingerprint and f.fingerprint == mine.fingerprint)]
+            if clash:
+                return [], f"refused: {name} is itself among --unrelated ({', '.join(clash)}); a model cannot be in its own null"
+            return computed, reason
+
+        return named_null_of
     suspect_entry = hub.entry_name(suspect) if in_hub else None
     if suspect_entry is None:
         why = "the hub has no manifest" if hub.zoo is None else "the suspect is not in the hub's manifest"

@@ -45,6 +45,9 @@ def _run_study(args: argparse.Namespace) -> int:
             result = calibrated_reuse_study(built, refset, config, methods=args.methods or list(DEFAULT_METHODS),
                                             align=args.align,
                                             alpha=args.alpha, sac_options={"num_images": args.sac_images},
+                                            # AKH asks about the reference's mistakes among the 1,000
+                                            # held-out digits the auditor holds, labelled.
+                                            akh_options={"pool": load_mnist(None, split="test")},
                                             progress=bar, cache=cache)
             paths = write_calibration(result, calibration_figures(result.to_dict()), out)
             print(calibration_markdown(result))

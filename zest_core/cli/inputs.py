@@ -43,6 +43,7 @@ CONFIG_FLAGS = {
     "seed": "seed",
     "batch_size": "batch_size",
     "device": "device",
+    "mask_design": "mask_design",
 }
 # The reverse, as the user typed it: a config error about "num_samples" is reported against "--samples".
 CONFIG_FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in CONFIG_FLAGS.items()}

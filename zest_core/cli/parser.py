@@ -6,6 +6,7 @@ import argparse
 from ..methods.sac import DEFAULT_NUM_IMAGES as DEFAULT_SAC_IMAGES
 from ..pipeline.budget import BUDGET_DESIGN, BUDGET_SAMPLES, DEFAULT_AUDIT_BUDGET
 from ..pipeline.config import DEVICES, FILLS, MODES, SEGMENTATION_METHODS, TARGETS, ZestConfig
+from ..pipeline.designs import MASK_DESIGNS
 from ..hub import BACKENDS, DEFAULT_BLOCK_SIZE
 from ..hub.backend import DEFAULT_RETRIES as DEFAULT_TASK_RETRIES
 from ..pipeline.distance import ALIGN_CHOICES, METRICS
@@ -34,6 +35,8 @@ def _config_parent() -> argparse.ArgumentParser:
     group.add_argument("--targets", choices=TARGETS,
                        help="what the local models regress (default: probabilities; logits is the Zest paper's setting)")
     group.add_argument("--seed", type=int, help="seed of the mask sampler")
+    group.add_argument("--mask-design", choices=MASK_DESIGNS,
+                       help="how the L masks of an image are drawn (default: bernoulli, LIME's; --budget picks orthogonal)")
     group.add_argument("--batch-size", type=int, help="perturbed images per forward pass")
     group.add_argument("--device", choices=DEVICES, help="where the models run")
     group.add_argument("--cache-dir", help="signature cache folder (default: $ZEST_CACHE_DIR or ~/.cache/zest)")

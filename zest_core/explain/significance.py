@@ -44,7 +44,7 @@ distance; its README prescribes ≥ 5 pairs of independently trained models as t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -234,6 +234,26 @@ def decide_related(
         reason += (f". Not detected is not evidence of independence: against this null, only a distance below "
                    f"{threshold:.4g} would have been called related ({distance / threshold:.3g}× farther)")
     return Decision(verdict, p, rank, alpha, distance, null, reason, threshold)
+
+
+def holm_adjusted(p_values: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Holm's step-down adjusted p-values of several tests of one hypothesis family; None stays None.
+
+    Sorted ascending, ``p̃₍ᵢ₎ = max_{j ≤ i} min(1, (k − j + 1) · p₍ⱼ₎)`` over the k p-values that are not
+    None. Rejecting where ``p̃ < α`` keeps the family-wise error rate at most α whatever the tests'
+    dependence; the smallest adjusted p-value, ``min(1, k · min p)``, is the global (Bonferroni) one.
+
+    References
+    ----------
+    Holm, "A Simple Sequentially Rejective Multiple Test Procedure", Scand. J. Statist. 6(2), 1979.
+    """
+    tested = sorted(((p, name) for name, p in p_values.items() if p is not None))
+    adjusted: dict[str, float | None] = {name: None for name in p_values}
+    running = 0.0
+    for rank, (p, name) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * float(p)))
+        adjusted[name] = running
+    return adjusted
 
 
 def _check_null(null_distances: Sequence[float], *, minimum: int, positive: bool = True) -> np.ndarray:

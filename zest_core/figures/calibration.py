@@ -41,6 +41,8 @@ def roc_figure(report: Mapping[str, Any]) -> go.Figure:
     figure = go.Figure()
     for method in report["methods"]:
         records = [r for r in report["related"] if r["method"] == method]
+        if not any(r["null_distances"] for r in records):
+            continue  # a combined verdict ("all") has p-values, no distances against a null
         fpr, tpr = roc_points([r["distance"] for r in records], [d for r in records for d in r["null_distances"]])
         auc = report["summary"][method]["overall"]["auc_matched"]
         figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{method} (AUC {_number(auc)})"))

@@ -14,7 +14,8 @@ import numpy as np
 
 from .._shared.checks import check_choice, check_number
 from ..errors import NullError, ZestError
-from ..explain.significance import DEFAULT_ALPHA, INCONCLUSIVE, NOT_DETECTED, RELATED, Decision, decide_related
+from ..explain.significance import (DEFAULT_ALPHA, INCONCLUSIVE, NOT_DETECTED, RELATED, Decision, decide_related,
+                                    holm_adjusted)
 from ..methods.modeldiff import search_params
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import zest_distance
@@ -121,11 +122,7 @@ def combine_decisions(decisions: Mapping[str, Decision], alpha: float = DEFAULT_
         raise ZestError("decisions: expected at least one method's decision, got none")
     tested = {name: d.p_value for name, d in decisions.items() if d.p_value is not None}
     k = len(tested)
-    adjusted: dict[str, float | None] = {name: None for name in decisions}
-    running = 0.0
-    for rank, (name, p) in enumerate(sorted(tested.items(), key=lambda item: item[1])):
-        running = max(running, min(1.0, (k - rank) * p))
-        adjusted[name] = running
+    adjusted = holm_adjusted({name: d.p_value for name, d in decisions.items()})
     info = {"rule": "holm", "tested": k, "adjusted": adjusted}
     if k == 0:
         reasons = "; ".join(f"{name}: {d.reason}" for name, d in decisions.items())

@@ -35,11 +35,12 @@ import numpy as np
 from scipy import stats
 
 from .._shared.checks import check_number
-from ..explain.significance import DEFAULT_ALPHA, decide_related
+from ..explain.significance import DEFAULT_ALPHA, decide_related, holm_adjusted
 from ..pipeline.distance import compare
 from ..zoo.nulls import family, matched_null
 from .reuse import mean_std
 from .rules import METHOD_KINDS, as_distance, order_relations, roc_auc
+from .audit import ALL, COMBINED_METHODS
 from .scoring import PairScorer
 
 # Methods whose per-image evidence is measured with the image-paired test.
@@ -117,7 +118,8 @@ def calibrated_reuse_benchmark(
     scratch = zoo.independent()
     negative_jobs = [(p, s, None) for p in scratch for s in scratch if p != s and s not in family(zoo, p)]
     jobs = related_jobs + negative_jobs
-    related, negatives = [], []
+    related: list[dict[str, Any]] = []
+    negatives: list[dict[str, Any]] = []
     image_memo: dict[tuple[str, str], np.ndarray] = {}
     for index, (reference, suspect, relation) in enumerate(jobs):
         null = matched_null(zoo, reference, suspect)
@@ -132,12 +134,39 @@ def calibrated_reuse_benchmark(
                 related.append({"relation": relation, **record})
         if progress is not None:
             progress(index + 1, len(jobs), "audit pairs")
+    if set(COMBINED_METHODS) <= set(methods):
+        methods = [*methods, ALL]
+        related += combined_records(related, alpha)
+        negatives += combined_records(negatives, alpha)
     relations = order_relations(r for _, _, r in related_jobs)
     summary = summarize_calibration(methods, relations, related, negatives, alpha)
     metadata = {"notes": scorer.notes, "references": scratch, "config": scorer.config.to_dict(),
                 "refset": scorer.refset.describe(), "align": scorer.align,
                 "queries": scorer.query_report(methods)}
     return CalibrationResult(tuple(methods), relations, alpha, tuple(related), tuple(negatives), summary, metadata)
+
+
+def combined_records(records: Sequence[Mapping[str, Any]], alpha: float) -> list[dict[str, Any]]:
+    """The ``zest audit --method all`` verdict of every audited pair: Holm over :data:`COMBINED_METHODS`' p-values.
+
+    Its "distance" is the combined p-value (smaller is more related), so the pooled AUC ranks pairs by
+    it; it has no null distances, hence no matched AUC.
+    """
+    by_pair: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    for record in records:
+        if record["method"] in COMBINED_METHODS:
+            by_pair.setdefault((record["reference"], record["suspect"]), {})[record["method"]] = record
+    combined = []
+    for (reference, suspect), mine in by_pair.items():
+        adjusted = [p for p in holm_adjusted({m: r["p_value"] for m, r in mine.items()}).values() if p is not None]
+        p = min(adjusted) if adjusted else None
+        verdict = "inconclusive" if p is None else ("related" if p < alpha else "not detected")
+        first = next(iter(mine.values()))
+        extra = {"relation": first["relation"]} if "relation" in first else {}
+        combined.append({**extra, "method": ALL, "reference": reference, "suspect": suspect,
+                         "distance": 1.0 if p is None else p, "null": [], "null_distances": [], "p_value": p,
+                         "rank_p_value": None, "verdict": verdict})
+    return combined
 
 
 def _audit_record(scorer: PairScorer, method: str, reference: str, suspect: str, null: Sequence[str],

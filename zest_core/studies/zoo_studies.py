@@ -84,17 +84,20 @@ def calibrated_reuse_study(
     alpha: float = DEFAULT_ALPHA,
     modeldiff_options: dict[str, Any] | None = None,
     sac_options: dict[str, Any] | None = None,
+    akh_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     cache: Any = None,
 ) -> CalibrationResult:
     """Every zoo pair and every unrelated pair audited against its matched null (:mod:`.calibration`).
 
     The result's metadata records the zoo, the settings and the wall time. ``modeldiff_options`` and
-    ``sac_options`` are ModelDiff's search parameters and SAC's (``num_images``, ``seed``, ``cut_ratio``).
+    ``sac_options`` are ModelDiff's search parameters and SAC's (``num_images``, ``seed``, ``cut_ratio``);
+    ``akh_options`` AKH's (``num_queries``, ``seed``, ``pool``: the labelled images whose misclassified ones
+    are asked; default the reference set).
     """
     models = {name: zoo.load(name) for name in zoo.entries}
     scorer = PairScorer(models, refset, config, align, search_params(**dict(modeldiff_options or {})), cache, progress,
-                        sac_options=sac_options)
+                        sac_options=sac_options, akh_options=akh_options)
     started = time.perf_counter()
     result = calibrated_reuse_benchmark(zoo, scorer, methods=methods, alpha=alpha, progress=progress)
     result.metadata.update(zoo=str(zoo.root), models=len(models), seconds=round(time.perf_counter() - started, 1))

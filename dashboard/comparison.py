@@ -24,6 +24,7 @@ from zest_core.explain import (
 )
 from zest_core.studies import (
     AuditResult,
+    audit,
     audit_signatures,
     queries_report,
     signature_queries,
@@ -135,6 +136,8 @@ def checked_null(
         Model A or B among the unrelated models (by content, whatever the file), two copies of one
         model, or a model of another class count, input shape or task; the message names the Setup field.
     """
+    if not null.specs:
+        return null  # nothing to check: the verdict is "inconclusive", and says why
     if null.automatic:
         names = {slot: zoo_name(choices[slot], zoo) for slot in ("A", "B")}
         resolved = resolve_null(names["A"], names["B"], zoo=zoo, models={names[s]: pair[s] for s in ("A", "B")})
@@ -334,3 +337,18 @@ def _load_pair(choices: Mapping[str, ModelChoice], refset: ReferenceSet) -> dict
             raise JobError(f"Model {slot}: {error}") from error
         check_input_shape(models[slot], refset, f"Model {slot} ({choices[slot].label})")
     return models
+
+
+def all_methods_audit(comparison: Comparison, alpha: float) -> AuditResult:
+    """``zest audit --method all`` on the comparison's models: Zest, ModelDiff, SAC-m and AKH, combined by Holm.
+
+    The engine's :func:`zest_core.studies.audit` with the comparison's reference images, config, class
+    alignment and null (the models it already checked). A method that cannot compare these models
+    (ModelDiff without white-box access to A, AKH without labelled reference images) is inconclusive
+    and left out of the combination, as the engine says.
+    """
+    models = {slot: cached_model(comparison.choices[slot].spec) for slot in ("A", "B")}
+    unrelated = {name: cached_model(spec) for name, spec in comparison.null.specs.items()}
+    return audit(models["A"], models["B"], unrelated, comparison.refset, method="all", config=comparison.config,
+                 alpha=alpha, align=comparison.result.align, null_reason=comparison.null.reason,
+                 akh_options={"pool": comparison.refset})

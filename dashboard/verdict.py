@@ -7,6 +7,7 @@ unrelated models it says plainly that there is no calibrated verdict, and draws 
 """
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from zest_core import figures
@@ -14,7 +15,7 @@ from zest_core.explain import MIN_NULL
 from zest_core.studies import AuditResult, count_text, describe_entry
 
 from .comparison import Comparison
-from .ui import show_figure
+from .ui import show_figure, show_table
 
 MESSAGES = {"related": st.warning}  # anything else ("not detected", "inconclusive"): st.info
 
@@ -59,3 +60,36 @@ def show_verdict(comparison: Comparison, audit: AuditResult, key: str) -> None:
     st.caption(query_text(audit))
     if audit.null_models:
         show_figure(figures.audit_null_figure(audit.to_dict()), key=key, filename="matched_null")
+
+
+def methods_table(audit: AuditResult) -> list[dict[str, object]]:
+    """One row per method of an ``--method all`` audit: its verdict, p-value, Holm-adjusted p-value and threshold."""
+    adjusted = (audit.combination or {}).get("adjusted", {})
+    return [{"method": name, "verdict": d.verdict, "distance": d.distance, "p-value": d.p_value,
+             "Holm-adjusted p": adjusted.get(name), "related below": d.detection_threshold}
+            for name, d in audit.methods.items()]
+
+
+def show_all_methods(comparison: Comparison, alpha: float, key: str) -> None:
+    """Every method on the same suspect, one verdict (Holm): run on request, since it queries every model again."""
+    from .comparison import all_methods_audit
+
+    store = st.session_state.setdefault("zx_all_methods", {})
+    slot = (comparison.key, alpha)
+    st.caption("Zest, ModelDiff, SAC-m and AKH on the same suspect and null, their p-values combined by Holm's rule "
+               "(false positives at most α whatever their dependence). ModelDiff needs white-box access to A; AKH "
+               "needs labelled reference images; a method that cannot run is inconclusive and left out.")
+    if st.button("Run every method", key=f"{key}_run"):
+        with st.spinner("ModelDiff, SAC-m and AKH on every model…"):
+            try:
+                store[slot] = all_methods_audit(comparison, alpha)
+            except ValueError as error:  # zest_core's errors are ValueErrors (ZestError)
+                st.error(f"Every method: {error}")
+                return
+    audit = store.get(slot)
+    if audit is None:
+        return
+    MESSAGES.get(audit.decision.verdict, st.info)(
+        f"**{audit.decision.verdict.capitalize()}** at α = {alpha:g} (combined p = {p_text(audit.decision.p_value)}). "
+        f"{audit.decision.reason}.")
+    show_table(pd.DataFrame(methods_table(audit)), key=f"{key}_table", filename="every_method")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import layout, tables
 from dashboard.ui import show_figure, show_table
-from dashboard.verdict import p_text, show_verdict
+from dashboard.verdict import p_text, show_all_methods, show_verdict
 from zest_core import figures
 
 layout.page("Overview")
@@ -27,7 +27,8 @@ right.metric("p-value", p_text(decision.p_value),
              help="One-sided prediction test on log distances: is d(A, B) smaller than a new draw of d(A, U) "
                   "for unrelated models U? (zest_core.explain.significance)")
 far.metric(f"Verdict at α = {decision.alpha:g}", decision.verdict,
-           help="related when p < α; inconclusive when the null has too few models. Set α in the sidebar.")
+           help="related when p < α; not detected otherwise (never evidence of independence: see the threshold "
+                "below); inconclusive when the null has too few models. Set α in the sidebar.")
 
 st.header("The verdict against the matched null")
 show_verdict(comparison, audit, key="overview_null")
@@ -36,6 +37,8 @@ if audit.null_models:
                f"below 1/(m + 1) = {1 / (len(audit.null_models) + 1):.3g} with m = {len(audit.null_models)} "
                "unrelated models). Same reference images, config, metric and class alignment as A vs B.")
     show_table(tables.null_table(comparison), key="overview_null_table", filename="matched_null")
+    st.header("Every method, one verdict")
+    show_all_methods(comparison, decision.alpha, key="overview_all")
 
 st.header("The two models")
 show_table(tables.model_table(comparison), key="overview_models", filename="models")

@@ -171,7 +171,7 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert_ok(app)
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Verdict at α = 0.05"] == decision.verdict and metrics["p-value"] == f"{decision.p_value:.3g}"
-    message = " ".join(m.value for m in [*app.warning, *app.success])
+    message = " ".join(m.value for m in [*app.warning, *app.success, *app.info])
     assert f"at α = 0.05 (p = {decision.p_value:.3g})" in message and f"{len(expected_null)} matched" in message
     assert any("picked from the demo zoo's manifest" in c.value for c in app.caption)
     charts = figures(app)
@@ -195,7 +195,16 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert all(e["images"] == total + first for e in entries.values())
     assert any(c.value.startswith("**Queries**") and "Model B:" in c.value for c in app.caption)
     assert all("images in" in text for text in null_table["queries"])
-    # α is the sidebar's: a stricter one can only turn "related" into "unrelated".
+    # Every method, one verdict: the engine's --method all, Holm over Zest, ModelDiff, SAC-m and AKH.
+    app.button(key="overview_all_run").click().run()
+    assert_ok(app)
+    every = next(d.value for d in app.dataframe if "Holm-adjusted p" in d.value.columns)
+    assert list(every["method"]) == ["zest-cosine", "modeldiff", "sac", "akh"]
+    assert every.iloc[0]["p-value"] == pytest.approx(decision.p_value, rel=1e-6)  # the same Zest test
+    tested = every["p-value"].dropna()
+    combined = min(1.0, len(tested) * tested.min())
+    assert any("Holm over" in m.value and f"combined p = {combined:.3g}" in m.value for m in [*app.warning, *app.info])
+    # α is the sidebar's: a stricter one can only turn "related" into "not detected".
     app.sidebar.select_slider(key="alpha").set_value(0.001).run()
     assert_ok(app)
     strict = decide_related(comparison.result.distance, list(comparison.null_distances.values()), alpha=0.001)
@@ -479,7 +488,7 @@ def test_without_the_zoo_files_and_endpoints_still_compare(without_zoo, model_fi
 def test_models_outside_the_zoo_are_judged_against_the_unrelated_models_the_user_names(
     without_zoo, model_files, tmp_path
 ):
-    """Named unrelated models give a calibrated verdict; model A or B named among them (or a copy) is left out."""
+    """Named unrelated models give a calibrated verdict; model A or B named among them (or a copy) is refused."""
     unrelated = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -489,13 +498,17 @@ def test_models_outside_the_zoo_are_judged_against_the_unrelated_models_the_user
     copy_of_b = tmp_path / "copy_of_b.pt"
     copy_of_b.write_bytes(model_files["b"].read_bytes())
     app = new_app(a_path=str(model_files["a"]), b_path=str(model_files["b"]))
-    named = [*unrelated[:2], model_files["a"], copy_of_b]
-    app.text_area(key="null_specs").set_value("\n".join(map(str, named))).run()
+    # Model A among them, or a copy of B under another name: refused by the engine, never silently dropped.
+    for contaminated, culprit in ((model_files["a"], "model_a.pt"), (copy_of_b, "copy_of_b.pt")):
+        app.text_area(key="null_specs").set_value("\n".join(map(str, [*unrelated[:2], contaminated]))).run()
+        run_comparison(app)
+        assert culprit in errors(app) and "Unrelated models (Setup)" in errors(app)
+        assert "cannot be part of its own null" in errors(app)
+    app.text_area(key="null_specs").set_value("\n".join(map(str, unrelated[:2]))).run()
     run_comparison(app)
     comparison = next(iter(app.session_state["zx_results"].values()))
     assert not comparison.null.automatic
     assert list(comparison.null.specs.values()) == [str(u) for u in unrelated[:2]]
-    assert set(comparison.null.excluded) == {"model_a.pt", "copy_of_b.pt"}
     assert {m.label: m.value for m in app.metric}["Verdict"] == "inconclusive"  # two are too few
 
     app.text_area(key="null_specs").set_value("\n".join(map(str, unrelated))).run()

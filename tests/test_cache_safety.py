@@ -84,7 +84,9 @@ def test_cli_distance_is_not_fooled_by_a_copied_cache_file(tmp_path, capsys):
         paths[name] = f"small_cnn:{tmp_path / name}.pt"
         torch.save(init_model("small_cnn", seed=seed).state_dict(), tmp_path / f"{name}.pt")
     cache = tmp_path / "cache"
-    argv = ["distance", paths["a"], paths["b"], "--refset", "mnist:8", "--samples", "50", "--cache-dir", str(cache)]
+    # Logit targets: untrained CNNs answer nearly uniform probabilities, and this test wants them far apart.
+    argv = ["distance", paths["a"], paths["b"], "--refset", "mnist:8", "--samples", "50", "--targets", "logits",
+            "--cache-dir", str(cache)]
     assert main(argv) == 0
     true_distance = float(capsys.readouterr().out)
     fingerprints = {name: load_model(spec).fingerprint for name, spec in paths.items()}
@@ -178,7 +180,8 @@ def test_an_unwritable_cache_still_prints_the_distance_and_warns_once(tmp_path, 
         torch.save(init_model("small_cnn", seed=seed).state_dict(), tmp_path / f"{name}.pt")
         paths.append(f"small_cnn:{tmp_path / name}.pt")
     try:
-        code = main(["distance", *paths, "--refset", "mnist:8", "--samples", "50", "--cache-dir", str(cache)])
+        code = main(["distance", *paths, "--refset", "mnist:8", "--samples", "50", "--targets", "logits",
+                     "--cache-dir", str(cache)])
     finally:
         if how == "chmod":
             cache.chmod(0o700)

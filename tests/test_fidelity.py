@@ -78,9 +78,10 @@ def test_perturbed_images_are_the_masked_reference_images(digits_refset):
             np.testing.assert_allclose(images[n, l], expected, atol=1e-7)
 
 
-def _paper_algorithm_1(model, refset, segments, masks, fill_value):
+def _paper_algorithm_1(model, refset, segments, masks, fill_value, targets="logits"):
     """A plain transcription of Zest's Algorithm 1 with its loops, as the authors' code runs it:
-    perturb super-pixel by super-pixel, query, then W = pinv(XᵀX) Xᵀ Y per image, no intercept."""
+    perturb super-pixel by super-pixel, query, then W = pinv(XᵀX) Xᵀ Y per image, no intercept.
+    Y is the outputs (the paper's logits) or their softmax, row by row."""
     signature = []
     for n in range(len(refset)):
         image = refset.images[n].astype(np.float64) / 255.0
@@ -93,18 +94,21 @@ def _paper_algorithm_1(model, refset, segments, masks, fill_value):
         inputs = torch.tensor(np.stack(perturbed), dtype=torch.float32).unsqueeze(1)
         with torch.no_grad():
             outputs = np.concatenate([model(inputs[i:i + 7]).double().numpy() for i in range(0, len(inputs), 7)])
+        if targets == "probabilities":
+            outputs = np.array([np.exp(row - row.max()) / np.exp(row - row.max()).sum() for row in outputs])
         x = masks[n].astype(np.float64)
         w = np.linalg.pinv(x.T @ x) @ x.T @ outputs  # K × C
         signature.append(w.T)
     return np.concatenate(signature, axis=1)
 
 
-def test_zest_mode_equals_a_transcription_of_algorithm_1(digits_refset):
-    config = ZestConfig(num_samples=100, batch_size=33, fill="constant", fill_value=0.0, device="cpu")
+@pytest.mark.parametrize("targets", ["logits", "probabilities"])  # the paper's setting, and the default
+def test_zest_mode_equals_a_transcription_of_algorithm_1(digits_refset, targets):
+    config = ZestConfig(num_samples=100, batch_size=33, fill="constant", fill_value=0.0, device="cpu", targets=targets)
     model = make_cnn(1)
     signature = compute_signature(model, digits_refset, config, cache=False)
     probe = prepare_probe(digits_refset, config, torch.device("cpu"))
-    reference = _paper_algorithm_1(model, digits_refset, signature.segments, probe.masks, 0.0)
+    reference = _paper_algorithm_1(model, digits_refset, signature.segments, probe.masks, 0.0, targets)
     # float32 across batch sizes (33 spanning images vs 7 within one): kernels differ by batch size and CPU;
     # 4e-7 of the largest weight seen here, so atol is float32's 1e-5 of it.
     np.testing.assert_allclose(signature.matrix(), reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
@@ -118,7 +122,8 @@ def test_a_linear_model_gets_its_exact_superpixel_coefficients(digits_refset):
     def linear_model(x):
         return x.flatten(1).double() @ coefficients.T
 
-    config = ZestConfig(num_samples=80, fill="constant", fill_value=0.0, device="cpu", dtype="float64")
+    config = ZestConfig(num_samples=80, fill="constant", fill_value=0.0, device="cpu", dtype="float64",
+                        targets="logits")  # the raw outputs are linear in the masks, their softmax is not
     signature = compute_signature(linear_model, digits_refset, config, cache=False)
     for n, weights in enumerate(signature.weights):
         pixels = digits_refset.images[n].astype(np.float64).ravel() / 255.0

@@ -198,7 +198,7 @@ def test_shipped_zoo_covers_the_benchmark(shipped):
             assert list(shipped.entries[name].checkpoints) == list(range(1, shipped.entries[name].epochs + 1))
     assert len(shipped.forget_indices) == 128
     size = sum(p.stat().st_size for p in shipped.root.rglob("*") if p.is_file())
-    assert size <= 25 * 10**6  # the zoo's budget: 25 MB
+    assert size <= 35 * 10**6  # the zoo's budget: 35 MB (issue 17: more models trained from scratch per null)
 
 
 def test_shipped_zoo_meets_its_accuracy_floor_when_measured_again(shipped):

@@ -73,7 +73,7 @@ def labels_in_classes(refset: ReferenceSet, class_names: list[str] | None) -> np
     class for a "3". Without them, the labels are taken as the model's class indices.
     """
     if refset.labels is None:
-        raise ZestError(f"refset: expected labelled reference images for AKH (it asks about the reference model's "
+        raise NotComparableError(f"refset: expected labelled reference images for AKH (it asks about the reference model's "
                         f"mistakes), got {refset.provenance or 'a reference set'} without labels")
     labels = np.asarray(refset.labels, dtype=np.int64)
     if class_names is None:

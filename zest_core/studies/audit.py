@@ -7,13 +7,14 @@ models are picked from the manifest (:func:`audit_zoo_models`); otherwise the ca
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .._shared.checks import check_choice, check_number
-from ..errors import NullError, ZestError
+from ..errors import NotComparableError, NullError, ZestError
 from ..explain.significance import (DEFAULT_ALPHA, INCONCLUSIVE, NOT_DETECTED, RELATED, Decision, decide_related,
                                     holm_adjusted)
 from ..methods.modeldiff import search_params
@@ -216,11 +217,22 @@ def audit(
         scorer = PairScorer(models, used, config, align, search_params(**dict(modeldiff_options or {})), cache,
                             progress, sac_options=sac_options, akh_options=akh_options)
         kind = METHOD_KINDS[name]
-        distance = as_distance(scorer.score(name, REFERENCE, SUSPECT), kind)
-        null_distances = [as_distance(scorer.score(name, REFERENCE, u), kind) for u in unrelated]
+        try:
+            distance = as_distance(scorer.score(name, REFERENCE, SUSPECT), kind)
+            null_distances = [as_distance(scorer.score(name, REFERENCE, u), kind) for u in unrelated]
+        except NotComparableError as error:
+            if method != ALL:
+                raise
+            scorer.notes.append(str(error))  # one method that cannot compare these models does not stop the rest
+            distance, null_distances = math.nan, []
         _check_classes(scorer, name, unrelated)
-        decisions[name] = decide_related(distance, null_distances, alpha=alpha)
-        reports[name] = _queries(name, used, config, scorer)
+        if math.isfinite(distance) and all(math.isfinite(d) for d in null_distances):
+            decisions[name] = decide_related(distance, null_distances, alpha=alpha)
+        else:
+            decisions[name] = Decision(INCONCLUSIVE, None, None, alpha, distance, tuple(null_distances),
+                                       f"{name} could not compare these models: {'; '.join(scorer.notes)}")
+        reports[name] = (_queries(name, used, config, scorer) if math.isfinite(distance)
+                         else queries_report({}, "not computed"))
     if method == ALL:
         decision, combination = combine_decisions(decisions, alpha)
         queries = {"methods": reports, "total": _sum_totals(reports)}

@@ -80,7 +80,7 @@ def test_signature_is_saved_reloadable_and_equals_the_engines(capsys, files, tmp
 
     # The same weights through the engine directly: the CLI must have loaded them, not a fresh init.
     model = init_model("small_cnn", seed=0).eval()
-    expected = compute_signature(model, load_mnist(8), ZestConfig(num_samples=50), cache=False)
+    expected = compute_signature(model, load_mnist(8), ZestConfig(num_samples=50, targets="logits"), cache=False)
     # Strict on purpose, and CPU-independent: the same config, so the same batches through the same kernels.
     np.testing.assert_allclose(saved.matrix(), expected.matrix(), rtol=1e-10, atol=1e-12)
     assert saved.refset_fingerprint == expected.refset_fingerprint

@@ -11,6 +11,7 @@ from ..hub import BACKENDS, DEFAULT_BLOCK_SIZE
 from ..hub.backend import DEFAULT_RETRIES as DEFAULT_TASK_RETRIES
 from ..pipeline.distance import ALIGN_CHOICES, METRICS
 from ..sources.architectures import ARCHITECTURES
+from ..studies.rules import METHODS
 from ..sources.endpoint import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from ..zoo.demo import DEMO_NUM_SAMPLES
 from .audit import cmd_audit
@@ -225,7 +226,7 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
     bench.add_argument("--ref-seed", type=int, default=0, help="seed of the reference-digit draw (default: 0)")
     bench.add_argument("--out", default="bench/results", metavar="DIR", help="output folder (default: bench/results)")
     bench.add_argument("--methods", nargs="+",
-                       choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "agreement", "cka"),
+                       choices=METHODS,
                        help="reuse: methods (default: zest-cosine zest-l2 modeldiff agreement); budget: among "
                             "zest-cosine, modeldiff, sac (default: all three)")
     _sac_images_flag(bench)

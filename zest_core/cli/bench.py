@@ -11,7 +11,7 @@ from ..sources.mnist import load_mnist
 from ..studies.rules import DEFAULT_METHODS
 from .inputs import EXIT_OK, cache_from_args, config_from_args, named_as_flags
 
-BUDGET_METHODS = ("zest-cosine", "modeldiff", "sac")
+BUDGET_METHODS = ("zest-cosine", "modeldiff", "sac", "akh")
 
 # Parameters of the studies that a flag gives, for error messages in the user's terms.
 STUDY_FLAGS = {"n": "--n", "k": "--k", "repeats": "--repeats", "num_images": "--sac-images"}
@@ -53,7 +53,7 @@ def _run_study(args: argparse.Namespace) -> int:
             print(calibration_markdown(result))
         elif args.study == "budget":
             data = budget_study(built, refset, config, methods=_budget_methods(args.methods), align=args.align,
-                                alpha=args.alpha, cache=cache, progress=bar)
+                                alpha=args.alpha, cache=cache, progress=bar, akh_pool=load_mnist(None, split="test"))
             paths = write_study(data, budget_figure(data), out, "budget")
             paths["relations"] = write_html(budget_relations_figure(data), out / "budget_relations.html")
         elif args.study == "ablation":
@@ -80,7 +80,7 @@ def _run_study(args: argparse.Namespace) -> int:
 
 
 def _budget_methods(methods: list[str] | None) -> list[str]:
-    """The budget study's methods among --methods (default: all three): Zest (cosine), ModelDiff and SAC."""
+    """The budget study's methods among --methods (default: all four): Zest (cosine), ModelDiff, SAC and AKH."""
     chosen = [m for m in methods or () if m in BUDGET_METHODS]
     return chosen or list(BUDGET_METHODS)
 

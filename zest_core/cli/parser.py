@@ -228,7 +228,7 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
     bench.add_argument("--methods", nargs="+",
                        choices=METHODS,
                        help="reuse: methods (default: zest-cosine zest-l2 modeldiff agreement); budget: among "
-                            "zest-cosine, modeldiff, sac (default: all three)")
+                            "zest-cosine, modeldiff, sac, akh (default: all four)")
     _sac_images_flag(bench)
     bench.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="reuse: class matching for Zest (default: greedy, as the authors' code; auto skips "

@@ -10,7 +10,7 @@ from ..pipeline.budget import BUDGET_SAMPLES
 from ._style import TEMPLATE
 
 DASHES = {"bernoulli": "solid", "antithetic": "dash", "orthogonal": "dot"}
-METHOD_COLORS = {"modeldiff": "#9467bd", "sac": "#8c564b"}
+METHOD_COLORS = {"modeldiff": "#9467bd", "sac": "#8c564b", "akh": "#17becf"}
 DESIGN_COLORS = {"bernoulli": "#1f77b4", "antithetic": "#2ca02c", "orthogonal": "#ff7f0e"}
 
 

@@ -136,7 +136,7 @@ def akh_queries(
     made = wrong.size
     generator = np.random.default_rng(rng)
     while made < num_queries and wrong.size >= 2:
-        count = int(np.ceil((num_queries - made) / 3))
+        count = max(2, int(np.ceil((num_queries - made) / 3)))  # SAC's plan makes at least 2
         mixed = cutmix_images(misclassified, count, rng=generator, cut_ratio=cut_ratio)
         parts += [mixed, torch.flip(mixed, dims=(3,)), torch.flip(mixed, dims=(2,))]
         made += 3 * count

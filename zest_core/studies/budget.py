@@ -1,7 +1,7 @@
 """The query-budget study: the calibrated verdict's quality against the queries each suspect model costs.
 
 For Zest, every (mask design, N reference images, L maskings) of a grid; for ModelDiff, every number
-of seeds; for SAC, every number of CutMix images. At each point the zoo's reuse benchmark is run on
+of seeds; for SAC, every number of CutMix images; for AKH, every number of queries. At each point the zoo's reuse benchmark is run on
 the matched null (:func:`~zest_core.studies.calibration.calibrated_reuse_benchmark`), which gives the
 matched AUC and the TPR at α per relation, and the FPR on the models trained from scratch.
 
@@ -51,6 +51,7 @@ ZEST_IMAGES = (4, 8, 16, 32, 64, 128)
 ZEST_SAMPLES = (32, 64, 128, 256, 512, 1000)
 MODELDIFF_SEEDS = (8, 16, 32, 64, 128)
 SAC_IMAGES = (10, 25, 50, 100, 200)
+AKH_QUERIES = (10, 25, 50, 100, 200)
 AUC_TOLERANCE = 0.02
 # The other mask designs are for small budgets: their grid stops here (Bernoulli's goes on to the paper's L).
 OTHER_DESIGNS_MAX_SAMPLES = 256
@@ -263,6 +264,20 @@ def sac_budget_curve(
     return points
 
 
+def akh_budget_curve(
+    zoo: Any, refset: ReferenceSet, config: ZestConfig, *, query_counts: Sequence[int] = AKH_QUERIES,
+    pool: ReferenceSet | None = None, alpha: float = DEFAULT_ALPHA, progress: ProgressFn | None = None,
+) -> list[dict[str, Any]]:
+    """AKH with n queries (the suspect sees n images: the reference's mistakes in ``pool`` and their CutMix variants)."""
+    points = []
+    models = {name: zoo.load(name) for name in zoo.entries}
+    for n in query_counts:
+        scorer = PairScorer(models, refset, config, "greedy", {}, False, staged(progress, f"akh n={n}: "),
+                            akh_options={"num_queries": n, "pool": pool or refset})
+        points.append({"method": "akh", "images": n, "queries": n, **_benchmark_summary(zoo, scorer, "akh", alpha)})
+    return points
+
+
 def _benchmark_summary(zoo: Any, scorer: PairScorer, method: str, alpha: float) -> dict[str, Any]:
     """Per relation the matched AUC and TPR, and the FPR, of the calibrated benchmark with one method."""
     start = time.process_time()
@@ -320,6 +335,8 @@ def budget_study(
     sample_counts: Mapping[str, Sequence[int]] | None = None,
     seed_counts: Sequence[int] = MODELDIFF_SEEDS,
     sac_counts: Sequence[int] = SAC_IMAGES,
+    akh_counts: Sequence[int] = AKH_QUERIES,
+    akh_pool: ReferenceSet | None = None,
     modeldiff_options: Mapping[str, Any] | None = None,
     sequential: bool = True,
     align: str = "greedy",
@@ -359,6 +376,9 @@ def budget_study(
                                          seed_counts=seed_counts, alpha=alpha, cache=cache, progress=progress)
     if "sac" in methods:
         points += sac_budget_curve(zoo, refset, config, image_counts=sac_counts, alpha=alpha, progress=progress)
+    if "akh" in methods:
+        points += akh_budget_curve(zoo, refset, config, query_counts=akh_counts, pool=akh_pool, alpha=alpha,
+                                   progress=progress)
     result["points"] = points
     if sequential:
         at = config.replace(num_samples=BUDGET_SAMPLES, mask_design=BUDGET_DESIGN)

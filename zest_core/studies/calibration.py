@@ -142,7 +142,7 @@ def calibrated_reuse_benchmark(
     summary = summarize_calibration(methods, relations, related, negatives, alpha)
     metadata = {"notes": scorer.notes, "references": scratch, "config": scorer.config.to_dict(),
                 "refset": scorer.refset.describe(), "align": scorer.align,
-                "queries": scorer.query_report(methods)}
+                "queries": scorer.query_report([m for m in methods if m != ALL])}
     return CalibrationResult(tuple(methods), relations, alpha, tuple(related), tuple(negatives), summary, metadata)
 
 

@@ -39,7 +39,8 @@ class Variant:
 
 VARIANTS = (
     Variant("base", {}),
-    Variant("targets = probabilities", {"targets": "probabilities"}),
+    Variant("targets = logits (the paper's)", {"targets": "logits"}),
+    Variant("targets = centred logits", {"targets": "centered_logits"}),
     Variant("targets = log-probabilities", {"targets": "log_probabilities"}),
     Variant("mode = lime", {"mode": "lime"}),
     Variant("fill = mean colour", {"fill": "mean_color"}),

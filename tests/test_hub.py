@@ -15,6 +15,8 @@ import textwrap
 
 import numpy as np
 import pytest
+
+from zest_core.errors import NullError
 import torch
 
 from conftest import make_cnn
@@ -352,6 +354,15 @@ def test_without_a_manifest_the_verdict_is_inconclusive_unless_unrelated_models_
     named = search_hub("zoo:cnn-s0.prune50", listed, refset, SEARCH_CONFIG, top=1, unrelated=unrelated)
     assert named.candidates[0].null_models == tuple(unrelated) and named.candidates[0].decision.verdict == "related"
     assert [name for name, _ in named.ranking] == [name for name, _ in result.ranking]  # the null is not ranked
+    # The suspect among its own null (another spec of the same weights) is refused, naming --unrelated.
+    poisoned = {**unrelated, "again": "small_cnn:" + str(ZOO_DIR / "models" / "cnn-s0.prune50.pt")}
+    with pytest.raises(NullError, match="--unrelated: .*same weights"):
+        search_hub("zoo:cnn-s0.prune50", listed, refset, SEARCH_CONFIG, top=1, unrelated=poisoned)
+    # A hub model that is itself among the unrelated models gets no verdict, never a smaller null.
+    mixed = search_hub("zoo:cnn-s0.prune50", listed, refset, SEARCH_CONFIG, top=3,
+                       unrelated={**unrelated, "zoo:cnn-s0": "zoo:cnn-s0"})
+    source = next(c for c in mixed.candidates if c.name == "zoo:cnn-s0")
+    assert source.decision.verdict == "inconclusive" and "refused" in source.null_reason
 
 
 # --- the command line ----------------------------------------------------------------------------------

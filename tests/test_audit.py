@@ -194,6 +194,12 @@ def test_the_sequential_rule_keeps_alpha_and_says_not_detected():
         verdicts.append(decide_sequentially(iter(rounds), rule).verdict)
     assert np.mean([v == "related" for v in verdicts]) <= ALPHA + 0.017
     assert set(verdicts) <= {"related", "not detected"}
+    # Power: a suspect 3.5 null sds closer is called related in most audits, despite α / 4 per round.
+    shifted = []
+    for _ in range(500):
+        rounds = [(float(np.exp(rng.normal(-0.7, 0.2))), np.exp(rng.normal(0, 0.2, 10)).tolist()) for _ in range(4)]
+        shifted.append(decide_sequentially(iter(rounds), rule).verdict)
+    assert np.mean([v == "related" for v in shifted]) > 0.6
 
 
 # --------------------------------------------------------------------------------------------------

@@ -140,7 +140,8 @@ def checked_null(
         return null  # nothing to check: the verdict is "inconclusive", and says why
     if null.automatic:
         names = {slot: zoo_name(choices[slot], zoo) for slot in ("A", "B")}
-        resolved = resolve_null(names["A"], names["B"], zoo=zoo, models={names[s]: pair[s] for s in ("A", "B")})
+        models = {**named, names["A"]: pair["A"], names["B"]: pair["B"]}  # the loaded models, not loaded again
+        resolved = resolve_null(names["A"], names["B"], zoo=zoo, models=models)
     else:
         models = {"Model A": pair["A"], "Model B": pair["B"], **named}
         resolved = resolve_null("Model A", "Model B", models=models, unrelated=list(named), flag=NULL_FIELD,

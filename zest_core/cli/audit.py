@@ -15,7 +15,7 @@ from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
 from ..studies.accounting import count_text, describe_entry
 from ..studies.audit import ALL, COMBINED_METHODS, AuditResult, audit
 from ..studies.sequential import sequential_audit
-from ..zoo import MatchedNull, load_zoo, resolve_null
+from ..zoo import MatchedNull, load_zoo, matched_null, resolve_null
 from ..zoo.nulls import ZOO_PREFIX
 from .inputs import (EXIT_OK, CLIError, budgeted, cache_from_args, config_from_args, load_classifier, load_refset,
                      model_options, named_as_flags)
@@ -154,9 +154,11 @@ def _audit_models(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], M
         return models[args.reference], models[args.suspect], {spec: models[spec] for spec in specs}, null
     if both_zoo:
         reference, suspect = args.reference.removeprefix(ZOO_PREFIX), args.suspect.removeprefix(ZOO_PREFIX)
-        models = {name: zoo.load(name) for name in (reference, suspect)}
+        # Every model loaded once: the matched null's too, which resolve_null then checks as they are.
+        names = (reference, suspect, *matched_null(zoo, reference, suspect).models)
+        models = {name: zoo.load(name) for name in dict.fromkeys(names)}
         null = resolve_null(reference, suspect, zoo=zoo, models=models)
-        return models[reference], models[suspect], {name: zoo.load(name) for name in null.models}, null
+        return models[reference], models[suspect], {name: models[name] for name in null.models}, null
     raise NullError(
         "--unrelated: expected the models trained independently for the suspect's task with its "
         "architecture (zoo models get them from the zoo's manifest); without them there is no "

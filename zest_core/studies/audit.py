@@ -22,7 +22,7 @@ from ..pipeline.config import ZestConfig
 from ..pipeline.distance import zest_distance
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature
-from ..zoo.nulls import UNRELATED_FLAG, MatchedNull, ModelFacts, check_null, model_facts, resolve_null
+from ..zoo.nulls import UNRELATED_FLAG, MatchedNull, ModelFacts, check_null, matched_null, model_facts, resolve_null
 from .accounting import queries_report, signature_query_detail
 from .rules import METHOD_KINDS, as_distance
 from .scoring import PairScorer
@@ -279,13 +279,11 @@ def audit_zoo_models(
     zoo: Any, reference: str, suspect: str, refset: ReferenceSet, **options: Any
 ) -> tuple[AuditResult, MatchedNull]:
     """:func:`audit` of two zoo models, against the matched null :func:`~zest_core.zoo.resolve_null` gives."""
-    names = {reference, suspect}
-    models = {name: zoo.load(name) for name in names}
+    names = (reference, suspect, *matched_null(zoo, reference, suspect).models)
+    models = {name: zoo.load(name) for name in dict.fromkeys(names)}  # each once; resolve_null checks them
     null = resolve_null(reference, suspect, zoo=zoo, models=models)
-    result = audit(
-        models[reference], models[suspect], {name: zoo.load(name) for name in null.models}, refset,
-        null=null, **options,
-    )
+    result = audit(models[reference], models[suspect], {name: models[name] for name in null.models}, refset,
+                   null=null, **options)
     return result, null
 
 

@@ -20,7 +20,10 @@ signatures, reference sets and models (no Streamlit, no plotting). One module pe
   matrix;
 - :mod:`~zest_core.explain.report`: :func:`comparison_report`, a JSON-ready dictionary.
 - :mod:`~zest_core.explain.significance`: :func:`decide_related`, a calibrated verdict (p-value at
-  level α) against the distances of matched unrelated models.
+  level α) against the distances of matched unrelated models;
+- :mod:`~zest_core.explain.evidence`: :func:`image_evidence`, why the verdict: per reference image,
+  how unusually close the suspect is to the reference against the same null (an explanation, not a
+  second test), and :func:`evidence_views`, its pictures.
 
 :func:`checkpoint_specs` (a training run's checkpoint files) lives in :mod:`zest_core.sources.checkpoints`
 and is re-exported here for the pages that import it from here; the reuse benchmark's report reader is
@@ -38,6 +41,15 @@ from .class_matching import AlignmentSummary, alignment_accuracy, compare_alignm
 from .clustering import Clustering, cluster_models
 from .comparison import ComparisonResult, compare_signatures
 from .contributions import Contributions, distance_contributions, split_distance
+from .evidence import (
+    EVIDENCE_NOTE,
+    EvidenceView,
+    ImageEvidence,
+    evidence_views,
+    image_evidence,
+    local_distances,
+    standardised_gap,
+)
 from .painting import (
     WeightMaps,
     boundary_image,
@@ -54,6 +66,13 @@ from .uncertainty import bootstrap_distance_interval, bootstrap_distances
 
 __all__ = [
     "CHECKPOINT_EXTENSIONS",
+    "EVIDENCE_NOTE",
+    "EvidenceView",
+    "ImageEvidence",
+    "evidence_views",
+    "image_evidence",
+    "local_distances",
+    "standardised_gap",
     "DEFAULT_ALPHA",
     "MIN_NULL",
     "Decision",

@@ -58,11 +58,16 @@ class NullError(ZestError):
     """
 
 
+class CommitmentError(ZestError):
+    """An audit whose queries differ from the ones committed to (``zest audit --commitment``)."""
+
+
 class ZooError(ZestError):
     """A zoo that is missing, corrupt, or asked for a model it does not have; the message names the file."""
 
 
 __all__ = [
+    "CommitmentError",
     "EndpointError",
     "IncompatibleSignaturesError",
     "ModelInputError",

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -12,17 +14,48 @@ from .._shared.progress import ProgressBar
 from ..errors import NullError
 from ..pipeline.budget import DEFAULT_AUDIT_BUDGET, apply_budget
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
+from ..explain import evidence_views, image_evidence
+from ..pipeline.queries import model_fingerprint
 from ..studies.accounting import count_text, describe_entry
-from ..studies.audit import ALL, COMBINED_METHODS, AuditResult, audit
+from ..studies.audit import ALL, COMBINED_METHODS, REFERENCE, SUSPECT, AuditResult, audit
+from ..studies.handover import audit_record
 from ..studies.sequential import sequential_audit
 from ..zoo import MatchedNull, load_zoo, matched_null, resolve_null
-from ..zoo.nulls import ZOO_PREFIX
+from ..zoo.nulls import ZOO_PREFIX, model_facts, zoo_facts
+from .handover import check_report_path, read_commitment, write_report
 from .inputs import (EXIT_OK, CLIError, budgeted, cache_from_args, config_from_args, load_classifier, load_refset,
                      model_options, named_as_flags)
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    """``zest audit REFERENCE SUSPECT [--unrelated SPEC ...] [--alpha A] [--method M] [--json]``."""
+@dataclass
+class AuditPlan:
+    """What an audit will send every suspect, decided from the flags alone (before any model is loaded).
+
+    Attributes
+    ----------
+    pool : ReferenceSet
+        The ``--refset`` images (AKH's pool).
+    refset : ReferenceSet
+        The reference images the audit uses (a budget's N for Zest).
+    config : ZestConfig
+    refsets : dict or None
+        Per method, for ``--method all``.
+    split : dict or None
+        The budget split of ``--method all``.
+    options : dict
+        ``sac_options`` and ``akh_options`` of :func:`zest_core.studies.audit`.
+    """
+
+    pool: Any
+    refset: Any
+    config: Any
+    refsets: dict[str, Any] | None
+    split: dict[str, Any] | None
+    options: dict[str, Any]
+
+
+def plan_audit(args: argparse.Namespace) -> AuditPlan:
+    """The reference images, config and method options ``zest audit`` and ``zest commit`` derive from the flags."""
     check_int("--sac-images", args.sac_images, minimum=2)  # before any model is loaded
     check_int("--akh-queries", args.akh_queries, minimum=1)
     config = config_from_args(args)
@@ -36,19 +69,86 @@ def cmd_audit(args: argparse.Namespace) -> int:
         refset, config = budgeted(args, pool, config, default=DEFAULT_AUDIT_BUDGET)
     else:
         refset, args.budget_plan = pool, None
+    options = {"sac_options": {"num_images": sac_images}, "akh_options": {"num_queries": akh_queries, "pool": pool}}
+    return AuditPlan(pool, refset, config, refsets, split, options)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``zest audit REFERENCE SUSPECT [--unrelated SPEC ...] [--alpha A] [--method M] [--json] [--report F]``."""
+    report_path = check_report_path(args.report)  # before any work
+    commitment = read_commitment(args.commitment)
     if args.sequential:
-        return _sequential(args, refset, config)
-    reference, suspect, unrelated, null = _audit_models(args)
-    options = dict(method=args.method, config=config, alpha=args.alpha, align=args.align, cache=cache_from_args(args),
-                   sac_options={"num_images": sac_images}, akh_options={"num_queries": akh_queries, "pool": pool})
-    with ProgressBar("audit: ") as bar:
-        result = audit(reference, suspect, unrelated, refset, null=null, refsets=refsets, progress=bar, **options)
+        if args.report or args.commitment:
+            raise CLIError("--sequential: --report and --commitment take a fixed audit, not a sequential one")
+        plan = plan_audit(args)
+        return _sequential(args, plan.refset, plan.config)
+    result, report, record, figures_in = run_audit(args, commitment=commitment)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    budget = None if args.budget_plan is None else args.budget_plan.to_dict()
-    report = {**result.to_dict(), "budget": budget, "budget_split": split}
-    print(json.dumps(report, indent=2) if args.json else describe(result, split))
+    if report_path is not None:
+        write_report(report_path, record, figures_in)
+        print(f"report: {report_path} (check it with `zest verify {report_path}`)", file=sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else describe(result, report["budget_split"]))
     return EXIT_OK
+
+
+def run_audit(args: argparse.Namespace, *, commitment: Mapping[str, Any] | None = None,
+              ) -> tuple[AuditResult, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Run the audit the flags describe: its result, its JSON report, its record, and what its figures need.
+
+    The record (:func:`zest_core.studies.audit_record`) holds the fingerprints, the reference set, the
+    config, the query digests, the commitment and the per-image evidence; ``zest verify`` recomputes it
+    from ``args.argv`` through this same function.
+    """
+    plan = plan_audit(args)
+    reference, suspect, unrelated, null = _audit_models(args)
+    with ProgressBar("audit: ") as bar:
+        result = audit(reference, suspect, unrelated, plan.refset, null=null, refsets=plan.refsets, progress=bar,
+                       method=args.method, config=plan.config, alpha=args.alpha, align=args.align,
+                       cache=cache_from_args(args), commitment=commitment, **plan.options)
+    budget = None if args.budget_plan is None else args.budget_plan.to_dict()
+    report = {**result.to_dict(), "budget": budget, "budget_split": plan.split}
+    evidence, views = audit_evidence(result, plan, args)
+    models = {
+        "reference": {"spec": args.reference, "fingerprint": model_fingerprint(reference)},
+        "suspect": {"spec": args.suspect, "fingerprint": model_fingerprint(suspect)},
+        "unrelated": _null_models(unrelated, args),
+    }
+    record = audit_record(report, models=models, refset=plan.refset, refset_spec=args.refset or "mnist",
+                          config=plan.config, command=["zest", *getattr(args, "argv", [])],
+                          working_directory=os.getcwd(), commitment=commitment,
+                          evidence=None if evidence is None else evidence.to_dict())
+    return result, report, record, {"views": views, "refset": plan.refset, "signatures": result.signatures}
+
+
+def audit_evidence(result: AuditResult, plan: AuditPlan, args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The per-image evidence of a Zest audit and the pictures of its 4 strongest images (None, [] without Zest)."""
+    sigs = result.signatures
+    method = next((name for name in result.methods if name.startswith("zest")), None)
+    if method is None or len(result.null_models) < 2:
+        return None, []
+    null = {name: sigs[name] for name in result.null_models}
+    metric = method.removeprefix("zest-")
+    evidence = image_evidence(sigs[REFERENCE], sigs[SUSPECT], null, metric=metric, align=args.align)
+    refset = plan.refset
+    labels = None
+    if refset.labels is not None:
+        labels = [refset.class_names[k] if refset.class_names else str(k) for k in refset.labels]
+    views = evidence_views(sigs[REFERENCE], sigs[SUSPECT], null, evidence, evidence.most(4), labels=labels,
+                           align=args.align)
+    return evidence, views
+
+
+def _null_models(unrelated: Mapping[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The unrelated models as the record lists them: name, spec, SHA-256, and what makes each a matched model."""
+    zoo = None if args.unrelated else load_zoo(args.zoo)  # without --unrelated, the zoo's matched null
+    listed = []
+    for name, model in unrelated.items():
+        facts = model_facts(name, model) if zoo is None else zoo_facts(zoo, name, model)
+        listed.append({"name": name, "spec": name if zoo is None else f"{ZOO_PREFIX}{name}",
+                       "fingerprint": model_fingerprint(model), "arch": facts.arch, "task": facts.task,
+                       "classes": facts.num_classes})
+    return listed
 
 
 def _split_budget(args: argparse.Namespace, refset: Any, config: Any) -> tuple[Any, Any, dict[str, Any], dict | None]:

@@ -15,6 +15,7 @@ from ..studies.rules import METHODS
 from ..sources.endpoint import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from ..zoo.demo import DEMO_NUM_SAMPLES
 from .audit import cmd_audit
+from .handover import cmd_commit, cmd_verify
 from .bench import cmd_bench
 from .compare import cmd_distance, cmd_matrix, cmd_signature
 from .search import cmd_search
@@ -265,25 +266,61 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
                        help="zest-cosine in rounds of reference images (8, 8, 16, 32, ... new ones), each tested at "
                             "alpha / rounds, stopping as soon as the verdict is decided: the suspect is asked only "
                             "about the rounds looked at (zest_core.studies.sequential)")
-    audit.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "akh", "agreement", "all"),
-                       default="zest-cosine",
-                       help="the distance judged (default: zest-cosine); all: zest-cosine, modeldiff, sac and akh, "
-                            "their p-values combined by Holm's rule (FPR <= alpha whatever their dependence), "
-                            "--budget split equally among them")
-    _sac_images_flag(audit)
-    audit.add_argument("--akh-queries", type=int, default=100, metavar="N",
-                       help="akh: images the reference model misclassifies (and CutMix variants) asked of each model "
-                            "(default: 100)")
-    audit.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
-    _budget_flag(audit, DEFAULT_AUDIT_BUDGET)
-    _image_size_flag(audit)
+    _query_flags(audit)
     audit.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="class matching for Zest (default: greedy: a suspect's class order is unknown)")
-    audit.add_argument("--zoo", metavar="DIR", help="zoo folder for zoo: models (default: $ZEST_ZOO_DIR or assets/zoo)")
-    _trust_pickle_flag(audit)
-    _endpoint_flags(audit)
+    audit.add_argument("--report", metavar="FILE",
+                       help="also write the audit report: a self-contained .html file (the verdict, every method, the "
+                            "null, the per-image evidence, fingerprints, config, command; opens offline) or its .json "
+                            "twin; check either with `zest verify FILE`")
+    audit.add_argument("--commitment", metavar="FILE",
+                       help="a commitment of `zest commit`: refuse to query the suspect unless every image the audit "
+                            "sends it is one committed to")
     audit.add_argument("--json", action="store_true", help="print one JSON object")
     audit.set_defaults(handler=cmd_audit)
+
+    commit = commands.add_parser(
+        "commit", parents=[config],
+        help="write the hash of every image an audit will send a suspect (reference images, masks and their "
+             "seed, design, fill, ModelDiff pairs, SAC and AKH images), before any suspect is seen",
+    )
+    commit.add_argument("--reference", metavar="SPEC",
+                        help="the owner's model (needed for modeldiff, akh and all, whose queries it shapes)")
+    _query_flags(commit)
+    commit.add_argument("-o", "--out", required=True, metavar="FILE", help="the commitment (.json)")
+    commit.set_defaults(handler=cmd_commit)
+
+    verify = commands.add_parser(
+        "verify", help="recompute an audit report's verdict from its command, model files and reference set, and "
+                       "say whether fingerprints, queries, distances and p-values match (exit 0) or what differs (1)",
+    )
+    verify.add_argument("report", metavar="REPORT", help="an audit report of `zest audit --report` (.html or .json)")
+    verify.add_argument("--reference", metavar="SPEC", help="check against this reference model instead")
+    verify.add_argument("--suspect", metavar="SPEC", help="check against this suspect instead")
+    verify.add_argument("--refset", metavar="REF", help="check against this reference set instead")
+    verify.add_argument("--zoo", metavar="DIR", help="zoo folder for zoo: models (default: the recorded one)")
+    _trust_pickle_flag(verify)
+    verify.set_defaults(handler=cmd_verify)
+
+
+def _query_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that decide what an audit asks (shared by ``audit`` and ``commit``, so that both plan alike)."""
+    parser.add_argument("--method", choices=("zest-cosine", "zest-l2", "modeldiff", "sac", "akh", "agreement", "all"),
+                        default="zest-cosine",
+                        help="the distance judged (default: zest-cosine); all: zest-cosine, modeldiff, sac and akh, "
+                             "their p-values combined by Holm's rule (FPR <= alpha whatever their dependence), "
+                             "--budget split equally among them")
+    _sac_images_flag(parser)
+    parser.add_argument("--akh-queries", type=int, default=100, metavar="N",
+                        help="akh: images the reference model misclassifies (and CutMix variants) asked of each model "
+                             "(default: 100)")
+    parser.add_argument("--refset", metavar="REF", help=f"{REF_HELP} (default: mnist)")
+    _budget_flag(parser, DEFAULT_AUDIT_BUDGET)
+    _image_size_flag(parser)
+    parser.add_argument("--zoo", metavar="DIR",
+                        help="zoo folder for zoo: models (default: $ZEST_ZOO_DIR or assets/zoo)")
+    _trust_pickle_flag(parser)
+    _endpoint_flags(parser)
 
 
 def _backend_flags(parser: argparse.ArgumentParser) -> None:

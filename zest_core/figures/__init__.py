@@ -12,6 +12,8 @@ does not need it.
 - :mod:`~zest_core.figures.alignment`: class matching.
 - :mod:`~zest_core.figures.calibration`: the calibrated reuse benchmark and one audit's null.
 - :mod:`~zest_core.figures.budget`: the query-budget study.
+- :mod:`~zest_core.figures.report`: why the verdict (the evidence figure) and the self-contained HTML
+  audit report.
 - :mod:`~zest_core.figures.studies`: the papers' studies (epochs, reference size, unlearning, reuse).
 """
 from ._style import DIVERGING, MATCH_COLORS, VERDICT_COLORS
@@ -20,6 +22,7 @@ from .budget import budget_figure, budget_relations_figure
 from .calibration import ablation_figure, audit_null_figure, calibration_figures, matched_null_figure, rates_figure, roc_figure
 from .distances import clustered_heatmap, contribution_bars
 from .images import image_grid, numbered_segments, png_image
+from .report import audit_report_html, evidence_figure, method_null_figures
 from .studies import epoch_figure, epochs_figure, refsize_figure, reuse_figure, unlearning_figure
 from .weights import weight_small_multiples, weight_triptych
 
@@ -29,6 +32,9 @@ __all__ = [
     "VERDICT_COLORS",
     "ablation_figure",
     "audit_null_figure",
+    "audit_report_html",
+    "evidence_figure",
+    "method_null_figures",
     "bipartite",
     "budget_figure",
     "budget_relations_figure",

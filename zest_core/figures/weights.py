@@ -12,7 +12,7 @@ from ._style import DIVERGING
 from .images import png_image
 
 
-def _overlay(fig: go.Figure, image: np.ndarray, values: np.ndarray, *, row: int, col: int, coloraxis: str,
+def overlay_weights(fig: go.Figure, image: np.ndarray, values: np.ndarray, *, row: int, col: int, coloraxis: str,
              name: str, opacity: float) -> None:
     grey = to_rgb(image).mean(axis=-1).astype(np.uint8)
     fig.add_trace(png_image(grey, hoverinfo="skip", name="image"), row=row, col=col)
@@ -32,9 +32,9 @@ def weight_triptych(image: np.ndarray, maps: WeightMaps, row: int, *, names: tup
     spacing = 0.1
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=spacing)
     panel = (1 - 2 * spacing) / 3
-    _overlay(fig, image, maps.a[row], row=1, col=1, coloraxis="coloraxis", name="A", opacity=opacity)
-    _overlay(fig, image, maps.b[row], row=1, col=2, coloraxis="coloraxis", name="B", opacity=opacity)
-    _overlay(fig, image, difference, row=1, col=3, coloraxis="coloraxis2", name="A − B", opacity=opacity)
+    overlay_weights(fig, image, maps.a[row], row=1, col=1, coloraxis="coloraxis", name="A", opacity=opacity)
+    overlay_weights(fig, image, maps.b[row], row=1, col=2, coloraxis="coloraxis", name="B", opacity=opacity)
+    overlay_weights(fig, image, difference, row=1, col=3, coloraxis="coloraxis2", name="A − B", opacity=opacity)
     scale = "unit-norm signatures" if maps.unit_norm else "raw weights"
     fig.update_layout(
         coloraxis={"colorscale": DIVERGING, "cmin": -limit, "cmax": limit, "cmid": 0,

@@ -19,7 +19,9 @@ from .accounting import (
     signature_query_detail,
 )
 from .audit import COMBINED_METHODS, AuditResult, audit, audit_signatures, audit_zoo_models, combine_decisions
+from .commitment import check_commitment, commitment_record, method_queries_digest, zest_queries_digest
 from .epochs import EpochCurves, epoch_curves
+from .handover import audit_record, compare_records, read_report, record_intact
 from .markdown import reuse_markdown, summary_markdown
 from .refsize import RefsizeStudy, refsize_study
 from .reuse import ReuseResult, reuse_benchmark, summarize_reuse, write_reuse_report
@@ -46,6 +48,14 @@ from .zoo_studies import (
 )
 
 __all__ = [
+    "audit_record",
+    "compare_records",
+    "read_report",
+    "record_intact",
+    "check_commitment",
+    "commitment_record",
+    "method_queries_digest",
+    "zest_queries_digest",
     "AuditResult",
     "COMBINED_METHODS",
     "audit",

@@ -24,6 +24,7 @@ from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature
 from ..zoo.nulls import UNRELATED_FLAG, MatchedNull, ModelFacts, check_null, matched_null, model_facts, resolve_null
 from .accounting import queries_report, signature_query_detail
+from .commitment import check_commitment, method_queries_digest
 from .rules import METHOD_KINDS, as_distance
 from .scoring import PairScorer
 
@@ -61,6 +62,12 @@ class AuditResult:
         p-value.
     warnings : tuple of str
         What :func:`~zest_core.zoo.check_null` found unusual about the null (never a refusal).
+    query_digests : dict of str to str
+        Per method, the SHA-256 of the images every suspect was sent (:mod:`zest_core.studies.commitment`),
+        computed before the suspect was queried.
+    signatures : dict of str to Signature
+        The Zest signatures behind a Zest method ("reference", "suspect" and each unrelated model's
+        name), for the per-image evidence (:func:`zest_core.explain.image_evidence`); empty otherwise.
     """
 
     decision: Decision
@@ -71,6 +78,8 @@ class AuditResult:
     methods: dict[str, Decision] = field(default_factory=dict)
     combination: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    query_digests: dict[str, str] = field(default_factory=dict)
+    signatures: dict[str, Signature] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.decision
@@ -85,6 +94,7 @@ class AuditResult:
                 "reason": self.null_reason, "warnings": list(self.warnings),
             },
             "queries": self.queries,
+            "query_digests": self.query_digests,
         }
 
 
@@ -156,6 +166,7 @@ def audit(
     akh_options: Mapping[str, Any] | None = None,
     cache: Any = None,
     progress: Callable[[int, int, str], None] | None = None,
+    commitment: Mapping[str, Any] | None = None,
 ) -> AuditResult:
     """Audit ``suspect`` against ``reference`` with ``method``, judged against ``unrelated``.
 
@@ -182,6 +193,10 @@ def audit(
         A reference set per method (a budget split among the methods of "all"); ``refset`` otherwise.
     modeldiff_options, cache, progress
         As in :func:`zest_core.studies.reuse_benchmark`.
+    commitment : mapping, optional
+        A commitment of ``zest commit`` (:func:`~zest_core.studies.commitment_record`): every method's
+        queries are hashed, from the reference side alone, and checked against it before the suspect
+        or any unrelated model is queried.
     sac_options : mapping, optional
         SAC's ``num_images``, ``seed``, ``cut_ratio`` (:class:`zest_core.methods.SAC`).
     akh_options : mapping, optional
@@ -196,6 +211,8 @@ def audit(
     NullError
         For a null that would make the verdict wrong (the suspect in it, two models with the same
         weights, a model of another class count or input shape), naming ``--unrelated``.
+    CommitmentError
+        For queries other than the committed ones (before any of them is sent).
     """
     check_choice("method", method, (*AUDIT_METHODS, ALL))
     clash = {REFERENCE, SUSPECT} & set(unrelated)
@@ -212,10 +229,13 @@ def audit(
     names = COMBINED_METHODS if method == ALL else (method,)
     decisions: dict[str, Decision] = {}
     reports: dict[str, Any] = {}
-    for name in names:
-        used = (refsets or {}).get(name, refset)
-        scorer = PairScorer(models, used, config, align, search_params(**dict(modeldiff_options or {})), cache,
-                            progress, sac_options=sac_options, akh_options=akh_options)
+    scorers = _scorers(models, names, refset, refsets, config, align, modeldiff_options, sac_options, akh_options,
+                       cache, progress)
+    digests = _digests(scorers)  # from the reference side alone: nothing is sent to the suspect yet
+    if commitment is not None:
+        check_commitment(commitment, digests, refset)
+    for name, scorer in scorers.items():
+        used = scorer.refset
         kind = METHOD_KINDS[name]
         try:
             distance = as_distance(scorer.score(name, REFERENCE, SUSPECT), kind)
@@ -238,7 +258,54 @@ def audit(
         queries = {"methods": reports, "total": _sum_totals(reports)}
     else:
         decision, combination, queries = decisions[method], None, reports[method]
-    return AuditResult(decision, method, tuple(unrelated), reason, queries, decisions, combination, tuple(warnings))
+    zest = next((scorer for name, scorer in scorers.items() if name.startswith("zest")), None)
+    signatures = {} if zest is None else {name: zest.signature(name) for name in models}
+    return AuditResult(decision, method, tuple(unrelated), reason, queries, decisions, combination, tuple(warnings),
+                       digests, signatures)
+
+
+def audit_query_digests(
+    reference: Callable | None,
+    refset: ReferenceSet,
+    *,
+    method: str = "zest-cosine",
+    config: ZestConfig | None = None,
+    refsets: Mapping[str, ReferenceSet] | None = None,
+    modeldiff_options: Mapping[str, Any] | None = None,
+    sac_options: Mapping[str, Any] | None = None,
+    akh_options: Mapping[str, Any] | None = None,
+    cache: Any = None,
+) -> dict[str, str]:
+    """The query digests :func:`audit` would check, from the reference side alone (what ``zest commit`` writes).
+
+    ``reference`` may be None for Zest and SAC, whose queries depend on the reference images only.
+    """
+    check_choice("method", method, (*AUDIT_METHODS, ALL))
+    names = COMBINED_METHODS if method == ALL else (method,)
+    models = {} if reference is None else {REFERENCE: reference}
+    return _digests(_scorers(models, names, refset, refsets, config or ZestConfig(), "auto", modeldiff_options,
+                             sac_options, akh_options, cache, None))
+
+
+def _scorers(models: Mapping[str, Callable], names: Sequence[str], refset: ReferenceSet,
+             refsets: Mapping[str, ReferenceSet] | None, config: ZestConfig, align: str,
+             modeldiff_options: Mapping[str, Any] | None, sac_options: Mapping[str, Any] | None,
+             akh_options: Mapping[str, Any] | None, cache: Any, progress: Any) -> dict[str, PairScorer]:
+    """One scorer per method, each on its own reference images (a budget split) or ``refset``."""
+    return {name: PairScorer(models, (refsets or {}).get(name, refset), config, align,
+                             search_params(**dict(modeldiff_options or {})), cache, progress,
+                             sac_options=sac_options, akh_options=akh_options) for name in names}
+
+
+def _digests(scorers: Mapping[str, PairScorer]) -> dict[str, str]:
+    """Each method's query digest (:func:`~zest_core.studies.commitment.method_queries_digest`); NaN-safe."""
+    digests = {}
+    for name, scorer in scorers.items():
+        try:
+            digests[name] = method_queries_digest(scorer, name, REFERENCE)
+        except NotComparableError:  # e.g. ModelDiff without white-box access: the method will say so
+            digests[name] = "not computed"
+    return digests
 
 
 def audit_signatures(

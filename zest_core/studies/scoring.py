@@ -211,15 +211,23 @@ class PairScorer:
             self._detectors[name] = detector
         return self._detectors[name]
 
+    def modeldiff_pairs(self, name: str) -> np.ndarray:
+        """The 2n images ModelDiff sends every suspect when ``name`` is the source (its pair search, run once)."""
+        return self._detector(name).pairs.images()
+
+    def sac_images(self) -> torch.Tensor:
+        """SAC's CutMix images of the reference set, the same for every model (made once)."""
+        if self._sac_images is None:
+            o = self.sac_options
+            self._sac_images = cutmix_images(self.refset, o["num_images"], rng=o["seed"], cut_ratio=o["cut_ratio"])
+        return self._sac_images
+
     def sac_correlation(self, name: str) -> np.ndarray:
         """SAC's correlation matrix of model ``name`` on the CutMix images (computed once; queries counted)."""
         if name not in self._sac_correlations:
-            if self._sac_images is None:
-                o = self.sac_options
-                self._sac_images = cutmix_images(self.refset, o["num_images"], rng=o["seed"], cut_ratio=o["cut_ratio"])
             self.sac_queries[name] = self.ledger.counter("sac", name, "CutMix images")
             self._sac_correlations[name] = model_correlation(
-                self.models[name], self._sac_images, batch_size=self.config.batch_size, device=self.config.device,
+                self.models[name], self.sac_images(), batch_size=self.config.batch_size, device=self.config.device,
                 counter=self.sac_queries[name],
             )
         return self._sac_correlations[name]

@@ -1,0 +1,145 @@
+"""``zest commit``, ``zest audit --report`` and ``zest verify``: commit to the queries, hand the verdict over, re-check it.
+
+- ``zest commit [--reference SPEC] --refset ... [flags] -o commitment.json`` hashes every image the audit
+  will send a suspect (:mod:`zest_core.studies.commitment`), before any suspect is seen;
+- ``zest audit ... --commitment commitment.json`` refuses to query with other images;
+- ``zest audit ... --report audit.html`` (or ``.json``) writes the self-contained report;
+- ``zest verify audit.html`` recomputes the audit from the recorded command (optionally with other
+  ``--reference``, ``--suspect`` or ``--refset``) and says what differs. Exit 0: everything matches;
+  1: something differs (each difference on its own line); 2: bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._shared.atomic import atomic_write_bytes
+from ..errors import CommitmentError
+from ..studies.audit import REFERENCE, audit_query_digests
+from ..studies.commitment import COMMITMENT_FLAG, commitment_record
+from ..studies.handover import compare_records, read_report, record_intact
+from .inputs import EXIT_OK, CLIError, cache_from_args, load_classifier, model_options
+
+EXIT_DIFFERS = 1
+REPORT_SUFFIXES = (".html", ".htm", ".json")
+MAX_COMMITMENT_BYTES = 2**20
+
+
+def check_report_path(value: str | None) -> Path | None:
+    """``--report``'s path, checked before any work: a known suffix, in a folder that exists and can be written."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        raise CLIError(f"--report: expected a file ending in {', '.join(REPORT_SUFFIXES)}, got {value}")
+    _check_writable("--report", path)
+    return path
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CLIError(f"{flag}: expected a file, got the folder {path}")
+    if not folder.is_dir():
+        raise CLIError(f"{flag}: expected a file in an existing folder, got {path} (no folder {folder})")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{flag}: expected a writable folder, got {path} ({folder} is not writable)")
+
+
+def read_commitment(value: str | None) -> dict[str, Any] | None:
+    """``--commitment``'s file as JSON (at most 1 MiB), or None without the flag."""
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise CLIError(f"{COMMITMENT_FLAG}: expected a commitment file of `zest commit`, got {value} (no such file)")
+    if path.stat().st_size > MAX_COMMITMENT_BYTES:
+        raise CLIError(f"{COMMITMENT_FLAG}: expected a commitment of at most 1 MiB, got {value}")
+    try:
+        committed = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CLIError(f"{COMMITMENT_FLAG}: expected JSON in {value}, got unreadable content ({error})") from error
+    if not isinstance(committed, dict):
+        raise CommitmentError(f"{COMMITMENT_FLAG}: expected a zest commitment in {value}, got another file")
+    return committed
+
+
+def write_report(path: Path, record: Mapping[str, Any], parts: Mapping[str, Any]) -> None:
+    """The report, atomically: the record as JSON (``.json``) or the self-contained HTML with its figures."""
+    if path.suffix.lower() == ".json":
+        atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
+        return
+    from .. import figures  # Plotly only for an HTML report
+
+    drawn = figures.method_null_figures(record["audit"])
+    if parts["views"]:
+        refset, signatures = parts["refset"], parts["signatures"]
+        drawn.append(figures.evidence_figure(refset.images, signatures[REFERENCE].segments, parts["views"]))
+    atomic_write_bytes(path, figures.audit_report_html(record, drawn).encode("utf-8"))
+
+
+def cmd_commit(args: argparse.Namespace) -> int:
+    """``zest commit [--reference SPEC] --refset REF [flags] -o FILE``: the queries' digests, before any suspect."""
+    from .audit import plan_audit
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise CLIError(f"-o: expected a .json file, got {args.out}")
+    _check_writable("-o", out)
+    plan = plan_audit(args)
+    needs_reference = args.method in ("modeldiff", "akh", "all")
+    if needs_reference and args.reference is None:
+        raise CLIError(f"--reference: expected the reference model, whose own queries {args.method} commits to")
+    reference = None if args.reference is None else load_classifier(args.reference, **model_options(args))
+    digests = audit_query_digests(reference, plan.refset, method=args.method, config=plan.config,
+                                  refsets=plan.refsets, cache=cache_from_args(args), **plan.options)
+    fingerprint = None if reference is None else reference.fingerprint
+    options = {"method": args.method, "sac_images": plan.options["sac_options"]["num_images"],
+               "akh_queries": plan.options["akh_options"]["num_queries"], "reference": args.reference}
+    record = commitment_record(plan.refset, plan.config, digests, reference_fingerprint=fingerprint, options=options)
+    atomic_write_bytes(out, json.dumps(record, indent=1, sort_keys=True).encode())
+    print(f"commitment {record['digest']}: {len(digests)} method(s), {len(plan.refset)} reference images; "
+          f"written to {out}. Publish the digest before you query any suspect, then run "
+          f"`zest audit ... --commitment {out}` with the same flags.", file=sys.stderr)
+    print(record["digest"])
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``zest verify REPORT [--reference SPEC] [--suspect SPEC] [--refset REF]``: recompute and compare."""
+    from .audit import run_audit
+    from .parser import build_parser
+
+    reported = read_report(args.report)
+    command = reported.get("command", [])
+    if len(command) < 2 or command[:2] != ["zest", "audit"]:
+        raise CLIError(f"REPORT: expected the record of a `zest audit`, got the command {command!r}")
+    try:
+        again = build_parser().parse_args(command[1:])
+    except SystemExit as exit_:
+        raise CLIError(f"REPORT: its command does not parse: {' '.join(command)}") from exit_
+    for flag in ("reference", "suspect", "refset"):
+        if getattr(args, flag, None) is not None:
+            setattr(again, flag, getattr(args, flag))
+    again.report, again.commitment, again.json = None, None, True
+    again.trust_pickle = args.trust_pickle or False
+    if args.zoo is not None:
+        again.zoo = args.zoo
+    again.argv = command[1:]
+    _, _, recomputed, _ = run_audit(again, commitment=None)
+    lines = []
+    if not record_intact(reported):
+        lines.append("the report's record was edited after it was written: its digest does not match its content")
+    lines += compare_records(reported, recomputed)
+    if lines:
+        for line in lines:
+            print(f"differs: {line}")
+        return EXIT_DIFFERS
+    methods = ", ".join(reported["audit"]["methods"])
+    print(f"verified: the models' and the null's SHA-256, the reference set, the queries and every distance and "
+          f"p-value ({methods}) match the report; the verdict is {recomputed['audit']['verdict']}")
+    return EXIT_OK

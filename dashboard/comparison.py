@@ -8,6 +8,7 @@ returns is kept in session state (:mod:`dashboard.state`) for every page. Its ca
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -17,20 +18,26 @@ import streamlit as st
 from zest_core import BudgetPlan, Classifier, QueryCount, ReferenceSet, Signature, ZestConfig, Zoo, zest_distance
 from zest_core.explain import (
     AlignmentSummary,
+    EvidenceView,
+    ImageEvidence,
     ComparisonResult,
     compare_alignments,
     compare_signatures,
     comparison_report,
+    evidence_views,
+    image_evidence,
 )
 from zest_core.studies import (
     AuditResult,
     audit,
+    audit_record,
     audit_signatures,
     queries_report,
     signature_queries,
     signature_query_detail,
+    zest_queries_digest,
 )
-from zest_core.zoo import matched_null, resolve_null
+from zest_core.zoo import matched_null, model_facts, resolve_null, zoo_facts
 
 from .services import (
     JobError,
@@ -176,6 +183,9 @@ class Comparison:
         for a cached one (:meth:`query_entries` then reports what computing it took).
     budget : BudgetPlan or None
         The query budget that chose N and L, if one was set.
+    audit_argv : list of str or None
+        The ``zest audit`` arguments that recompute the verdict (:meth:`dashboard.setup.Setup.audit_argv`), or
+        None when the CLI cannot name the inputs.
     """
 
     key: str
@@ -192,6 +202,7 @@ class Comparison:
     timings: dict[str, float] = field(default_factory=dict)
     queries_now: dict[str, QueryCount] = field(default_factory=dict)
     budget: BudgetPlan | None = None
+    audit_argv: list[str] | None = None
 
     @property
     def title(self) -> str:
@@ -230,6 +241,45 @@ class Comparison:
             null_reason=self.null.reason, warnings=self.null.warnings,
             queries=queries_report(self.query_entries(), detail),
         )
+
+    def evidence(self) -> ImageEvidence | None:
+        """Per reference image, how unusually close B is to A against the null (:func:`zest_core.explain.image_evidence`).
+
+        None with fewer than 2 unrelated models (no spread to compare with).
+        """
+        if len(self.null_signatures) < 2:
+            return None
+        return image_evidence(self.signatures["A"], self.signatures["B"], self.null_signatures,
+                              metric=self.result.metric, align=self.result.align)
+
+    def evidence_views(self, evidence: ImageEvidence, count: int) -> list[EvidenceView]:
+        """The pictures of the ``count`` images that carry the most evidence (:func:`zest_core.explain.evidence_views`)."""
+        refset = self.refset
+        labels = None
+        if refset.labels is not None:
+            labels = [refset.class_names[k] if refset.class_names else str(k) for k in refset.labels]
+        return evidence_views(self.signatures["A"], self.signatures["B"], self.null_signatures, evidence,
+                              evidence.most(count), labels=labels, align=self.result.align)
+
+    def audit_record(self, alpha: float, zoo: Zoo | None) -> dict[str, Any]:
+        """The record an audit report embeds (:func:`zest_core.studies.audit_record`), as ``zest audit --report`` makes it."""
+        audit = self.audit(alpha)
+        summary = {**audit.to_dict(), "budget": None if self.budget is None else self.budget.to_dict(),
+                   "budget_split": None}
+        summary["query_digests"] = {audit.method: zest_queries_digest(self.refset, self.config)}
+        models = {slot_name: {"spec": self.choices[slot].spec, "fingerprint": self.meta[slot]["fingerprint"]}
+                  for slot, slot_name in (("A", "reference"), ("B", "suspect"))}
+        models["unrelated"] = []
+        for name, spec in self.null.specs.items():
+            model = cached_model(spec)
+            facts = zoo_facts(zoo, name, model) if self.null.automatic and zoo is not None else model_facts(name, model)
+            models["unrelated"].append({"name": name, "spec": spec, "fingerprint": model.fingerprint, "arch": facts.arch,
+                                        "task": facts.task, "classes": facts.num_classes})
+        argv = [] if self.audit_argv is None else ["zest", *self.audit_argv, "--alpha", f"{alpha:g}"]
+        evidence = self.evidence()
+        return audit_record(summary, models=models, refset=self.refset, refset_spec=self.refset.provenance,
+                            config=self.config, command=argv, working_directory=os.getcwd(),
+                            evidence=None if evidence is None else evidence.to_dict())
 
     def report(self, alpha: float) -> dict[str, Any]:
         """The JSON-ready report of the comparison, with its calibrated verdict at level ``alpha``."""
@@ -276,6 +326,7 @@ def run_comparison(
     zoo: Zoo | None,
     sink: ProgressSink | None = None,
     budget: BudgetPlan | None = None,
+    audit_argv: list[str] | None = None,
 ) -> Comparison:
     """Load both models and the unrelated ones, compute their signatures, compare the pair and measure the null.
 
@@ -325,6 +376,7 @@ def run_comparison(
         },
         queries_now=queries_now,
         budget=budget,
+        audit_argv=audit_argv,
     )
 
 

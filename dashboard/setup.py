@@ -143,12 +143,40 @@ class Setup:
             return refset, self.config, None
         return apply_budget(self.budget, refset, self.config)
 
+    def audit_argv(self, zoo_root: str | None) -> list[str] | None:
+        """The ``zest audit`` arguments that recompute this comparison's verdict (α aside), or None when the CLI
+        cannot name its inputs (an uploaded model or reference image, a folder, a seed other than 0, the L1 or L∞
+        metric). A report carries them, so that ``zest verify`` can check it."""
+        models = (self.model_a, self.model_b)
+        if any(m is None or m.kind == "upload" for m in models) or self.metric not in ("cosine", "l2"):
+            return None
+        if self.refset.source != REF_SOURCES[0] or self.refset.seed != 0:
+            return None
+        argv = ["audit", self.model_a.spec, self.model_b.spec, "--refset", f"mnist:test:{self.refset.n}",
+                "--method", f"zest-{self.metric}", "--align", self.align, "--budget", str(self.budget)]
+        if not self.budget:
+            argv += ["--samples", str(self.config.num_samples)]
+        default = ZestConfig()
+        for field, flag in AUDIT_CONFIG_FLAGS.items():
+            if getattr(self.config, field) != getattr(default, field):
+                argv += [flag, str(getattr(self.config, field))]
+        if not self.automatic_null and self.unrelated:
+            argv += ["--unrelated", *(spec for _, spec in self.unrelated)]
+        if zoo_root is not None:
+            argv += ["--zoo", zoo_root]
+        return argv
+
     def inputs_key(self, models: Any) -> str:
         """A hash of ``models`` (any JSON-able description) with this setup's reference images and config.
 
         Equal keys mean the same signatures, for pages that compute the signatures of many models.
         """
         return _digest([models, dataclasses.asdict(self.refset), self.config.to_dict()])
+
+
+# Config fields a comparison may set, and the ``zest audit`` flag of each (README, "CLI").
+AUDIT_CONFIG_FLAGS = {"segmentation": "--segmentation", "fill": "--fill", "mode": "--mode", "targets": "--targets",
+                      "seed": "--seed", "mask_design": "--mask-design"}
 
 
 def _digest(values: Any) -> str:

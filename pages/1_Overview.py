@@ -8,9 +8,10 @@ import streamlit as st
 from dashboard import layout, tables
 from dashboard.ui import show_figure, show_table
 from dashboard.verdict import p_text, show_all_methods, show_verdict
+from dashboard.why import report_button, show_why
 from zest_core import figures
 
-layout.page("Overview")
+zoo, _, _ = layout.page("Overview")
 comparison = layout.require_comparison()
 result = comparison.result
 audit = layout.current_audit(comparison)
@@ -37,6 +38,8 @@ if audit.null_models:
                f"below 1/(m + 1) = {1 / (len(audit.null_models) + 1):.3g} with m = {len(audit.null_models)} "
                "unrelated models). Same reference images, config, metric and class alignment as A vs B.")
     show_table(tables.null_table(comparison), key="overview_null_table", filename="matched_null")
+    st.header("Why the verdict: where B kept A's reasoning and independent models did not")
+    show_why(comparison, key="overview_why")
     st.header("Every method, one verdict")
     show_all_methods(comparison, decision.alpha, key="overview_all")
 
@@ -70,6 +73,7 @@ with st.expander("All images and classes"):
     show_table(classes, key="overview_classes_table", filename="class_contributions")
 
 st.header("Report")
+report_button(comparison, decision.alpha, zoo, key="overview_audit_report")
 st.download_button(
     "Download the whole comparison (JSON)", data=lambda: json.dumps(comparison.report(decision.alpha), indent=1),
     file_name="zest_comparison.json", mime="application/json", key="overview_report", on_click="ignore",

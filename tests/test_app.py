@@ -195,6 +195,29 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert all(e["images"] == total + first for e in entries.values())
     assert any(c.value.startswith("**Queries**") and "Model B:" in c.value for c in app.caption)
     assert all("images in" in text for text in null_table["queries"])
+    # Why the verdict: the strongest images, A, B and the closest unrelated model side by side (issue 20).
+    from zest_core.explain import EVIDENCE_NOTE, image_evidence
+
+    evidence = image_evidence(comparison.signatures["A"], comparison.signatures["B"], comparison.null_signatures)
+    why = charts["overview_why_figure"]
+    strongest = evidence.most(4)
+    assert trace_types(why) == ["image", *["image", "heatmap"] * 3] * 4
+    titles = [a["text"] for a in why["layout"]["annotations"]]
+    assert [t for t in titles if t.startswith("image #")] == [
+        f"image #{n} · z = {evidence.scores[n]:.2f}" for n in strongest]
+    assert titles[3].startswith(evidence.closest_unrelated(strongest[0]))
+    assert any(EVIDENCE_NOTE in c.value for c in app.caption)
+    app.slider(key="overview_why_count").set_value(2).run()
+    assert trace_types(figures(app)["overview_why_figure"]) == ["image", *["image", "heatmap"] * 3] * 2
+    # The audit report the button downloads names a `zest audit` command, and `zest verify` accepts it.
+    from zest_core import figures as drawing
+    from zest_core.cli import main as zest
+
+    record = comparison.audit_record(0.05, zoo)
+    assert record["command"][:2] == ["zest", "audit"] and record["audit"]["verdict"] == decision.verdict
+    report = tmp_path / "dashboard_report.html"
+    report.write_text(drawing.audit_report_html(record, drawing.method_null_figures(record["audit"])))
+    assert zest(["verify", str(report)]) == 0
     # Every method, one verdict: the engine's --method all, Holm over Zest, ModelDiff, SAC-m and AKH.
     app.button(key="overview_all_run").click().run()
     assert_ok(app)

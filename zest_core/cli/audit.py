@@ -12,19 +12,19 @@ from typing import Any, Mapping
 from .._shared.checks import check_int
 from .._shared.progress import ProgressBar
 from ..errors import NullError
-from ..pipeline.budget import DEFAULT_AUDIT_BUDGET, apply_budget
-from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
 from ..explain import evidence_views, image_evidence
+from ..pipeline.budget import DEFAULT_AUDIT_BUDGET, apply_budget
 from ..pipeline.queries import model_fingerprint
+from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
 from ..studies.accounting import count_text, describe_entry
 from ..studies.audit import ALL, COMBINED_METHODS, REFERENCE, SUSPECT, AuditResult, audit
 from ..studies.handover import audit_record
 from ..studies.sequential import sequential_audit
 from ..zoo import MatchedNull, load_zoo, matched_null, resolve_null
 from ..zoo.nulls import ZOO_PREFIX, model_facts, zoo_facts
-from .handover import check_report_path, read_commitment, write_report
 from .inputs import (EXIT_OK, CLIError, budgeted, cache_from_args, config_from_args, load_classifier, load_refset,
                      model_options, named_as_flags)
+from .reports import check_report_path, read_commitment, write_report
 
 
 @dataclass

@@ -12,84 +12,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping
 
 from .._shared.atomic import atomic_write_bytes
-from ..errors import CommitmentError
-from ..studies.audit import REFERENCE, audit_query_digests
-from ..studies.commitment import COMMITMENT_FLAG, commitment_record
+from ..studies.audit import audit_query_digests
+from ..studies.commitment import commitment_record
 from ..studies.handover import compare_records, read_report, record_intact
+from .audit import plan_audit, run_audit
 from .inputs import EXIT_OK, CLIError, cache_from_args, load_classifier, model_options
+from .reports import check_writable
 
 EXIT_DIFFERS = 1
-REPORT_SUFFIXES = (".html", ".htm", ".json")
-MAX_COMMITMENT_BYTES = 2**20
-
-
-def check_report_path(value: str | None) -> Path | None:
-    """``--report``'s path, checked before any work: a known suffix, in a folder that exists and can be written."""
-    if value is None:
-        return None
-    path = Path(value)
-    if path.suffix.lower() not in REPORT_SUFFIXES:
-        raise CLIError(f"--report: expected a file ending in {', '.join(REPORT_SUFFIXES)}, got {value}")
-    _check_writable("--report", path)
-    return path
-
-
-def _check_writable(flag: str, path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise CLIError(f"{flag}: expected a file, got the folder {path}")
-    if not folder.is_dir():
-        raise CLIError(f"{flag}: expected a file in an existing folder, got {path} (no folder {folder})")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{flag}: expected a writable folder, got {path} ({folder} is not writable)")
-
-
-def read_commitment(value: str | None) -> dict[str, Any] | None:
-    """``--commitment``'s file as JSON (at most 1 MiB), or None without the flag."""
-    if value is None:
-        return None
-    path = Path(value)
-    if not path.is_file():
-        raise CLIError(f"{COMMITMENT_FLAG}: expected a commitment file of `zest commit`, got {value} (no such file)")
-    if path.stat().st_size > MAX_COMMITMENT_BYTES:
-        raise CLIError(f"{COMMITMENT_FLAG}: expected a commitment of at most 1 MiB, got {value}")
-    try:
-        committed = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CLIError(f"{COMMITMENT_FLAG}: expected JSON in {value}, got unreadable content ({error})") from error
-    if not isinstance(committed, dict):
-        raise CommitmentError(f"{COMMITMENT_FLAG}: expected a zest commitment in {value}, got another file")
-    return committed
-
-
-def write_report(path: Path, record: Mapping[str, Any], parts: Mapping[str, Any]) -> None:
-    """The report, atomically: the record as JSON (``.json``) or the self-contained HTML with its figures."""
-    if path.suffix.lower() == ".json":
-        atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
-        return
-    from .. import figures  # Plotly only for an HTML report
-
-    drawn = figures.method_null_figures(record["audit"])
-    if parts["views"]:
-        refset, signatures = parts["refset"], parts["signatures"]
-        drawn.append(figures.evidence_figure(refset.images, signatures[REFERENCE].segments, parts["views"]))
-    atomic_write_bytes(path, figures.audit_report_html(record, drawn).encode("utf-8"))
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
     """``zest commit [--reference SPEC] --refset REF [flags] -o FILE``: the queries' digests, before any suspect."""
-    from .audit import plan_audit
-
     out = Path(args.out)
     if out.suffix.lower() != ".json":
         raise CLIError(f"-o: expected a .json file, got {args.out}")
-    _check_writable("-o", out)
+    check_writable("-o", out)
     plan = plan_audit(args)
     needs_reference = args.method in ("modeldiff", "akh", "all")
     if needs_reference and args.reference is None:
@@ -111,15 +53,12 @@ def cmd_commit(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``zest verify REPORT [--reference SPEC] [--suspect SPEC] [--refset REF]``: recompute and compare."""
-    from .audit import run_audit
-    from .parser import build_parser
-
     reported = read_report(args.report)
     command = reported.get("command", [])
     if len(command) < 2 or command[:2] != ["zest", "audit"]:
         raise CLIError(f"REPORT: expected the record of a `zest audit`, got the command {command!r}")
     try:
-        again = build_parser().parse_args(command[1:])
+        again = args.build_parser().parse_args(command[1:])  # the parser hands itself over: it imports this module
     except SystemExit as exit_:
         raise CLIError(f"REPORT: its command does not parse: {' '.join(command)}") from exit_
     for flag in ("reference", "suspect", "refset"):

@@ -141,7 +141,10 @@ def load_input(spec: str, **options: Any) -> Input:
 
 
 def load_refset(spec: str, image_size: Sequence[int] | None = None) -> ReferenceSet:
-    """A REF argument: ``mnist[:N]``, ``cifar10:ROOT[:N]``, ``cifar100:ROOT[:N]``, a folder or an ``.npz`` file.
+    """A REF argument: ``mnist[:N]``, ``mnist:test:N``, ``cifar10:ROOT[:N]``, ``cifar100:ROOT[:N]``, a folder or an ``.npz`` file.
+
+    ``mnist:test:N`` is N held-out digits of MNIST's test split, stratified (seed 0): the dashboard's
+    built-in reference set, so that its reports name a command that reproduces them.
 
     ``image_size`` (H, W) resizes the images of a folder; it is refused for any other REF.
     """
@@ -158,6 +161,8 @@ def load_refset(spec: str, image_size: Sequence[int] | None = None) -> Reference
         return load_cifar(name, root, n=_ref_count(spec, count, f"'{name}:ROOT:N'") if count else DEFAULT_MNIST_N)
     if name != "mnist":
         return load_npz_reference(spec)
+    if rest.startswith("test:"):
+        return load_mnist(_ref_count(spec, rest.removeprefix("test:"), "'mnist:test:N'"), split="test")
     return load_mnist(_ref_count(spec, rest, "'mnist' or 'mnist:N'") if separator else DEFAULT_MNIST_N)
 
 

@@ -125,7 +125,7 @@ INPUTS_HELP = (
     "in ROOT), a folder of images (class subfolders give labels) or an .npz file with an 'images' array. Config "
     "flags left unset follow the first signature file's config, so a model can be compared with a saved signature."
 )
-REF_HELP = "mnist, mnist:N, cifar10:ROOT[:N], cifar100:ROOT[:N], a folder of images or an .npz file"
+REF_HELP = "mnist, mnist:N, mnist:test:N (held-out digits), cifar10:ROOT[:N], cifar100:ROOT[:N], a folder of images or an .npz file"
 MODEL_HELP = f"{MODEL_SPEC_HELP}, or a signature .npz"
 
 
@@ -300,7 +300,7 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
     verify.add_argument("--refset", metavar="REF", help="check against this reference set instead")
     verify.add_argument("--zoo", metavar="DIR", help="zoo folder for zoo: models (default: the recorded one)")
     _trust_pickle_flag(verify)
-    verify.set_defaults(handler=cmd_verify)
+    verify.set_defaults(handler=cmd_verify, build_parser=build_parser)
 
 
 def _query_flags(parser: argparse.ArgumentParser) -> None:

@@ -84,6 +84,9 @@ def method_null_figures(audit: Mapping[str, Any]) -> list[go.Figure]:
             continue
         one = {**decision, "null": {"distances": dict(zip(null_models, decision["null_distances"]))}}
         figure = audit_null_figure(one)
+        # Names in the table above (a dozen labels on one axis overlap); here a hover shows them.
+        figure.update_traces(mode="markers", hovertemplate="%{text}: %{x:.4g}<extra></extra>",
+                             selector={"name": "unrelated"})
         figure.update_layout(title=f"{name}: {figure.layout.title.text}", width=900)
         figures.append(figure)
     return figures
@@ -157,14 +160,18 @@ def _methods_table(audit: Mapping[str, Any]) -> str:
 def _null_section(record: Mapping[str, Any]) -> str:
     e = html.escape
     null = record["audit"]["null"]
+    first = next(iter(record["audit"]["methods"].values()), {})
+    distances = dict(zip(null["models"], first.get("null_distances") or []))
     rows = "".join(
         "<tr>" + "".join(f"<td>{e(str(cell))}</td>" for cell in (
-            m["name"], m.get("arch") or "?", m.get("task") or "?", m.get("classes") or "?", m["fingerprint"] or "none"))
+            m["name"], m.get("arch") or "?", m.get("task") or "?", m.get("classes") or "?",
+            _num(distances.get(m["name"])), m["fingerprint"] or "none"))
         + "</tr>" for m in record["models"]["unrelated"])
     warnings = "".join(f"<p class=\"note\">⚠ {e(w)}</p>" for w in null.get("warnings", []))
     return (f"<h2>The matched null ({len(record['models']['unrelated'])} models)</h2><p>Why these models: "
             f"{e(null['reason'])}</p>{warnings}<table><tr><th>model</th><th>architecture</th><th>task</th>"
-            f"<th>classes</th><th>SHA-256</th></tr>{rows}</table>")
+            f"<th>classes</th><th>distance to the reference ({e(next(iter(record['audit']['methods']), ''))})</th>"
+            f"<th>SHA-256</th></tr>{rows}</table>")
 
 
 def _evidence_table(evidence: Mapping[str, Any]) -> str:

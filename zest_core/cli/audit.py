@@ -18,6 +18,7 @@ from ..pipeline.queries import model_fingerprint
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
 from ..studies.accounting import count_text, describe_entry
 from ..studies.audit import ALL, COMBINED_METHODS, REFERENCE, SUSPECT, AuditResult, audit
+from ..studies.commitment import zest_queries_digest
 from ..studies.handover import audit_record
 from ..studies.sequential import sequential_audit
 from ..zoo import MatchedNull, load_zoo, matched_null, resolve_null
@@ -215,6 +216,8 @@ def _sequential(args: argparse.Namespace, refset: Any, config: Any) -> int:
                  "reason": null.reason, "warnings": list(null.warnings)},
         "queries": {name: None if q is None else q.to_dict() for name, q in asked.items()},
         "budget": None if args.budget_plan is None else args.budget_plan.to_dict(), "budget_split": None,
+        # The images every round could ask: a suspect is asked the rounds up to the one it stopped at.
+        "query_digests": {"zest-cosine": zest_queries_digest(refset, config)},
         "rounds": decision.to_dict(),
     }
     if args.json:

@@ -69,6 +69,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.zoo is not None:
         again.zoo = args.zoo
     again.argv = command[1:]
+    recorded = reported.get("working_directory")
+    if recorded and Path(recorded) != Path.cwd():
+        print(f"note: the report was made in {recorded}; relative paths in its command are read from here, "
+              f"{Path.cwd()}", file=sys.stderr)
     _, _, recomputed, _ = run_audit(again, commitment=None)
     lines = []
     if not record_intact(reported):

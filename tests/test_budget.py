@@ -143,7 +143,9 @@ def test_apply_budget_gives_a_signature_within_the_budget(digits_refset):
     counting.images = 0
     images, config, plan = apply_budget(300, digits_refset, ZestConfig(device="cpu"), samples=64, repeat_check=False)
     compute_signature(counting, images, config, cache=False, allow_nondeterministic=True)
-    assert counting.images == plan.queries <= 300 and plan.reserved == 0
+    # Without the check, 3 queries stay back for an endpoint's fingerprint probe, which a local model never spends.
+    assert plan.reserved == 0 and plan.probe_reserve == 3 and plan.queries <= 300
+    assert counting.images == plan.images * plan.samples == plan.queries - 3
 
 
 def test_cli_budget_chooses_n_and_l_and_says_which(tmp_path, capsys):
@@ -167,7 +169,9 @@ def test_cli_budget_errors_name_the_flag(tmp_path, capsys):
 
     base = ["signature", "zoo:cnn-s0", "--refset", "mnist:8", "--no-cache", "-o", str(tmp_path / "s.npz")]
     assert main([*base, "--budget", "20"]) == 2
-    assert "--budget: expected at least K + 1 = " in capsys.readouterr().err  # 4 queries left after the check
+    # 4 queries left after the check's 16: the message says so, with the total the user typed.
+    err = capsys.readouterr().err
+    assert "--budget: expected at least K + 1 + 16 = " in err and "determinism check" in err and "got 20" in err
     assert main([*base, "--budget", "10"]) == 2
     assert "--budget: expected more than the 16 queries" in capsys.readouterr().err
     assert main([*base, "--budget", "500", "--samples", "100"]) == 2

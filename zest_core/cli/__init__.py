@@ -41,7 +41,7 @@ import warnings
 from typing import Sequence
 
 # The CLI's surface for tests and scripts: its entry point, its error, and the REF parser.
-from .inputs import DEFAULT_MNIST_N, EXIT_OK, EXIT_USAGE, CLIError, load_refset
+from .inputs import DEFAULT_MNIST_N, EXIT_OK, EXIT_USAGE, CLIError, check_flags, flag_named, limits_from_flags, load_refset
 from .parser import build_parser
 
 
@@ -54,11 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse exits on --help and on bad arguments
         return int(exit_.code or 0)
     try:
-        with warnings.catch_warnings():
+        check_flags(args)  # every numeric flag as typed, before any work
+        with warnings.catch_warnings(), limits_from_flags(args):
             warnings.showwarning = _show_warning
             return args.handler(args)
     except (CLIError, ValueError, OSError, RuntimeError) as error:
-        print(f"zest: error: {error}", file=sys.stderr)
+        print(f"zest: error: {flag_named(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("zest: interrupted", file=sys.stderr)

@@ -5,6 +5,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._shared.atomic import atomic_write_bytes
 from ..hub import hub_distance_matrix
 from ..pipeline.distance import compare, signature_distance_matrix
 from ..pipeline.queries import QueryCount
@@ -122,7 +124,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             report_failures(failures)
             raise CLIError(f"matrix: expected at least 2 models with a signature, got {len(names)} ({len(failures)} failed)")
         order = [stack.index(name) for name in names]
-        out = args.output if args.format == "npy" else None
+        # Streamed into the scratch folder (beside -o), then moved into place: -o is whole or absent.
+        out = str(Path(scratch) / "matrix.npy") if args.format == "npy" else None
         with hub_flags_named():
             if args.metric == "cosine":
                 matrix = hub_distance_matrix(stack, align=args.align, block_size=args.block_size, out=out, order=order)
@@ -132,11 +135,13 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                 if out is not None:
                     np.save(out, matrix)
         if args.format == "npy":
-            Path(args.output).with_suffix(".names.txt").write_text("\n".join(names) + "\n")
+            del matrix  # the memory map of the scratch file, before it moves
+            atomic_write_bytes(Path(args.output).with_suffix(".names.txt"), ("\n".join(names) + "\n").encode())
+            os.replace(out, args.output)
         else:
             text = _matrix_csv(names, matrix) if args.format == "csv" else _matrix_json(names, matrix, args)
             if args.output:
-                Path(args.output).write_text(text)
+                atomic_write_bytes(args.output, text.encode())
             else:
                 sys.stdout.write(text)
     report_failures(failures)

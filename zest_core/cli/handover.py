@@ -20,8 +20,7 @@ from ..studies.audit import audit_query_digests
 from ..studies.commitment import commitment_record
 from ..studies.handover import compare_records, read_report, record_intact
 from .audit import plan_audit, run_audit
-from .inputs import EXIT_OK, CLIError, cache_from_args, load_classifier, model_options
-from .reports import check_writable
+from .inputs import EXIT_OK, CLIError, cache_from_args, check_writable, load_classifier, model_options
 
 EXIT_DIFFERS = 1
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from .._shared.checks import check_int, check_number
+from .._shared.limits import LIMITS, parse_size
 from .._shared.progress import ProgressBar
 from ..cache.store import SignatureCache
 from ..errors import ZestError
@@ -86,6 +90,99 @@ def named_as_flags(flags: Mapping[str, str]) -> Iterator[None]:
         if separator and name in flags:
             raise CLIError(f"{flags[name]}: {rest}") from error
         raise
+
+
+# Numeric flags checked as typed, before any work (argparse checks only that they are numbers).
+FLAG_BOUNDS = {
+    "alpha": ("--alpha", {"minimum": 0.0, "maximum": 1.0, "strict": True}),
+    "timeout": ("--timeout", {"minimum": 0.0, "strict": True}),
+    "gpus_per_task": ("--gpus-per-task", {"minimum": 0.0}),
+}
+INT_FLAG_MINIMA = {"budget": ("--budget", 0), "samples": ("--samples", 2), "threads": ("--threads", 1),
+                   "workers": ("--workers", 1), "top": ("--top", 1), "retries": ("--retries", 0),
+                   "task_retries": ("--task-retries", 0), "batch_size": ("--batch-size", 1)}
+# Engine parameter → the flag that sets it, for messages of checks made deeper down.
+FIELD_FLAGS = {**CONFIG_FIELD_FLAGS, **{name: flag for name, (flag, _) in {**FLAG_BOUNDS, **INT_FLAG_MINIMA}.items()},
+               "num_samples": "--samples", "address": "--address"}
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every numeric flag the command has, checked as the user typed it, and ``-o``'s folder, before any work.
+
+    Raises
+    ------
+    CLIError
+        Naming the flag as typed (``--alpha: expected a number > 0.0, got 0.0``).
+    """
+    for name, (flag, bounds) in FLAG_BOUNDS.items():
+        if getattr(args, name, None) is not None:
+            check_number(flag, getattr(args, name), **bounds)
+    for name, (flag, minimum) in INT_FLAG_MINIMA.items():
+        if getattr(args, name, None) is not None:
+            check_int(flag, getattr(args, name), minimum=minimum)
+    if getattr(args, "output", None):
+        check_writable("-o", Path(args.output))
+    address = getattr(args, "address", None)
+    if getattr(args, "backend", None) == "ray" and address not in (None, "auto", "local"):
+        from ..hub.ray_backend import CONNECT_TIMEOUT_S, check_reachable  # no Ray import: a socket
+
+        with named_as_flags({"address": "--address"}):
+            check_reachable(address, getattr(args, "timeout", None) or CONNECT_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def limits_from_flags(args: argparse.Namespace) -> Iterator[None]:
+    """The resource-limit flags (``--max-mask-memory 8G``) as their environment variables, for one command.
+
+    :mod:`zest_core._shared.limits` reads them there, in this process and in those it starts (Ray's
+    included); they are restored when the command ends.
+
+    Raises
+    ------
+    CLIError
+        For a size that does not parse, naming the flag.
+    """
+    saved = {limit.env: os.environ.get(limit.env) for limit in LIMITS}
+    try:
+        for limit in LIMITS:
+            value = getattr(args, limit.flag.removeprefix("--").replace("-", "_"), None)
+            if value is not None:
+                try:
+                    os.environ[limit.env] = str(parse_size(value))
+                except ValueError:
+                    raise CLIError(f"{limit.flag}: expected a size (4G, 512M or a number), got {value!r}") from None
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def check_writable(flag: str, path: Path) -> None:
+    """Refuse an output ``path`` that cannot be written, naming ``flag``, before any work.
+
+    The folder must exist and take a new file: one is created there and removed (permission bits
+    say nothing for root, a read-only mount or /proc).
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CLIError(f"{flag}: expected a file, got the folder {path}")
+    if not folder.is_dir():
+        raise CLIError(f"{flag}: expected a file in an existing folder, got {path} (no folder {folder})")
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".zest-write-check-")
+    except OSError as error:
+        raise CLIError(f"{flag}: expected a writable folder, got {path} ({folder}: {error.strerror})") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def flag_named(message: str) -> str:
+    """An engine message about a parameter a flag set (``alpha: ...``) as one about the flag (``--alpha: ...``)."""
+    name, separator, rest = message.partition(": ")
+    return f"{FIELD_FLAGS[name]}: {rest}" if separator and name in FIELD_FLAGS else message
 
 
 def is_endpoint_spec(spec: str) -> bool:
@@ -247,6 +344,10 @@ def signature_of(
                     model, refset, config, progress, cache=cache, allow_nondeterministic=allow_nondeterministic,
                     counter=counter,
                 )
+        except CLIError as error:
+            if str(error).startswith("--"):
+                raise  # about a flag (a limit, L), not about this model
+            raise CLIError(f"{spec}: {error}") from error
         except (ValueError, RuntimeError) as error:
             raise CLIError(f"{spec}: {error}") from error
 

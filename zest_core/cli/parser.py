@@ -17,6 +17,7 @@ from ..zoo.demo import DEMO_NUM_SAMPLES
 from .audit import cmd_audit
 from .handover import cmd_commit, cmd_verify
 from .bench import cmd_bench
+from .._shared.limits import LIMITS
 from .compare import cmd_distance, cmd_matrix, cmd_signature
 from .search import cmd_search
 from .inputs import DEFAULT_MNIST_N
@@ -43,6 +44,11 @@ def _config_parent() -> argparse.ArgumentParser:
     group.add_argument("--device", choices=DEVICES, help="where the models run")
     group.add_argument("--cache-dir", help="signature cache folder (default: $ZEST_CACHE_DIR or ~/.cache/zest)")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write cached signatures")
+    limits = parent.add_argument_group("resource limits (checked before any work; zest_core._shared.limits)")
+    for limit in LIMITS:
+        limits.add_argument(limit.flag, metavar="SIZE",
+                            help=f"the most {limit.what} (default: {limit.default:,}{'' if 'pixel' in limit.name else ' bytes'}"
+                                 f"; also ${limit.env}; 4G, 512M or a number)")
     return parent
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -10,7 +9,7 @@ from .._shared.atomic import atomic_write_bytes
 from ..errors import CommitmentError
 from ..studies.audit import REFERENCE
 from ..studies.commitment import COMMITMENT_FLAG
-from .inputs import CLIError
+from .inputs import CLIError, check_writable
 
 REPORT_SUFFIXES = (".html", ".htm", ".json")
 MAX_COMMITMENT_BYTES = 2**20
@@ -25,16 +24,6 @@ def check_report_path(value: str | None) -> Path | None:
         raise CLIError(f"--report: expected a file ending in {', '.join(REPORT_SUFFIXES)}, got {value}")
     check_writable("--report", path)
     return path
-
-
-def check_writable(flag: str, path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise CLIError(f"{flag}: expected a file, got the folder {path}")
-    if not folder.is_dir():
-        raise CLIError(f"{flag}: expected a file in an existing folder, got {path} (no folder {folder})")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{flag}: expected a writable folder, got {path} ({folder} is not writable)")
 
 
 def read_commitment(value: str | None) -> dict[str, Any] | None:

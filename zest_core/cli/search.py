@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._shared.atomic import atomic_write_bytes
 from .._shared.progress import ProgressBar
 from ..hub import HubModel, ModelFailure, SearchResult, SignatureStack, compute_signatures, load_hub, search_hub
 from ..pipeline.config import ZestConfig
@@ -147,10 +149,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def write_ranking(path: str | Path, result: SearchResult) -> None:
     """Every ranked hub model as CSV: rank, model, distance."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["rank", "model", "distance"])
-        writer.writerows((rank, name, format(d, ".10g")) for rank, (name, d) in enumerate(result.ranking, start=1))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["rank", "model", "distance"])
+    writer.writerows((rank, name, format(d, ".10g")) for rank, (name, d) in enumerate(result.ranking, start=1))
+    atomic_write_bytes(path, buffer.getvalue().encode())  # whole or absent
 
 
 def describe_search(result: SearchResult) -> str:

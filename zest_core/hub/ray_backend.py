@@ -10,7 +10,9 @@ by Ray; a model that fails is retried or reported by :func:`~zest_core.hub.backe
 rules; the run goes on either way.
 
 Started here, a local Ray has no dashboard, reports no usage statistics
-(``RAY_USAGE_STATS_ENABLED=0``) and listens on 127.0.0.1 only.
+(``RAY_USAGE_STATS_ENABLED=0``), listens on 127.0.0.1 only (every service: the GCS, the raylet, the
+agents, the workers), and is gone when the process that started it is, however it ends: shut down on
+leaving, on SIGINT and SIGTERM, and killed by a reaper process when it dies by SIGKILL.
 
 References
 ----------
@@ -22,6 +24,12 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
 from collections import deque
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -34,6 +42,7 @@ from .backend import ModelSource, Outcome, TaskSpec, signature_outcome, torch_th
 # Set before Ray is imported, so that the driver and every process it starts inherit them.
 RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
 LOCAL_ADDRESS = "127.0.0.1"
+CONNECT_TIMEOUT_S = 10.0  # how long a named cluster has to answer before the run gives up
 # Tasks kept submitted per slot: enough to keep every worker busy, few enough that results do not
 # pile up in the object store faster than the driver writes them to the stack.
 TASKS_PER_SLOT = 2
@@ -60,42 +69,173 @@ def import_ray() -> Any:
 
 
 @contextlib.contextmanager
-def ray_session(address: str = "auto", *, workers: int | None = None) -> Iterator[Any]:
+def ray_session(address: str = "auto", *, workers: int | None = None, timeout: float = CONNECT_TIMEOUT_S
+                ) -> Iterator[Any]:
     """Ray, initialised for the block: a running session is used as it is, else one is joined or started.
 
     Parameters
     ----------
     address : str
         "auto": join the cluster that ``RAY_ADDRESS`` or a ``ray start`` on this machine names, else
-        start a local Ray; "local": always start one; anything else: the address of a cluster.
+        start a local Ray; "local": always start one; anything else: ``HOST:PORT`` (or ``ray://HOST:PORT``)
+        of a cluster, which must answer a TCP connection within ``timeout`` seconds.
     workers : int, optional
         CPUs of a local Ray started here (default: all of this machine's); a joined cluster has its own.
+    timeout : float
+        Seconds to wait for a named cluster to answer before giving up with a ZestError.
 
     Yields
     ------
     module
-        ``ray``. A session started or joined here is shut down on leaving; one the caller had
-        started is left running.
+        ``ray``. A session started or joined here is shut down on leaving, on SIGTERM too; one the
+        caller had started is left running.
+
+    Notes
+    -----
+    A local Ray started here binds every service to 127.0.0.1 (:func:`_start_local`), and a reaper
+    process (:func:`start_reaper`) kills whatever it started if this process dies without shutting
+    it down, even by SIGKILL: nothing is left behind.
     """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ZestError(f"workers: expected an integer ≥ 1, got {workers!r}")
+    if address not in ("auto", "local"):
+        check_reachable(address, timeout)
     ray = import_ray()
     if ray.is_initialized():
         yield ray
         return
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
-    local = {"num_cpus": workers, "include_dashboard": False, "_node_ip_address": LOCAL_ADDRESS, **quiet}
+    reaper = None
     if address == "auto":
         try:
             ray.init(address="auto", **quiet)
         except ConnectionError:  # no cluster to join
-            ray.init(**local)
+            reaper = _start_local(ray, workers, quiet)
     elif address == "local":
-        ray.init(**local)
+        reaper = _start_local(ray, workers, quiet)
     else:
         ray.init(address=address, **quiet)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds through the finally below
     try:
         yield ray
     finally:
-        ray.shutdown()
+        try:
+            ray.shutdown()
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, previous)
+            if reaper is not None:
+                stop_reaper(reaper)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _start_local(ray: Any, workers: int | None, quiet: Mapping[str, Any]) -> Any:
+    """Start a local Ray bound to 127.0.0.1, every process it starts marked for the reaper; return the reaper.
+
+    Ray turns a node address of 127.0.0.1 into this machine's network address unless it believes
+    clusters are off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read by its ``get_node_ip_address``):
+    then the GCS, the raylet, the agents and the workers all listen on 127.0.0.1.
+    """
+    marker = f"{REAPER_MARKER}={uuid.uuid4().hex}"
+    name, _, value = marker.partition("=")
+    saved = {key: os.environ.get(key) for key in (name, LOCAL_ONLY_ENV)}
+    os.environ.update({name: value, LOCAL_ONLY_ENV: "0"})  # inherited by every process Ray starts
+    # Read at call time by ray._private.services.get_node_ip_address (absent from stand-ins of Ray in tests).
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    cluster = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    reaper = start_reaper(marker)
+    try:
+        ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOCAL_ADDRESS, **quiet)
+    except BaseException:
+        stop_reaper(reaper)
+        raise
+    finally:
+        if constants is not None:
+            constants.ENABLE_RAY_CLUSTER = cluster
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+    return reaper
+
+
+def check_reachable(address: str, timeout: float) -> None:
+    """Refuse a cluster ``address`` that is malformed or where nothing answers a TCP connection within ``timeout``.
+
+    Raises
+    ------
+    ZestError
+        Naming ``address`` (the ``--address`` flag), before Ray is asked to connect (it would retry
+        for minutes and fill its logs).
+    """
+    host, separator, port = address.removeprefix("ray://").rpartition(":")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ZestError(f"address: expected auto, local, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
+        raise ZestError(f"address: expected a Ray cluster answering at {address}, got no answer within {timeout:g} s "
+                        f"({reason}); start one with `ray start --head` or use --address local") from None
+
+
+# The reaper: a child that waits for this process's pipe to close, then kills every process carrying the
+# session's marker in its environment (Ray's GCS, raylet, agents and workers inherit it). Closing the
+# pipe is what any death of this process does, SIGKILL included.
+REAPER_MARKER = "ZEST_RAY_SESSION"
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_REAPER_SOURCE = """
+import os, signal, sys, time
+marker, spare = sys.argv[1].encode(), {os.getpid(), int(sys.argv[2])}
+sys.stdin.buffer.read()
+for _ in range(20):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in spare:
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    if marker in handle.read().split(bytes(1)):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if not found:
+        break
+    time.sleep(0.25)
+"""
+
+
+def start_reaper(marker: str) -> subprocess.Popen | None:
+    """The reaper of a local Ray session (Linux, where /proc lists the processes; None elsewhere)."""
+    if not os.path.isdir("/proc/self"):
+        return None
+    return subprocess.Popen([sys.executable, "-c", _REAPER_SOURCE, marker, str(os.getpid())], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_reaper(reaper: subprocess.Popen | None) -> None:
+    """Close the reaper's pipe (it then kills whatever survived ``ray.shutdown``) and wait for it."""
+    if reaper is None:
+        return
+    with contextlib.suppress(OSError):
+        reaper.stdin.close()
+    try:
+        reaper.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
 
 
 def uses_cuda(device: str, resources: Mapping[str, float]) -> bool:

@@ -31,11 +31,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._shared.checks import check_int
+from .._shared.limits import check_mask_memory
 from ..errors import ZestError
 from .config import ZestConfig
 from .designs import MASK_DESIGNS, minimum_samples
 from .local_fit import check_samples_determine_fits
-from .queries import REPEAT_CHECK_IMAGES
+from .queries import MAX_FINGERPRINT_IMAGES, REPEAT_CHECK_IMAGES
 from .reference import ReferenceSet
 from .segmentation import segment_reference_set
 
@@ -58,7 +59,11 @@ class BudgetPlan:
         N and L.
     design : str
     reserved : int
-        Queries kept back for the determinism check; ``images * samples + reserved <= budget``.
+        Queries kept back for the determinism check; ``images * samples + reserved <= budget``. An
+        endpoint's fingerprint probe comes out of this share.
+    probe_reserve : int
+        Without the determinism check: queries kept back for an endpoint's fingerprint probe
+        (:data:`~zest_core.pipeline.queries.MAX_FINGERPRINT_IMAGES`; a local model does not spend them).
     """
 
     budget: int
@@ -66,18 +71,21 @@ class BudgetPlan:
     samples: int
     design: str
     reserved: int = 0
+    probe_reserve: int = 0
 
     @property
     def queries(self) -> int:
-        """N × L, plus the images the determinism check asks again."""
-        return self.images * self.samples + self.reserved
+        """The most queries a model is sent: N × L, the images the determinism check asks again, the probe's."""
+        return self.images * self.samples + self.reserved + self.probe_reserve
 
     def to_dict(self) -> dict[str, Any]:
         return {"budget": self.budget, "images": self.images, "samples": self.samples, "design": self.design,
-                "repeat_check": self.reserved, "queries": self.queries}
+                "repeat_check": self.reserved, "fingerprint_probe": self.probe_reserve, "queries": self.queries}
 
     def describe(self) -> str:
         check = f" + {self.reserved} asked again (determinism check)" if self.reserved else ""
+        if self.probe_reserve:
+            check += f" + up to {self.probe_reserve} for an endpoint's fingerprint probe"
         return (f"budget {self.budget} queries per model: N = {self.images} reference images × L = {self.samples} "
                 f"{self.design} maskings{check} = {self.queries} queries")
 
@@ -88,6 +96,7 @@ def plan_budget(
     *,
     samples: int = BUDGET_SAMPLES,
     design: str = BUDGET_DESIGN,
+    held_back: int = 0,
 ) -> BudgetPlan:
     """N and L under a budget of ``budget`` queries per model, for images with ``num_segments`` super-pixels.
 
@@ -101,6 +110,9 @@ def plan_budget(
         L₀, the maskings per image the rule starts from.
     design : str
         The mask design of :mod:`zest_core.pipeline.designs`.
+    held_back : int
+        Queries the caller keeps out of ``budget`` (the determinism check's), for the messages only:
+        they count in the budget the user gave.
 
     Raises
     ------
@@ -125,11 +137,20 @@ def plan_budget(
         check_samples_determine_fits(counts[:images], chosen, design)
     except ZestError:
         if design != "bernoulli":  # too small for the design's whole blocks or pairs: Bernoulli masks need fewest
-            return plan_budget(budget, num_segments, samples=samples, design="bernoulli")
+            return plan_budget(budget, num_segments, samples=samples, design="bernoulli", held_back=held_back)
+        k = int(counts[0])
+        if held_back:
+            raise ZestError(
+                f"budget: expected at least K + 1 + {held_back} = {k + 1 + held_back} queries per model: the first "
+                f"reference image has K = {k} super-pixels, a local fit needs K + 1 samples, and {held_back} more are "
+                "held back to ask the first perturbed images twice (the determinism check; --allow-nondeterministic "
+                f"frees them); got {budget + held_back}"
+            ) from None
         raise ZestError(
-            f"budget: expected at least K + 1 = {counts[0] + 1} queries per model, since the first reference image "
-            f"has K = {counts[0]} super-pixels and a local fit needs more samples than unknowns, got {budget}"
+            f"budget: expected at least K + 1 = {k + 1} queries per model, since the first reference image "
+            f"has K = {k} super-pixels and a local fit needs more samples than unknowns, got {budget}"
         ) from None
+    check_mask_memory(int(images), int(chosen), int(counts[:images].max()), source="budget")
     return BudgetPlan(budget=budget, images=int(images), samples=int(chosen), design=design)
 
 
@@ -149,12 +170,16 @@ def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, *,
     check_int("budget", budget, minimum=1)
     segments = segment_reference_set(refset, config.segmentation, config.segmentation_params, seed=config.seed)
     counts = segments.reshape(len(refset), -1).max(axis=1) + 1
-    reserve = REPEAT_CHECK_IMAGES if repeat_check else 0
+    # Held back from N × L: the determinism check's second asking, or without it the few images an
+    # endpoint's fingerprint may take; either way every image a model is sent fits in the budget.
+    reserve = REPEAT_CHECK_IMAGES if repeat_check else MAX_FINGERPRINT_IMAGES
     if budget <= reserve:
-        raise ZestError(f"budget: expected more than the {reserve} queries of the determinism check, got {budget}")
-    plan = plan_budget(budget - reserve, counts, **rule)
+        what = "of the determinism check" if repeat_check else "an endpoint's fingerprint probe may take"
+        raise ZestError(f"budget: expected more than the {reserve} queries {what}, got {budget}")
+    plan = plan_budget(budget - reserve, counts, held_back=reserve if repeat_check else 0, **rule)
+    held = min(reserve, plan.queries)
     return BudgetPlan(budget=budget, images=plan.images, samples=plan.samples, design=plan.design,
-                      reserved=min(reserve, plan.queries))
+                      reserved=held if repeat_check else 0, probe_reserve=0 if repeat_check else held)
 
 
 def apply_budget(budget: int, refset: ReferenceSet, config: ZestConfig, *, repeat_check: bool = True, **rule: Any

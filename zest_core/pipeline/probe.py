@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .._shared.limits import check_mask_memory
 from .._shared.npzfile import NpzRecord
 from ..cache.store import SEGMENTS_FILE, SignatureCache
 from ..errors import ZestError
@@ -77,6 +78,8 @@ def prepare_probe(
         return _PROBES[key]
     segments = _segments(refset, config, progress, cache)
     num_segments = segments.reshape(len(refset), -1).max(axis=1) + 1
+    # Before any mask is drawn: N × L mask rows must fit the mask-memory limit.
+    check_mask_memory(len(refset), config.num_samples, int(num_segments.max()), source="num_samples")
     masks = image_masks(num_segments, config.num_samples, config.seed, config.mask_design)
     operators = [
         fit_operator(m, config.mode, kernel_width=config.kernel_width, alpha=config.ridge_alpha) for m in masks

@@ -28,6 +28,7 @@ from typing import Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from .._shared.limits import check_image_pixels
 from ..errors import ZestError
 from ..pipeline.reference import ReferenceSet, draw_indices
 
@@ -177,6 +178,7 @@ def decode_image(
     """
     try:
         with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
+            check_image_pixels(image.height, image.width, name)  # from the header, before any pixel is decoded
             image = ImageOps.exif_transpose(image)  # loads the pixels: decoding errors surface here
             target = mode if mode != "auto" else ("L" if image.mode in GREYSCALE_MODES else "RGB")
             image = _flatten(image).convert(target)
@@ -259,3 +261,4 @@ def _check_options(mode: str, size: tuple[int, int] | None) -> None:
     if size is not None:
         if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in size):
             raise ZestError(f"size: expected (H, W) with two positive integers, got {size!r}")
+        check_image_pixels(size[0], size[1], "size")

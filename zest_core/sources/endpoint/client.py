@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from ..._shared.checks import check_int, check_number
+from ..._shared.limits import check_image_pixels
 from ...errors import EndpointError, ZestError
 from ...pipeline.queries import QueryCount
 from .protocol import OUTPUT_KINDS, check_batch, encode_batch, is_count, probe_batch
-from .transport import build_deadline_opener, open_before
+from .transport import RedirectRefused, ResponseTooLarge, build_deadline_opener, open_before, read_bounded
 
 DEFAULT_TIMEOUT = 30.0  # seconds per request, connect to last byte
 DEFAULT_RETRIES = 2
@@ -111,6 +112,7 @@ class EndpointModel:
         self.source = f"endpoint {_display_url(self.url)}"
         self._opener = build_deadline_opener()  # honours the proxy settings of the environment
         self.sent = QueryCount()
+        self.fingerprint_images = 0  # images spent on the fingerprint probe (see fingerprint_queries)
         self.info_requests = 0
         self._fingerprint: str | None = None
         self._num_classes: int | None = None
@@ -167,7 +169,9 @@ class EndpointModel:
             return _hash_text(f"endpoint\n{self.url}\nmodel_id\n{self.model_id}")
         if self.input_shape is None:
             return None
-        scores = self.predict(probe_batch(self.input_shape))
+        probe = probe_batch(self.input_shape)
+        scores = self.predict(probe)
+        self.fingerprint_images = len(probe)  # counted against a budget (zest_core.pipeline.queries)
         return _hash_text(f"endpoint\n{self.url}\nprobe\n" + ",".join(f"{v:.5g}" for v in scores.ravel()))
 
     # -- one request and its answer
@@ -230,6 +234,11 @@ class EndpointModel:
             isinstance(shape, list) and len(shape) == 3 and all(is_count(n) and n > 0 for n in shape)
         ):
             raise self._error(f"/info's input_shape: expected [C, H, W] (positive ints), got {shape!r}")
+        if shape is not None:
+            try:
+                check_image_pixels(shape[1], shape[2], "/info's input_shape")
+            except ZestError as error:
+                raise self._error(str(error)) from None
         if outputs is not None and outputs not in OUTPUT_KINDS:
             raise self._error(f"/info's outputs: expected one of {', '.join(map(repr, OUTPUT_KINDS))}, got {outputs!r}")
         if model_id is not None and (isinstance(model_id, bool) or not isinstance(model_id, (str, int))):
@@ -289,6 +298,8 @@ class EndpointModel:
         try:
             # The timeout bounds the whole request: a server that trickles its answer cannot hold us.
             return open_before(self._opener, request, time.monotonic() + self.timeout)
+        except (RedirectRefused, ResponseTooLarge) as error:  # not transient: the same answer would come again
+            raise self._error(str(error)) from None
         except urllib.error.HTTPError as error:
             return error.code, _read_error_body(error)
         except (OSError, http.client.HTTPException) as error:
@@ -366,7 +377,9 @@ def _excerpt(payload: bytes) -> str:
 
 def _read_error_body(error: urllib.error.HTTPError) -> bytes:
     try:
-        return error.read()
+        return read_bounded(error)
+    except ResponseTooLarge:
+        return b"(an error body larger than the response limit, not read)"
     except (OSError, http.client.HTTPException):
         return b""
 

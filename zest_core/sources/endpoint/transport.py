@@ -17,6 +17,8 @@ import time
 import urllib.request
 from typing import Any
 
+from ..._shared.limits import RESPONSE_BYTES
+
 DEADLINE_ATTRIBUTE = "zest_deadline"  # where a Request carries its deadline (time.monotonic() seconds)
 
 
@@ -43,12 +45,55 @@ def open_before(
     """
     setattr(request, DEADLINE_ATTRIBUTE, deadline)
     with opener.open(request, timeout=_time_left(deadline)) as response:
-        return response.status, response.read()
+        return response.status, read_bounded(response)
+
+
+def read_bounded(response: Any, limit: int | None = None) -> bytes:
+    """A response body read in chunks of at most 1 MiB, refused as soon as it passes ``limit`` bytes.
+
+    ``limit`` defaults to :data:`zest_core._shared.limits.RESPONSE_BYTES`; a declared Content-Length
+    above it is refused before anything is read.
+
+    Raises
+    ------
+    ResponseTooLarge
+    """
+    limit = RESPONSE_BYTES.value() if limit is None else limit
+    declared = response.headers.get("Content-Length") if getattr(response, "headers", None) is not None else None
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(f"a declared body of {int(declared):,} bytes", limit)
+    chunks, total = [], 0
+    while True:
+        chunk = response.read(min(2**20, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise ResponseTooLarge(f"a body of more than {limit:,} bytes", limit)
+        chunks.append(chunk)
+
+
+class ResponseTooLarge(Exception):
+    """An answer larger than the response limit (never retried: the same server would send it again)."""
+
+    def __init__(self, got: str, limit: int) -> None:
+        super().__init__(str(RESPONSE_BYTES.refuse(got, "the answer")).removeprefix("the answer: "))
+        self.limit = limit
+
+
+class RedirectRefused(Exception):
+    """A 3xx answer: the client follows no redirect (never retried)."""
+
+    def __init__(self, code: int, location: str) -> None:
+        super().__init__(f"HTTP {code} redirect to {location!r} refused: zest follows no redirects (an endpoint "
+                         "could send queries, or the answers' origin, elsewhere); give the final URL instead")
+        self.code, self.location = code, location
 
 
 def build_deadline_opener() -> urllib.request.OpenerDirector:
-    """A urllib opener (proxies from the environment included) whose requests honour their deadline."""
-    return urllib.request.build_opener(_DeadlineHTTPHandler(), _DeadlineHTTPSHandler(), _DeadlineRedirectHandler())
+    """A urllib opener (proxies from the environment included) whose requests honour their deadline and never
+    follow a redirect."""
+    return urllib.request.build_opener(_DeadlineHTTPHandler(), _DeadlineHTTPSHandler(), _NoRedirectHandler())
 
 
 def _time_left(deadline: float) -> float:
@@ -135,13 +180,11 @@ class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(_connection_class(_DeadlineHTTPSConnection, req), req, context=self._context)
 
 
-class _DeadlineRedirectHandler(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: urllib.request.Request, *args: Any) -> urllib.request.Request | None:
-        """The stdlib's redirected request, under the original request's deadline."""
-        new = super().redirect_request(req, *args)
-        if new is not None and hasattr(req, DEADLINE_ATTRIBUTE):
-            setattr(new, DEADLINE_ATTRIBUTE, getattr(req, DEADLINE_ATTRIBUTE))
-        return new
+class _NoRedirectHandler(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        """Refuse every redirect, whatever its target: nothing is sent to, or read from, another URL."""
+        raise RedirectRefused(code, newurl)
 
 
 def _connection_class(cls: type, req: urllib.request.Request) -> Any:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ...errors import ZestError, ZestTypeError
+from ...errors import ModelLoadError, ZestError, ZestTypeError
 from ..architectures import ARCHITECTURES
 from .classifier import Classifier, ModelOptions, Normalization, wrap_model
 from .files import read_file
@@ -96,6 +96,10 @@ def load_model(
 
         return _adopt(load_endpoint(text, input_shape=options.input_shape), options)
     scheme, separator, rest = text.partition(":")
+    if separator and rest.startswith("//") and scheme.isidentifier() and scheme not in SPEC_SCHEMES:
+        # A URL of another scheme (file://, ftp://) is no model spec, whatever its "architecture" would be.
+        raise ModelLoadError(f"{_display(text)}: expected a model file, an ARCH:PATH spec or an http:// or https:// "
+                             f"endpoint, got a {scheme}:// URL (only http(s) endpoints are fetched)")
     if separator and scheme in SPEC_SCHEMES:
         return _adopt(SPEC_SCHEMES[scheme](rest), options)
     arch, separator, path = text.partition(":")
@@ -149,3 +153,9 @@ def register_spec_scheme(scheme: str, loader: Callable[[str], Any]) -> None:
     if not callable(loader):
         raise ZestTypeError(f"loader: expected a callable, got {type(loader).__name__}")
     SPEC_SCHEMES[scheme] = loader
+
+
+def _display(url: str) -> str:
+    """A URL without user information or query (they may hold credentials)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.partition('?')[0].rpartition('@')[2]}"

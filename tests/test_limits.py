@@ -10,6 +10,7 @@ import http.server
 import threading
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,15 +87,26 @@ def test_a_huge_image_size_is_refused_before_anything_is_decoded(tmp_path, capsy
     assert code == 2 and f"{bomb}: expected images of at most 16,777,216 pixels, got 6000 × 6000" in err
 
 
-def test_a_zip_bomb_model_is_refused_from_its_central_directory(tmp_path, capsys):
-    bomb = tmp_path / "bomb.pt"
-    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("archive/data/0", "w", force_zip64=True) as member:
+def zip_bomb(path: Path, member: str) -> Path:
+    """A zip archive whose one member unpacks to 2.5 GiB of zeros (a few MB deflated)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(member, "w", force_zip64=True) as handle:
             block = bytes(2**24)
-            for _ in range(160):  # 2.5 GiB of zeros, a few MB deflated
-                member.write(block)
-    assert bomb.stat().st_size < 20_000_000
-    with pytest.raises(ModelLoadError, match=r"bomb\.pt: expected a model file whose content unpacks of at most 2 GiB, "
+            for _ in range(160):
+                handle.write(block)
+    assert path.stat().st_size < 20_000_000
+    return path
+
+
+def test_a_zip_bomb_reference_file_is_refused_before_numpy_reads_it(tmp_path, capsys):
+    bomb = zip_bomb(tmp_path / "bomb.npz", "images.npy")
+    code, err = run(["distance", "zoo:cnn-s0", "zoo:cnn-u2", "--refset", str(bomb), "--samples", "64"], capsys)
+    assert code == 2 and f"{bomb}: expected a model or reference file whose content unpacks of at most 2 GiB" in err
+
+
+def test_a_zip_bomb_model_is_refused_from_its_central_directory(tmp_path, capsys):
+    bomb = zip_bomb(tmp_path / "bomb.pt", "archive/data/0")
+    with pytest.raises(ModelLoadError, match=r"bomb\.pt: expected a model or reference file whose content unpacks of at most 2 GiB, "
                                              r"got an archive that unpacks to 2,684,354,560 bytes"):
         load_model(str(bomb))
     code, err = run(["distance", f"small_cnn:{bomb}", "zoo:cnn-u2", "--refset", "mnist:8", "--samples", "64"], capsys)

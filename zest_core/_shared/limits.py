@@ -8,7 +8,7 @@ limit                         default     environment                  flag
 ============================  ==========  ===========================  ============================
 masks and local fits          1 GiB       ``ZEST_MAX_MASK_MEMORY``     ``--max-mask-memory``
 pixels per image              16,777,216  ``ZEST_MAX_IMAGE_PIXELS``    ``--max-image-pixels``
-uncompressed model file       2 GiB       ``ZEST_MAX_MODEL_BYTES``     ``--max-model-bytes``
+unpacked model or .npz file   2 GiB       ``ZEST_MAX_MODEL_BYTES``     ``--max-model-bytes``
 endpoint response body        64 MiB      ``ZEST_MAX_RESPONSE_BYTES``  ``--max-response-bytes``
 ============================  ==========  ===========================  ============================
 
@@ -18,7 +18,9 @@ float64), so N images of L masks need ``N · L · mask_row_bytes(K)`` (:func:`ch
 """
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from dataclasses import dataclass
 
 from ..errors import ZestError
@@ -56,7 +58,7 @@ MASK_MEMORY = Limit("mask_memory", GIB, "ZEST_MAX_MASK_MEMORY", "--max-mask-memo
                     "memory for the masks and local fits (N images × L masks)")
 IMAGE_PIXELS = Limit("image_pixels", 4096 * 4096, "ZEST_MAX_IMAGE_PIXELS", "--max-image-pixels", "images")
 MODEL_BYTES = Limit("model_bytes", 2 * GIB, "ZEST_MAX_MODEL_BYTES", "--max-model-bytes",
-                    "a model file whose content unpacks")
+                    "a model or reference file whose content unpacks")
 RESPONSE_BYTES = Limit("response_bytes", 64 * MIB, "ZEST_MAX_RESPONSE_BYTES", "--max-response-bytes",
                        "an endpoint answer")
 LIMITS = (MASK_MEMORY, IMAGE_PIXELS, MODEL_BYTES, RESPONSE_BYTES)
@@ -110,3 +112,27 @@ def _size(value: int, name: str) -> str:
         if value >= scale:
             return f"{value / scale:.3g} {unit}"
     return f"{value} bytes"
+
+
+def check_unpacked(source: str, data: bytes | None = None) -> None:
+    """Refuse a zip archive (``torch.save``'s and ``.npz``'s format) that unpacks to more than :data:`MODEL_BYTES`.
+
+    The members' sizes are read from the archive's central directory, before anything is
+    decompressed: a zip bomb of a few hundred kilobytes that would unpack to gigabytes is refused at
+    once. ``data`` is the file's content when it is already read; otherwise ``source`` is opened.
+    Anything that is not a readable zip passes (its loader says what it is not).
+
+    Raises
+    ------
+    ZestError
+        Naming ``source``, the size it would unpack to, and how to raise the limit.
+    """
+    if data is not None and not data.startswith(b"PK"):
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data) if data is not None else source) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    if unpacked > MODEL_BYTES.value():
+        raise MODEL_BYTES.refuse(f"an archive that unpacks to {unpacked:,} bytes", source)

@@ -29,7 +29,6 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
 from collections import deque
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -135,22 +134,20 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def _start_local(ray: Any, workers: int | None, quiet: Mapping[str, Any]) -> Any:
-    """Start a local Ray bound to 127.0.0.1, every process it starts marked for the reaper; return the reaper.
+    """Start a local Ray bound to 127.0.0.1, watched by a reaper (:func:`start_reaper`); return the reaper.
 
     Ray turns a node address of 127.0.0.1 into this machine's network address unless it believes
     clusters are off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read by its ``get_node_ip_address``):
     then the GCS, the raylet, the agents and the workers all listen on 127.0.0.1.
     """
-    marker = f"{REAPER_MARKER}={uuid.uuid4().hex}"
-    name, _, value = marker.partition("=")
-    saved = {key: os.environ.get(key) for key in (name, LOCAL_ONLY_ENV)}
-    os.environ.update({name: value, LOCAL_ONLY_ENV: "0"})  # inherited by every process Ray starts
+    saved = os.environ.get(LOCAL_ONLY_ENV)
+    os.environ[LOCAL_ONLY_ENV] = "0"  # inherited by every process Ray starts
     # Read at call time by ray._private.services.get_node_ip_address (absent from stand-ins of Ray in tests).
     constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
     cluster = getattr(constants, "ENABLE_RAY_CLUSTER", None)
     if constants is not None:
         constants.ENABLE_RAY_CLUSTER = False
-    reaper = start_reaper(marker)
+    reaper = start_reaper()
     try:
         ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOCAL_ADDRESS, **quiet)
     except BaseException:
@@ -159,11 +156,10 @@ def _start_local(ray: Any, workers: int | None, quiet: Mapping[str, Any]) -> Any
     finally:
         if constants is not None:
             constants.ENABLE_RAY_CLUSTER = cluster
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+        if saved is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = saved
     return reaper
 
 
@@ -188,41 +184,66 @@ def check_reachable(address: str, timeout: float) -> None:
                         f"({reason}); start one with `ray start --head` or use --address local") from None
 
 
-# The reaper: a child that waits for this process's pipe to close, then kills every process carrying the
-# session's marker in its environment (Ray's GCS, raylet, agents and workers inherit it). Closing the
-# pipe is what any death of this process does, SIGKILL included.
-REAPER_MARKER = "ZEST_RAY_SESSION"
+# The reaper: a child that watches this process's descendants while the session lasts, and when its pipe
+# closes (what any death of this process does, SIGKILL included, and stop_reaper on a normal exit) kills
+# every Ray process it saw (by command line: "ray::…" or a program under ray/; by start time, so that a
+# reused PID is spared) that is still alive: Ray's agents, reparented to init, would otherwise live on.
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _REAPER_SOURCE = """
-import os, signal, sys, time
-marker, spare = sys.argv[1].encode(), {os.getpid(), int(sys.argv[2])}
-sys.stdin.buffer.read()
-for _ in range(20):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) not in spare:
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as handle:
-                    if marker in handle.read().split(bytes(1)):
-                        found.append(int(entry))
-            except OSError:
-                pass
-    for pid in found:
+import os, select, signal, sys, time
+driver, me = int(sys.argv[1]), os.getpid()
+
+def stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+        return int(fields[1]), fields[19], fields[0]
+    except (OSError, ValueError, IndexError):
+        return None
+
+def is_ray(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            line = handle.read().replace(bytes(1), b" ")
+    except OSError:
+        return False
+    return line.startswith(b"ray::") or b"/ray/" in line
+
+def alive(pid, started):
+    info = stat(pid)
+    return info is not None and info[1] == started and info[2] != "Z"
+
+seen = {}
+while True:
+    ready, _, _ = select.select([sys.stdin], [], [], 0.3)
+    if ready and not os.read(sys.stdin.fileno(), 4096):
+        break
+    table = {int(e): stat(int(e)) for e in os.listdir("/proc") if e.isdigit()}
+    frontier, visited = {driver}, set()
+    while frontier:
+        visited |= frontier
+        frontier = {pid for pid, info in table.items() if info and info[0] in frontier} - visited - {me}
+    for pid in visited - {driver}:
+        if pid not in seen and table.get(pid) and is_ray(pid):
+            seen[pid] = table[pid][1]
+for _ in range(40):
+    living = [pid for pid, started in seen.items() if alive(pid, started)]
+    for pid in living:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    if not found:
+    if not living:
         break
     time.sleep(0.25)
 """
 
 
-def start_reaper(marker: str) -> subprocess.Popen | None:
+def start_reaper() -> subprocess.Popen | None:
     """The reaper of a local Ray session (Linux, where /proc lists the processes; None elsewhere)."""
     if not os.path.isdir("/proc/self"):
         return None
-    return subprocess.Popen([sys.executable, "-c", _REAPER_SOURCE, marker, str(os.getpid())], stdin=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", _REAPER_SOURCE, str(os.getpid())], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

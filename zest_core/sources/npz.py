@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._shared.limits import check_unpacked
 from ..errors import ZestError
 from ..pipeline.reference import ReferenceSet
 
@@ -50,6 +51,7 @@ def load_npz_reference(path: str | os.PathLike) -> ReferenceSet:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
     """The named arrays of an .npz archive; None if the file holds a single .npy array instead."""
+    check_unpacked(str(path))  # before np.load decompresses anything
     try:
         data = np.load(path, allow_pickle=False)
         if not hasattr(data, "files"):

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from ..._shared.limits import MODEL_BYTES
-from ...errors import ModelLoadError
+from ..._shared.limits import MODEL_BYTES, check_unpacked
+from ...errors import ModelLoadError, ZestError
 
 
 def read_file(path: str, what: str) -> bytes:
@@ -36,30 +34,11 @@ def read_file(path: str, what: str) -> bytes:
         data = target.read_bytes()
     except OSError as error:
         raise ModelLoadError(f"{path}: cannot be read ({first_line(error)})") from error
-    check_unpacked_size(path, data)
-    return data
-
-
-def check_unpacked_size(path: str, data: bytes) -> None:
-    """Refuse a zip archive (``torch.save``'s format) whose members unpack to more than :data:`MODEL_BYTES`.
-
-    The sizes are read from the archive's central directory, before anything is decompressed: a zip
-    bomb of a few hundred kilobytes that would unpack to gigabytes is refused at once.
-
-    Raises
-    ------
-    ModelLoadError
-        Naming the file, the size it would unpack to, and how to raise the limit.
-    """
-    if not data.startswith(b"PK"):
-        return
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return  # not a readable zip: the format loaders say what it is not
-    if unpacked > MODEL_BYTES.value():
-        raise ModelLoadError(str(MODEL_BYTES.refuse(f"an archive that unpacks to {unpacked:,} bytes", path)))
+        check_unpacked(path, data)
+    except ZestError as error:
+        raise ModelLoadError(str(error)) from None
+    return data
 
 
 def sha256(data: bytes) -> str:

@@ -47,6 +47,7 @@ from .services import (
     check_input_shape,
     checked_models,
     signatures_with_progress,
+    upload_error,
 )
 
 
@@ -384,10 +385,15 @@ def _load_pair(choices: Mapping[str, ModelChoice], refset: ReferenceSet) -> dict
     """Models A and B, loaded (cached) and checked against the reference images; errors name the slot."""
     models = {}
     for slot in ("A", "B"):
+        choice = choices[slot]
         try:
-            models[slot] = cached_model(choices[slot].spec)
+            models[slot] = cached_model(choice.spec)
         except ValueError as error:  # zest_core's errors are ValueErrors (ZestError)
-            raise JobError(f"Model {slot}: {error}") from error
+            message = str(error)
+            if choice.kind == "upload":  # the form's words, never the private staging path
+                staged = choice.spec if choice.spec.startswith(os.sep) else choice.spec.partition(":")[2]
+                message = upload_error(message, staged, choice.label)
+            raise JobError(f"Model {slot}: {message}") from error
         check_input_shape(models[slot], refset, f"Model {slot} ({choices[slot].label})")
     return models
 

@@ -29,6 +29,7 @@ from zest_core import (
     QueryCount,
     ReferenceSet,
     Signature,
+    SignatureCache,
     ZestConfig,
     ZestError,
     compute_signature,
@@ -38,8 +39,9 @@ from zest_core import (
     load_model,
     reference_from_uploads,
 )
+from zest_core.sources import state_dict_architectures
 from zest_core.studies import EpochCurves
-from zest_core.zoo import MANIFEST_NAME, Zoo, default_zoo_dir, load_zoo
+from zest_core.zoo import MANIFEST_NAME, SHIPPED_SIGNATURES, Zoo, default_zoo_dir, load_zoo
 
 from .progress import RunProgress
 
@@ -67,9 +69,14 @@ class JobError(ZestError):
 def zoo_status() -> tuple[Zoo | None, str]:
     """The demo zoo, or None and why not (not built)."""
     try:
-        return _cached_zoo(str(default_zoo_dir()), _manifest_stamp()), ""
+        zoo = _cached_zoo(str(default_zoo_dir()), _manifest_stamp())
     except ZestError as error:  # a ZooError: no manifest, or an unreadable one
         return None, f"The demo zoo is not built: {error}"
+    # The zoo ships the default comparison's signatures (A, B and their matched null at the default settings):
+    # they seed the signature cache, so that a first visit shows its verdict without computing them. Each is
+    # checked against its key like any cache file.
+    _seed_cache(str(SignatureCache().root), str(zoo.root))
+    return zoo, ""
 
 
 def _manifest_stamp() -> float:
@@ -81,6 +88,32 @@ def _manifest_stamp() -> float:
 def _cached_zoo(root: str, stamp: float) -> Zoo:
     """The zoo's manifest, read again whenever it changes (``stamp`` is its modification time)."""
     return load_zoo(root)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _seed_cache(cache_root: str, zoo_root: str) -> int:
+    """Seed the signature cache at ``cache_root`` with the zoo's shipped signatures, once per (cache, zoo)."""
+    return SignatureCache(cache_root).seed_from(Path(zoo_root) / SHIPPED_SIGNATURES)
+
+
+@st.cache_data(show_spinner=False)
+def upload_architectures() -> list[str]:
+    """The architectures an uploaded state_dict may belong to (every ARCH that ``ARCH:PATH`` accepts)."""
+    return state_dict_architectures()
+
+
+def upload_error(message: str, staged: str, name: str) -> str:
+    """An error about an uploaded model, for the form: its own name, never the private staging path.
+
+    Advice meant for the command line (pass ``ARCH:PATH``) becomes advice the form can follow:
+    choose the architecture under **Format**.
+    """
+    text = message.replace(staged, name)
+    head, separator, _ = text.partition("; pass it as ARCH:")
+    if separator:
+        text = (f"{head}; choose its architecture under Format (this project's networks or any torchvision "
+                "classification model) and run again")
+    return text.replace("(loaded as ARCH:PATH)", "(uploaded with its architecture chosen under Format)")
 
 
 def zoo_label(zoo: Zoo, name: str) -> str:

@@ -218,7 +218,7 @@ def apply_defaults(zoo: Zoo | None) -> None:
                 zoo, st.session_state[f"{slot}_zoo"])])
         default(f"{slot}_path", "")
         default(f"{slot}_url", "")
-        default(f"{slot}_arch", "auto", ["auto", *ARCHITECTURES])
+        default(f"{slot}_arch", "auto", ["auto", *services.upload_architectures()])
     names = set(zoo.entries) if zoo is not None else set()
     picked = st.session_state.get("null_zoo")
     if picked is None or any(n not in names for n in picked):  # a rebuilt zoo may lack a model picked before
@@ -331,8 +331,10 @@ def model_controls(slot: str, zoo: Zoo | None, zoo_message: str) -> None:
         if upload is not None:
             st.session_state[f"{prefix}_upload_file"] = (upload.name, upload.getvalue())
         st.selectbox(
-            "Format", ["auto", *ARCHITECTURES], key=f"{prefix}_arch",
+            "Format", ["auto", *services.upload_architectures()], key=f"{prefix}_arch",
             format_func=lambda a: "TorchScript or ONNX (auto)" if a == "auto" else f"state_dict of {a}",
+            help="A state_dict holds weights only: choose the architecture they belong to (this project's networks, "
+                 "or any torchvision classification model).",
         )
         kept = st.session_state.get(f"{prefix}_upload_file")
         if upload is None and kept is not None:

@@ -59,7 +59,10 @@ def show_verdict(comparison: Comparison, audit: AuditResult, key: str) -> None:
     st.caption(f"**Matched null** ({picked}): {comparison.null.reason}.")
     st.caption(query_text(audit))
     if audit.null_models:
-        show_figure(figures.audit_null_figure(audit.to_dict()), key=key, filename="matched_null")
+        show_figure(figures.audit_null_figure(audit.to_dict(), suspect=f"B ({comparison.choices['B'].label})"),
+                    key=key, filename="matched_null")
+        st.caption("How to read: each grey dot is an unrelated model's distance to A, the diamond is B's. B is called "
+                   "related only when it sits left of the dashed line, closer to A than the null allows at α.")
 
 
 def methods_table(audit: AuditResult) -> list[dict[str, object]]:

@@ -46,7 +46,7 @@ def report_button(comparison: Comparison, alpha: float, zoo: Zoo | None, key: st
     """A download button for the self-contained HTML audit report of the comparison at level ``alpha``."""
     def html() -> str:
         record = comparison.audit_record(alpha, zoo)
-        drawn = figures.method_null_figures(record["audit"])
+        drawn = figures.method_null_figures(record["audit"], suspect=f"B ({comparison.choices['B'].label})")
         evidence = comparison.evidence()
         if evidence is not None:
             drawn.append(figures.evidence_figure(

@@ -9,6 +9,7 @@ from dashboard import layout, services, tables
 from dashboard.ui import error_boundary, show_figure, show_table
 from zest_core import figures
 from zest_core.explain import boundary_image, perturbed_samples, segment_centroids
+from zest_core.pipeline import DESIGN_DESCRIPTIONS
 
 SCALE = 8  # small images are enlarged (nearest neighbour) so that boundaries stay thin
 
@@ -22,8 +23,9 @@ scale = max(1, SCALE * 28 // max(refset.image_size))
 counts = segments.reshape(count, -1).max(axis=1) + 1
 st.caption(
     f"{comparison.config.segmentation} super-pixels: {int(np.median(counts))} per image (median), "
-    f"{counts.min()}–{counts.max()}. Each of the L={comparison.config.num_samples} samples of an image hides a "
-    f"random half of its super-pixels, filled with {comparison.config.fill}."
+    f"{counts.min()}–{counts.max()}. Each of the L={comparison.config.num_samples} samples of an image "
+    f"{DESIGN_DESCRIPTIONS[comparison.config.mask_design]}; a hidden super-pixel is filled with "
+    f"{comparison.config.fill}."
 )
 shown = min(count, 48)
 show_figure(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import io
 import json
 import sys
 import warnings
@@ -164,7 +165,8 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
                for u in expected_null)
     decision = decide_related(distance=comparison.result.distance, null_distances=list(comparison.null_distances.values()))
     assert metrics["Verdict"] == decision.verdict and metrics["p-value"] == f"{decision.p_value:.3g}"
-    assert figures(app)["setup_null"]["data"][1]["name"] == f"suspect: {decision.verdict}"
+    suspect = f"B ({comparison.choices['B'].label})"  # the null chart names B, never just "suspect"
+    assert figures(app)["setup_null"]["data"][1]["name"] == f"{suspect}: {decision.verdict}"
 
     # 1 Overview: the calibrated verdict against its matched null, contributions, model table, JSON report.
     app.switch_page(PAGES["overview"]).run()
@@ -177,9 +179,11 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     charts = figures(app)
     assert set(charts) >= {"overview_null", "overview_images", "overview_classes"}
     null_chart = charts["overview_null"]
-    assert [t.get("name") for t in null_chart["data"]] == ["unrelated", f"suspect: {decision.verdict}"]
-    assert values(null_chart["data"][0]["x"]).tolist() == pytest.approx(list(comparison.null_distances.values()))
-    assert null_chart["data"][0]["text"] == list(expected_null)
+    assert [t.get("name") for t in null_chart["data"]] == ["unrelated", f"{suspect}: {decision.verdict}"]
+    # One row per model (no overlapping labels), the closest first: each row's name with its own distance.
+    drawn = dict(zip(null_chart["data"][0]["y"], values(null_chart["data"][0]["x"]).tolist()))
+    assert drawn == pytest.approx(comparison.null_distances) and sorted(drawn) == sorted(expected_null)
+    assert list(drawn.values()) == sorted(drawn.values())
     assert values(null_chart["data"][1]["x"]).tolist() == [pytest.approx(comparison.result.distance)]
     assert f"p = {decision.p_value:.3g}" in _title(null_chart)
     null_table = next(d.value for d in app.dataframe if "distance to A" in d.value.columns)
@@ -471,6 +475,23 @@ def test_make_run_opens_with_the_default_comparison_computed(with_zoo, monkeypat
     assert not app.metric  # a changed setup waits for Run: the automatic run happens once per session
 
 
+def test_the_first_visit_shows_the_default_verdict_from_the_shipped_signatures(with_zoo, monkeypatch, tmp_path):
+    """The zoo ships the default comparison's signatures: a first visit from an empty cache queries no model."""
+    from zest_core.zoo import SHIPPED_SIGNATURES
+
+    if not (with_zoo / SHIPPED_SIGNATURES).is_dir():
+        pytest.skip("a tiny zoo built here ships no signatures")
+    monkeypatch.setenv("ZEST_AUTORUN", "1")
+    monkeypatch.setenv("ZEST_CACHE_DIR", str(tmp_path / "empty-cache"))
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    assert_ok(app)
+    comparison = next(iter(app.session_state["zx_results"].values()))
+    assert len(comparison.null_signatures) >= 3 and {m.label: m.value for m in app.metric}["Verdict"] == "related"
+    # Every signature came from the shipped files, checked against their keys: no model was queried now.
+    assert all(count.images == 0 for count in comparison.queries_now.values()), comparison.queries_now
+
+
 # --------------------------------------------------------------------------------------------------
 # Without the zoo: model files, endpoints, bad input
 # --------------------------------------------------------------------------------------------------
@@ -545,7 +566,7 @@ def test_models_outside_the_zoo_are_judged_against_the_unrelated_models_the_user
     app.switch_page(PAGES["overview"]).run()
     assert_ok(app)
     assert any("named on Setup" in c.value and "your claim" in c.value for c in app.caption)
-    assert figures(app)["overview_null"]["data"][0]["text"] == [u.name for u in unrelated]
+    assert sorted(figures(app)["overview_null"]["data"][0]["text"]) == sorted(u.name for u in unrelated)
     report = comparison.report(0.05)
     assert report["audit"]["null"]["models"] == [u.name for u in unrelated] and not report["audit"]["null"]["automatic"]
 
@@ -562,6 +583,20 @@ def test_bad_input_gets_a_clear_error_and_the_app_keeps_working(without_zoo, mod
     app.file_uploader(key="a_upload").upload("garbage.pt", b"not a model at all").run()
     run_comparison(app)
     assert "garbage.pt" in errors(app) and "not a TorchScript model" in errors(app)
+    # A torchvision state_dict uploaded as "auto": the advice is the form's (Format), with no staging path.
+    import tempfile
+
+    import torchvision
+
+    assert "state_dict of resnet18" in app.selectbox(key="a_arch").options  # every architecture ARCH:PATH accepts
+    buffer = io.BytesIO()
+    torch.save(torchvision.models.mobilenet_v3_small(num_classes=10).state_dict(), buffer)
+    app.file_uploader(key="a_upload").set_value(("weights.pt", buffer.getvalue(), "application/octet-stream")).run()
+    app.selectbox(key="a_arch").set_value("auto").run()
+    run_comparison(app)
+    shown = errors(app)
+    assert "weights.pt: holds a state_dict" in shown and "choose its architecture under Format" in shown
+    assert "ARCH:" not in shown and tempfile.gettempdir() not in shown
 
     # A model whose input size does not match the reference images (a 32×32 RGB ResNet-20 state_dict).
     app.file_uploader(key="a_upload").set_value(

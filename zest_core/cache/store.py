@@ -166,6 +166,30 @@ class SignatureCache:
             self._report_unwritable(error)
             return None
 
+    def seed_from(self, folder: str | os.PathLike) -> int:
+        """Copy into this cache every cache file of ``folder`` it lacks (shipped signatures); returns how many.
+
+        A seeded file is an ordinary cache file: it is used only if its checksum holds and it carries
+        the identity (model, reference-set and config fingerprints) of the key it is looked up under,
+        like any other (:meth:`load`). Files this cache has are never overwritten; an unwritable cache
+        copies nothing, quietly.
+        """
+        source = Path(folder)
+        if not source.is_dir():
+            return 0
+        copied = 0
+        for path in sorted(source.glob("*.npz")):
+            target = self.root / path.name
+            if target.exists():
+                continue
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, path.read_bytes())
+            except OSError:
+                return copied
+            copied += 1
+        return copied
+
     def remove_stale_temporaries(self) -> list[Path]:
         """Remove the temporary files that killed writers left in the folder; returns those removed.
 

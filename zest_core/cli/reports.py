@@ -55,7 +55,7 @@ def write_report(path: Path, record: Mapping[str, Any], parts: Mapping[str, Any]
         method_null_figures,
     )
 
-    drawn = method_null_figures(record["audit"])
+    drawn = method_null_figures(record["audit"], suspect=record["models"]["suspect"]["spec"])
     if parts["views"]:
         refset, signatures = parts["refset"], parts["signatures"]
         drawn.append(evidence_figure(refset.images, signatures[REFERENCE].segments, parts["views"]))

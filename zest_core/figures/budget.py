@@ -7,10 +7,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..pipeline.budget import BUDGET_SAMPLES
-from ._style import TEMPLATE
+from ._style import TEMPLATE, method_color
 
 DASHES = {"bernoulli": "solid", "antithetic": "dash", "orthogonal": "dot"}
-METHOD_COLORS = {"modeldiff": "#9467bd", "sac": "#8c564b", "akh": "#17becf"}
 DESIGN_COLORS = {"bernoulli": "#1f77b4", "antithetic": "#2ca02c", "orthogonal": "#ff7f0e"}
 
 
@@ -40,7 +39,7 @@ def _mean(point: Mapping[str, Any]) -> float:
 
 def _style(label: str) -> dict[str, Any]:
     design = label.removeprefix("zest ").split(" ")[0]
-    color = DESIGN_COLORS.get(design) or METHOD_COLORS.get(label, "#7f7f7f")
+    color = DESIGN_COLORS.get(design) or method_color(label)
     dash = "longdashdot" if label.endswith(f"L={BUDGET_SAMPLES}") is False and label.startswith("zest") else None
     return {"color": color, "dash": dash or DASHES.get(design, "solid")}
 

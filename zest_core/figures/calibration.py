@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._style import TEMPLATE, VERDICT_COLORS
+from ._style import TEMPLATE, VERDICT_COLORS, method_color
 
 RELATED, NULL = "#d62728", "#7f7f7f"
 
@@ -45,7 +45,8 @@ def roc_figure(report: Mapping[str, Any]) -> go.Figure:
             continue  # a combined verdict ("all") has p-values, no distances against a null
         fpr, tpr = roc_points([r["distance"] for r in records], [d for r in records for d in r["null_distances"]])
         auc = report["summary"][method]["overall"]["auc_matched"]
-        figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{method} (AUC {_number(auc)})"))
+        figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{method} (AUC {_number(auc)})",
+                                    line={"color": method_color(method)}))
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": NULL}, name="chance"))
     figure.update_layout(template=TEMPLATE, xaxis_title="false-positive rate", yaxis_title="true-positive rate",
                          title="ROC against the matched null", height=460)
@@ -59,13 +60,15 @@ def rates_figure(report: Mapping[str, Any]) -> go.Figure:
     for method in report["methods"]:
         summary = report["summary"][method]
         relations = report["relations"]
+        color = method_color(method)  # every bar of a method, in every panel, the colour of its legend entry
         figure.add_trace(go.Bar(x=relations, y=[summary["relations"][r]["auc_matched"] for r in relations],
-                                name=method, legendgroup=method), row=1, col=1)
+                                name=method, legendgroup=method, marker_color=color), row=1, col=1)
         figure.add_trace(go.Bar(x=relations, y=[summary["relations"][r]["true_positive"]["rate"] for r in relations],
-                                name=method, legendgroup=method, showlegend=False), row=1, col=2)
+                                name=method, legendgroup=method, showlegend=False, marker_color=color), row=1, col=2)
         fp = summary["overall"]["false_positive"]
         low, high = fp["ci95"] or (None, None)
         figure.add_trace(go.Bar(x=[method], y=[fp["rate"]], name=method, legendgroup=method, showlegend=False,
+                                marker_color=color,
                                 error_y={"type": "data", "symmetric": False,
                                          "array": [None if high is None else high - fp["rate"]],
                                          "arrayminus": [None if low is None else fp["rate"] - low]}), row=1, col=3)
@@ -79,22 +82,30 @@ def calibration_figures(report: Mapping[str, Any], method: str = "zest-cosine") 
     return [matched_null_figure(report, method), roc_figure(report), rates_figure(report)]
 
 
-def audit_null_figure(audit: Mapping[str, Any]) -> go.Figure:
-    """One audit: the unrelated models' distances and the suspect's, on one axis, with the verdict."""
-    null = audit["null"]["distances"]
+def audit_null_figure(audit: Mapping[str, Any], *, suspect: str = "suspect") -> go.Figure:
+    """One audit as a dot plot: one row per unrelated model and one for the suspect, by distance to the reference.
+
+    Each model has its own row, named on the axis, so that no two labels overlap however close their
+    distances; the suspect's row is named ``suspect`` (the model's own name) and coloured by the
+    verdict, and the dashed line is the detection threshold (only distances left of it are related).
+    """
+    null = dict(sorted(audit["null"]["distances"].items(), key=lambda item: item[1]))  # the closest first
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=list(null.values()), y=[0] * len(null), mode="markers+text", text=list(null),
-                                textposition="top center", marker={"size": 12, "color": NULL}, name="unrelated"))
+    figure.add_trace(go.Scatter(x=list(null.values()), y=list(null), mode="markers", text=list(null),
+                                marker={"size": 11, "color": NULL}, name="unrelated",
+                                hovertemplate="%{text}: %{x:.4g}<extra></extra>"))
     color = VERDICT_COLORS.get(audit["verdict"], NULL)
-    figure.add_trace(go.Scatter(x=[audit["distance"]], y=[0], mode="markers+text", text=["suspect"],
-                                textposition="bottom center", marker={"size": 16, "color": color, "symbol": "diamond"},
-                                name=f"suspect: {audit['verdict']}"))
+    figure.add_trace(go.Scatter(x=[audit["distance"]], y=[suspect], mode="markers", text=[suspect],
+                                marker={"size": 15, "color": color, "symbol": "diamond"},
+                                name=f"{suspect}: {audit['verdict']}", hovertemplate="%{text}: %{x:.4g}<extra></extra>"))
     threshold = audit.get("detection_threshold")
     if threshold is not None:
         # The test's power against this null: only distances left of this line are called related at α.
         figure.add_vline(x=threshold, line_dash="dash", line_color=VERDICT_COLORS["related"],
                          annotation_text=f"related below {threshold:.4g}", annotation_position="top left")
-    figure.update_layout(template=TEMPLATE, height=240, yaxis={"visible": False}, xaxis_title="distance",
+    figure.update_layout(template=TEMPLATE, height=120 + 22 * (len(null) + 1), xaxis_title="distance to the reference",
+                         yaxis={"categoryorder": "array", "categoryarray": [suspect, *null], "autorange": "reversed"},
+                         margin={"l": 10, "r": 10, "t": 60, "b": 40},
                          title=f"{audit['verdict']} · p = {_p(audit['p_value'])} · α = {audit['alpha']:g}")
     return figure
 

@@ -75,18 +75,15 @@ def evidence_figure(images: Sequence[np.ndarray], segments: Sequence[np.ndarray]
     return fig
 
 
-def method_null_figures(audit: Mapping[str, Any]) -> list[go.Figure]:
-    """One null figure per method of an audit (its own distances and threshold)."""
+def method_null_figures(audit: Mapping[str, Any], suspect: str = "suspect") -> list[go.Figure]:
+    """One null figure per method of an audit (its own distances and threshold), the suspect named ``suspect``."""
     null_models = audit["null"]["models"]
     figures = []
     for name, decision in audit["methods"].items():
         if not decision.get("null_distances"):
             continue
         one = {**decision, "null": {"distances": dict(zip(null_models, decision["null_distances"]))}}
-        figure = audit_null_figure(one)
-        # Names in the table above (a dozen labels on one axis overlap); here a hover shows them.
-        figure.update_traces(mode="markers", hovertemplate="%{text}: %{x:.4g}<extra></extra>",
-                             selector={"name": "unrelated"})
+        figure = audit_null_figure(one, suspect=suspect)
         figure.update_layout(title=f"{name}: {figure.layout.title.text}", width=900)
         figures.append(figure)
     return figures

@@ -67,8 +67,10 @@ def weight_small_multiples(maps: WeightMaps, names_a: Sequence[str], names_b: Se
                 z=values, coloraxis=axis, zsmooth=False, name=f"{name} {titles[m]}",
                 hovertemplate=f"{name}, class {titles[m]}<br>weight %{{z:.4g}}<extra></extra>",
             ), row=row, col=m + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    for index in range(1, 3 * count + 1):  # each tile square against its own x axis, not the first tile's
+        fig.layout[f"yaxis{'' if index == 1 else index}"].scaleanchor = f"x{'' if index == 1 else index}"
     fig.update_layout(
         coloraxis={"colorscale": DIVERGING, "cmin": -limit, "cmax": limit, "cmid": 0,
                    "colorbar": {"title": {"text": "A, B"}, "y": 0.66, "len": 0.6, "thickness": 12}},

@@ -41,6 +41,13 @@ from .._shared.checks import check_choice
 from ..errors import ZestError
 
 MASK_DESIGNS = ("bernoulli", "antithetic", "orthogonal")
+# What each design's L masks do, in one clause for people (the Super-pixels page's caption).
+DESIGN_DESCRIPTIONS = {
+    "bernoulli": "hides each super-pixel independently with probability ½ (LIME's masks)",
+    "antithetic": "hides a random half of its super-pixels, in complementary pairs (each mask, then its complement)",
+    "orthogonal": ("comes from blocks of orthogonal masks (a resolution-IV fractional factorial): in each block every "
+                   "super-pixel is hidden in exactly half of the samples"),
+}
 
 
 def sample_masks(

@@ -27,6 +27,7 @@ from .endpoint import EndpointModel, EndpointServer, load_endpoint, model_respon
 from .image_folder import IMAGE_EXTENSIONS, decode_image, decode_images, load_image_folder, reference_from_uploads
 from .mnist import MNIST_PROVENANCE, load_mnist
 from .models import Classifier, ModuleClassifier, OnnxRunner, load_model, register_spec_scheme
+from .models.formats.state_dict import state_dict_architectures
 from .npz import load_npz_reference
 
 __all__ = [
@@ -57,4 +58,5 @@ __all__ = [
     "register_spec_scheme",
     "serve_model",
     "serve_responder",
+    "state_dict_architectures",
 ]

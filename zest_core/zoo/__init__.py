@@ -17,6 +17,7 @@ from .build import ZooConfig, build_zoo, extend_zoo
 from .manifest import (
     INDEPENDENT_RELATIONS,
     MANIFEST_NAME,
+    SHIPPED_SIGNATURES,
     RELATIONS,
     TASKS,
     ZOO_DIR,
@@ -46,6 +47,7 @@ register_spec_scheme("zoo", load_zoo_model)
 __all__ = [
     "INDEPENDENT_RELATIONS",
     "MANIFEST_NAME",
+    "SHIPPED_SIGNATURES",
     "RELATIONS",
     "TASKS",
     "ZOO_DIR",

@@ -32,6 +32,8 @@ from ..sources.models import Classifier
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "zoo.json"
+# Signatures shipped with the zoo (the dashboard's default comparison), a seed for the signature cache.
+SHIPPED_SIGNATURES = "signatures"
 ZOO_ENV = "ZEST_ZOO_DIR"
 ZOO_DIR = Path(__file__).resolve().parents[2] / "assets" / "zoo"
 INPUT_SHAPE = (1, 28, 28)

@@ -56,6 +56,13 @@ def load_architecture(spec: str, arch: str, path: str, options: ModelOptions, tr
     return wrap_model(module.eval(), options, fingerprint=sha256(data), source=f"{arch} weights {path}")
 
 
+def state_dict_architectures() -> list[str]:
+    """Every ARCH that ``ARCH:PATH`` accepts: the project's networks, then torchvision's classification models."""
+    import torchvision  # only here: it is slow to import
+
+    return [*ARCHITECTURES, *sorted(torchvision.models.list_models(module=torchvision.models))]
+
+
 def _architecture_builder(spec: str, arch: str) -> Callable[..., nn.Module]:
     """The builder of a project architecture or of a torchvision classification model."""
     if arch in ARCHITECTURES:

@@ -243,6 +243,12 @@ class Comparison:
             queries=queries_report(self.query_entries(), detail),
         )
 
+    def throughput(self) -> float | None:
+        """Images per second the models answered in this comparison's run (None when every signature was cached)."""
+        images = sum(count.images for count in self.queries_now.values())
+        seconds = self.timings.get("signatures_s", 0.0)
+        return images / seconds if images and seconds > 0 else None
+
     def evidence(self) -> ImageEvidence | None:
         """Per reference image, how unusually close B is to A against the null (:func:`zest_core.explain.image_evidence`).
 

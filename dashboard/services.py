@@ -387,6 +387,18 @@ def epoch_distance_curves(
     )
 
 
+def pair_series(comparison: "Comparison | None", zoo: Zoo | None) -> dict[str, list[tuple[int, str]]] | None:
+    """The checkpoint series of the current comparison's A and B, when both are zoo runs with checkpoints; else None."""
+    if comparison is None or zoo is None:
+        return None
+    names = [comparison.choices[slot].spec.removeprefix("zoo:").partition("@")[0] for slot in ("A", "B")]
+    if not all(comparison.choices[slot].from_zoo for slot in ("A", "B")) or names[0] == names[1]:
+        return None
+    if not all(name in zoo.entries and zoo_checkpoints(zoo, name) for name in names):
+        return None
+    return {name: zoo_series(zoo, name) for name in names}
+
+
 def matrix_candidates(comparison: "Comparison | None", zoo: Zoo | None) -> dict[str, str]:
     """The models a distance matrix can hold, name → spec: the current comparison's A and B, then the zoo's."""
     specs: dict[str, str] = {}

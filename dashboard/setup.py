@@ -167,16 +167,43 @@ class Setup:
         return argv
 
     def inputs_key(self, models: Any) -> str:
-        """A hash of ``models`` (any JSON-able description) with this setup's reference images and config.
+        """A hash of ``models`` (any JSON-able description) with this setup's reference images, config and budget.
 
         Equal keys mean the same signatures, for pages that compute the signatures of many models.
         """
-        return _digest([models, dataclasses.asdict(self.refset), self.config.to_dict()])
+        return _digest([models, dataclasses.asdict(self.refset), self.config.to_dict(), self.budget])
+
+    def budgeted_inputs(self) -> tuple[ReferenceSet, ZestConfig]:
+        """The reference images and config every signature of this setup uses: the budget's N and L, if one is set.
+
+        Raises
+        ------
+        ZestError
+            For reference images that cannot be read, or a budget too small for one image's local fit.
+        """
+        refset, config, _ = self.budgeted(self.refset.load())
+        return refset, config
 
 
 # Config fields a comparison may set, and the ``zest audit`` flag of each (README, "CLI").
 AUDIT_CONFIG_FLAGS = {"segmentation": "--segmentation", "fill": "--fill", "mode": "--mode", "targets": "--targets",
                       "seed": "--seed", "mask_design": "--mask-design"}
+
+
+def budget_plan(setup: Setup) -> tuple[int, int] | None:
+    """(N, L) that the setup's budget buys on its reference images, or None when that cannot be known yet."""
+    if not setup.budget or not setup.refset.ready:
+        return None
+    return _budget_plan(setup.refset, json.dumps(setup.config.to_dict(), sort_keys=True), setup.budget)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _budget_plan(refset: RefChoice, config: str, budget: int) -> tuple[int, int] | None:
+    try:
+        _, _, plan = apply_budget(budget, refset.load(), ZestConfig.from_dict(json.loads(config)))
+    except ValueError:  # a budget too small, images not readable: the run says why
+        return None
+    return plan.images, plan.samples
 
 
 def _digest(values: Any) -> str:
@@ -380,8 +407,14 @@ def parameter_controls() -> None:
         "Query budget per model (0: none)", min_value=0, max_value=10_000_000, step=500, key="budget",
         help="At most this many queries per model: the first N reference images × L maskings, chosen by the rule "
              "measured by `zest bench budget` (README, Query budgets). 0 uses all N images with the L below.")
-    left.number_input("L (masked samples per image)", min_value=10, max_value=5000, step=50, key="num_samples",
-                      disabled=bool(budget), help="Chosen by the budget while one is set." if budget else None)
+    planned = budget_plan(current_setup(None)) if budget else None
+    if budget:  # the L that will be used: the budget's, not the L of the box it replaces
+        left.number_input("L (masked samples per image)", value=planned[1] if planned else 0, disabled=True,
+                          key="num_samples_budgeted",
+                          help=(f"Chosen by the budget: N = {planned[0]} images × L = {planned[1]} maskings."
+                                if planned else "Chosen by the budget (the reference images are not ready yet)."))
+    else:
+        left.number_input("L (masked samples per image)", min_value=10, max_value=5000, step=50, key="num_samples")
     left.selectbox("Segmentation", SEGMENTATION_METHODS, key="segmentation")
     left.selectbox("Fill of hidden super-pixels", FILLS, key="fill")
     middle.selectbox("Local fit (mode)", MODES, key="mode",

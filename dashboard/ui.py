@@ -112,6 +112,24 @@ def with_progress(what: str, work: Callable[[Callable[["RunProgress"], None]], T
             bar.empty()
 
 
+def estimate_caption(models: int, images: int, samples: int, budget: int) -> str:
+    """Before a long button: the queries it will make and, from the current comparison's measured throughput, the time.
+
+    ``models`` signatures of ``images`` × ``samples`` queries each (cached ones take none).
+    """
+    from . import state
+
+    queries = models * images * samples
+    comparison = state.current_comparison()
+    rate = None if comparison is None else comparison.throughput()
+    how = f"N = {images} × L = {samples}" + (f" (the budget of {budget:,} per model)" if budget else "")
+    if rate is None:
+        return (f"{models} signatures × {how} = {queries:,} queries (cached signatures take none); no throughput "
+                "was measured in this session yet, so no time estimate.")
+    return (f"{models} signatures × {how} = {queries:,} queries: about {queries / rate:.0f} s at the "
+            f"{rate:,.0f} images/s measured in this session's last comparison (cached signatures take none).")
+
+
 def compute_once(
     label: str,
     *,

@@ -4,26 +4,37 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import layout, services
-from dashboard.ui import compute_once, error_boundary, need, show_figure, show_table
+from dashboard import layout, services, state
+from dashboard.ui import compute_once, error_boundary, estimate_caption, need, show_figure, show_table
 from zest_core import figures
 from zest_core.explain import checkpoint_specs
-from zest_core.sources import ARCHITECTURES
 
-SOURCES = ("Demo zoo run", "Folder of checkpoints")
+SOURCES = ("Models A and B", "Demo zoo run", "Folder of checkpoints")
 NONE = "(none)"
 
 zoo, zoo_message, setup = layout.page("Distance vs epoch")
 st.markdown(
     "A model is close to its own later checkpoints and far from an independently trained model at the same "
-    "epoch. **Related**: checkpoint t against t+k of the same run; **unrelated**: checkpoint t of the run "
-    "against checkpoint t of another run. Signatures use the reference images and parameters set on Setup."
+    "epoch. The first curve is checkpoint t of A's run against its checkpoint t+k; the second is checkpoint t of "
+    "A's run against checkpoint t of B's (or of another run). Signatures use the reference images, parameters "
+    "and query budget set on Setup."
 )
+pair = services.pair_series(state.current_comparison(), zoo)
 source = st.radio("Checkpoint series", SOURCES, key="epoch_source", horizontal=True,
-                  index=0 if zoo is not None else 1)
+                  index=0 if pair else (1 if zoo is not None else 2))
 series: dict[str, list[tuple[int, str]]] = {}
-run_name, other_name = None, None
+run_name, other_name, other_is_pair = None, None, False
 if source == SOURCES[0]:
+    comparison = state.current_comparison()
+    need(comparison is not None, "Run a comparison on Setup first: this view draws the curves of its A and B.")
+    need(pair is not None,
+         f"A ({comparison.choices['A'].label}) and B ({comparison.choices['B'].label}) need per-epoch checkpoints "
+         "(demo zoo runs with checkpoints: the seeds and independent models); one of them has none. Pick a run "
+         "from the demo zoo or a folder of checkpoints above.")
+    (run_name, run), (other_name, other) = pair.items()
+    series = {run_name: run, other_name: other}
+    other_is_pair = True
+elif source == SOURCES[1]:
     need(zoo is not None, f"{zoo_message} Use a folder of checkpoints instead.")
     runs = [name for name in zoo.entries if services.zoo_checkpoints(zoo, name)]
     need(len(runs) > 0, "No model of the demo zoo has per-epoch checkpoints.")
@@ -43,7 +54,7 @@ else:
     folder = left.text_input("Folder of the run's checkpoints", key="epoch_folder",
                              placeholder="/path/to/run (files named like epoch_3.pt)")
     other = middle.text_input("Folder of an unrelated run (optional)", key="epoch_other_folder")
-    arch = right.selectbox("Format", ["auto", *ARCHITECTURES], key="epoch_arch",
+    arch = right.selectbox("Format", ["auto", *services.upload_architectures()], key="epoch_arch",
                            format_func=lambda a: "TorchScript or ONNX (auto)" if a == "auto" else f"state_dict of {a}")
     need(bool(folder.strip()),
          "Enter the folder of a training run's checkpoint files (the epoch is the last number in each name).")
@@ -67,23 +78,31 @@ else:
     k = 1
     st.caption("Two checkpoints: the gap k is 1.")
 
+with error_boundary("Loading the reference images"):
+    refset, config = setup.budgeted_inputs()  # the budget's N and L, as every other signature of this setup
+checkpoints = sum(len(v) for v in series.values())
+st.caption(estimate_caption(checkpoints, len(refset), config.num_samples, setup.budget))
 computed = compute_once(
     "Compute checkpoint signatures", key="epoch_compute", token=setup.inputs_key(series),
-    what="Computing the checkpoint signatures", load_refset=setup.refset.load,
-    work=lambda refset, sink: services.series_signatures(series, refset, setup.config, sink),
+    what="Computing the checkpoint signatures", load_refset=lambda: refset,
+    work=lambda images, sink: services.series_signatures(series, images, config, sink),
 )
-need(computed, f"Press **Compute checkpoint signatures**: {sum(len(v) for v in series.values())} checkpoints "
+need(computed, f"Press **Compute checkpoint signatures**: {checkpoints} checkpoints "
                "(signatures are cached, so only new ones take time).")
 
 with error_boundary("Computing the distances"):
     curves = services.epoch_distance_curves(
-        series[run_name], series.get(other_name) if other_name else None, setup.refset.load(), setup.config,
+        series[run_name], series.get(other_name) if other_name else None, refset, config,
         k=k, metric=setup.metric, align=setup.align,
     )
-show_figure(figures.epoch_figure(curves, run=run_name, other=other_name, metric=setup.metric),
+second = "B" if other_is_pair else "unrelated"
+show_figure(figures.epoch_figure(curves, run=run_name, other=other_name, metric=setup.metric, other_role=second),
             key="epoch_figure", filename=f"distance_vs_epoch_k{k}")
-rows = [{"epoch t": t, "curve": f"related (t vs t+{k})", "distance": d}
+st.caption("How to read: the solid curve is how far the run moves in k epochs; the dashed one how far the other "
+           "run is at the same epoch. A derived model stays near the solid curve's scale; an independent one "
+           "stays well above it.")
+rows = [{"epoch t": t, "curve": f"{run_name}: t vs t+{k}", "distance": d}
         for t, d in zip(curves.related_epochs, curves.related)]
-rows += [{"epoch t": t, "curve": "unrelated (same t)", "distance": d}
+rows += [{"epoch t": t, "curve": f"{run_name} vs {other_name} ({second}), same t", "distance": d}
          for t, d in zip(curves.unrelated_epochs, curves.unrelated)]
 show_table(pd.DataFrame(rows), key="epoch_table", filename=f"distance_vs_epoch_k{k}")

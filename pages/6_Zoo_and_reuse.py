@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import layout, reuse, services, state
 from dashboard.setup import Setup
 from dashboard.state import default
-from dashboard.ui import compute_once, error_boundary, show_figure, show_table
+from dashboard.ui import compute_once, error_boundary, estimate_caption, show_figure, show_table
 from zest_core import Zoo, figures, signature_distance_matrix
 from zest_core.explain import cluster_models
 
@@ -33,16 +33,19 @@ def distance_matrix(zoo: Zoo | None, zoo_message: str, setup: Setup) -> None:
         st.info("Choose at least two models.")
         return
     chosen_specs = {n: specs[n] for n in chosen}
+    with error_boundary("Loading the reference images"):
+        refset, config = setup.budgeted_inputs()  # the budget's N and L, as every other signature of this setup
+    st.caption(estimate_caption(len(chosen), len(refset), config.num_samples, setup.budget))
     computed = compute_once(
         "Compute distance matrix", key="zoo_compute", token=setup.inputs_key(list(chosen_specs.values())),
-        what="Computing the signatures", load_refset=setup.refset.load,
-        work=lambda refset, sink: services.model_signatures(chosen_specs, refset, setup.config, sink),
+        what="Computing the signatures", load_refset=lambda: refset,
+        work=lambda images, sink: services.model_signatures(chosen_specs, images, config, sink),
     )
     if not computed:
         st.info(f"Press **Compute distance matrix** for {len(chosen)} models (cached signatures take no time).")
         return
     with error_boundary("Computing the distances"):
-        signatures = services.model_signatures(chosen_specs, setup.refset.load(), setup.config)
+        signatures = services.model_signatures(chosen_specs, refset, config)
         matrix = signature_distance_matrix([signatures[n] for n in chosen], setup.metric, setup.align)
         clustering = cluster_models(matrix)
     show_figure(figures.clustered_heatmap(matrix, chosen, clustering, setup.metric), key="zoo_heatmap",

@@ -475,6 +475,34 @@ def test_make_run_opens_with_the_default_comparison_computed(with_zoo, monkeypat
     assert not app.metric  # a changed setup waits for Run: the automatic run happens once per session
 
 
+def test_distance_vs_epoch_draws_the_chosen_pair_and_honours_the_budget(with_zoo):
+    """A and B with checkpoints: the epoch page draws their own curves, at the budget's N and L, with an estimate."""
+    from zest_core.zoo import load_zoo
+
+    entries = load_zoo(with_zoo).entries
+    runs = [name for name, entry in entries.items() if entry.checkpoints and entry.arch == "small_cnn"]
+    if len(runs) < 2:
+        pytest.skip("the zoo has fewer than two checkpointed runs of one architecture")
+    a, b = runs[0], runs[1]
+    app = new_app(budget=1200, n=8)
+    app.session_state["a_zoo"], app.session_state["b_zoo"] = a, b
+    app.run()
+    run_comparison(app)
+    comparison = next(iter(app.session_state["zx_results"].values()))
+    budgeted_l = comparison.config.num_samples
+    app.switch_page(PAGES["epoch"]).run()
+    assert_ok(app)
+    assert app.radio(key="epoch_source").value == "Models A and B"
+    assert any("queries: about" in c.value and "images/s" in c.value for c in app.caption)
+    app.button(key="epoch_compute").click().run()
+    assert_ok(app)
+    curve = figures(app)["epoch_figure"]
+    assert [t["name"] for t in curve["data"]] == [f"related: {a}, checkpoint t vs t+1", f"B: {a} vs {b}, same t"]
+    assert values(curve["data"][0]["x"]).tolist() == sorted(entries[a].checkpoints)[:-1]
+    # The checkpoints' signatures are the budget's: the same N and L as the comparison's.
+    assert budgeted_l != SMALL["num_samples"] and any(f"L = {budgeted_l}" in c.value for c in app.caption)
+
+
 def test_the_first_visit_shows_the_default_verdict_from_the_shipped_signatures(with_zoo, monkeypatch, tmp_path):
     """The zoo ships the default comparison's signatures: a first visit from an empty cache queries no model."""
     from zest_core.zoo import SHIPPED_SIGNATURES

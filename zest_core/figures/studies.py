@@ -19,11 +19,13 @@ UNLEARNING_NAMES = {"exact": "exactly unlearned (retrained)", "approx": "approxi
                     "unrelated": "unrelated"}
 
 
-def epoch_figure(curves: EpochCurves, *, run: str, other: str | None, metric: str) -> go.Figure:
-    """Related (t vs t+k) and unrelated (a_t vs u_t) distance along training, as in Zest's Fig. 2.
+def epoch_figure(curves: EpochCurves, *, run: str, other: str | None, metric: str,
+                 other_role: str = "unrelated") -> go.Figure:
+    """Related (t vs t+k) and cross-run (a_t vs b_t) distance along training, as in Zest's Fig. 2.
 
-    ``curves`` is :func:`~zest_core.studies.epoch_curves` of one run (``run``) and, optionally, an
-    unrelated one (``other``); the dashboard's page 5 draws it.
+    ``curves`` is :func:`~zest_core.studies.epoch_curves` of one run (``run``) and, optionally, another
+    (``other``): an unrelated run, or ``other_role="B"`` for the suspect of a comparison, whose relation
+    is the question (the curve is then not labelled unrelated). The dashboard's page 5 draws it.
     """
     fig = go.Figure()
     if curves.related:
@@ -34,7 +36,7 @@ def epoch_figure(curves: EpochCurves, *, run: str, other: str | None, metric: st
     if curves.unrelated:
         fig.add_trace(go.Scatter(
             x=list(curves.unrelated_epochs), y=list(curves.unrelated), mode="lines+markers",
-            name=f"unrelated: {run} vs {other}, same t", line={"color": "#2ca02c", "dash": "dash"},
+            name=f"{other_role}: {run} vs {other}, same t", line={"color": "#2ca02c", "dash": "dash"},
         ))
     fig.update_layout(
         title="Distance between checkpoints during training", xaxis_title="epoch t",

@@ -72,11 +72,19 @@ def show_figure(fig: go.Figure, key: str, filename: str | None = None) -> None:
     )
 
 
-def show_table(frame: pd.DataFrame, key: str, filename: str | None = None, **kwargs: Any) -> None:
-    """Show a table with a button to download it as CSV."""
-    if "height" not in kwargs and len(frame) <= MAX_FULL_ROWS:  # short tables show every row, no scrolling
-        kwargs["height"] = ROW_HEIGHT * (len(frame) + 1) + 3
-    st.dataframe(frame, key=key, hide_index=True, **kwargs)
+def show_table(frame: pd.DataFrame, key: str, filename: str | None = None, *, wrap: bool = False,
+               **kwargs: Any) -> None:
+    """Show a table with a button to download it as CSV.
+
+    ``wrap``: a static table whose cells wrap, for a few rows of long text (fingerprints, descriptions)
+    that an interactive table would cut off.
+    """
+    if wrap:
+        st.table(frame.set_index(frame.columns[0]))
+    else:
+        if "height" not in kwargs and len(frame) <= MAX_FULL_ROWS:  # short tables show every row, no scrolling
+            kwargs["height"] = ROW_HEIGHT * (len(frame) + 1) + 3
+        st.dataframe(frame, key=key, hide_index=True, **kwargs)
     st.download_button(
         "Download table (CSV)",
         data=frame.to_csv(index=False).encode(),

@@ -44,7 +44,7 @@ if audit.null_models:
     show_all_methods(comparison, decision.alpha, key="overview_all")
 
 st.header("The two models")
-show_table(tables.model_table(comparison), key="overview_models", filename="models")
+show_table(tables.model_table(comparison), key="overview_models", filename="models", wrap=True)
 
 st.header("What contributes to the distance")
 contributions = result.contributions

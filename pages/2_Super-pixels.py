@@ -49,6 +49,7 @@ with left:
         figures.numbered_segments(
             boundary_image(refset.images[index], segments[index], scale=scale), segment_centroids(segments[index]),
             scale=scale, title=f"{tables.image_label(comparison, index)}: {counts[index]} numbered super-pixels",
+            areas=np.bincount(segments[index].ravel(), minlength=counts[index]),
         ),
         key="superpixels_numbered", filename=f"superpixels_{index}",
     )
@@ -71,13 +72,14 @@ with right:
     )
     hidden = [", ".join(str(k) for k in np.flatnonzero(mask == 0)) or "none" for mask in samples.masks]
     show_table(
-        pd.DataFrame({
+        pd.DataFrame({  # the predictions first: the list of hidden super-pixels can be long (photographs)
             "mask": samples.mask_indices,
-            "hidden super-pixels": hidden,
             "A predicts": [p[0] for p in predictions["A"]],
             "A probability": [p[1] for p in predictions["A"]],
             "B predicts": [p[0] for p in predictions["B"]],
             "B probability": [p[1] for p in predictions["B"]],
+            "hidden": [f"{int((mask == 0).sum())} of {mask.size}" for mask in samples.masks],
+            "hidden super-pixels": hidden,
         }),
         key="superpixels_table", filename=f"perturbed_samples_{index}",
     )

@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard import layout, tables
 from dashboard.ui import error_boundary, show_figure
 from zest_core import figures
-from zest_core.explain import comparison_weight_maps
+from zest_core.explain import comparison_weight_maps, symmetric_limit
 
 layout.page("LIME heatmaps")
 comparison = layout.require_comparison()
@@ -32,13 +32,17 @@ if refset.labels is not None:  # start on the image's own class when the names s
     default_row = next((m for m, (i, _) in enumerate(pairs) if names_a[i] == own), 0)
 row = middle.selectbox("Class", list(range(len(pairs))), index=default_row, key=f"lime_class_{index}",
                        format_func=lambda m: labels[m])
+small = symmetric_limit(maps.difference[row]) < 0.25 * maps.limit()  # a small difference: shown small by default
+shared = st.checkbox("A − B on A's and B's colour scale", value=small, key=f"lime_shared_{index}_{row}",
+                     help="On its own scale any difference, however small, fills the colour range.")
 st.caption(
     "Red: the super-pixel raises the class score when shown; blue: it lowers it. A and B share one colour "
-    "scale, symmetric around 0; A − B has its own. Classes are matched as the distance matches them "
-    f"({comparison.result.alignment_method or 'no matching: same class order'})."
+    f"scale, symmetric around 0; A − B {'shares it' if shared else 'has its own'}. Classes are matched as the "
+    f"distance matches them ({comparison.result.alignment_method or 'no matching: same class order'})."
 )
 show_figure(
-    figures.weight_triptych(refset.images[index], maps, row, names=(names_a[pairs[row, 0]], names_b[pairs[row, 1]])),
+    figures.weight_triptych(refset.images[index], maps, row, names=(names_a[pairs[row, 0]], names_b[pairs[row, 1]]),
+                            shared_difference_scale=shared),
     key="lime_triptych", filename=f"lime_image{index}_class{row}",
 )
 show_figure(figures.weight_small_multiples(maps, names_a, names_b), key="lime_grid", filename=f"lime_image{index}_all")

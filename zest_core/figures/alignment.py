@@ -67,8 +67,10 @@ def bipartite(pairs: np.ndarray, cost: np.ndarray, names_a: Sequence[str], names
         hovertemplate="B: %{text}<extra></extra>",
     ))
     fig.add_trace(go.Scatter(
-        x=[0.5] * len(pairs), y=[(i + j) / 2 for i, j in pairs], mode="markers", name="cost",
-        marker={"size": 6, "color": costs, "colorscale": "Viridis", "showscale": False, "opacity": 0.6},
+        x=[0.5] * len(pairs), y=[(i + j) / 2 for i, j in pairs], mode="markers", name="matching cost",
+        marker={"size": 7, "color": costs, "colorscale": "Viridis", "showscale": True, "opacity": 0.8,
+                "colorbar": {"title": {"text": "cost"}, "thickness": 10, "len": 0.6}},
+        showlegend=False,  # its colour bar says what the colours mean; a legend dot could not
         text=[f"{names_a[i]} ↔ {names_b[j]}: cost {c:.4f}" for (i, j), c in zip(pairs, costs)],
         hovertemplate="%{text}<extra></extra>",
     ))

@@ -41,15 +41,30 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], *, columns: 
     return fig
 
 
-def numbered_segments(image: np.ndarray, centroids: np.ndarray, *, scale: int, title: str) -> go.Figure:
-    """An image with boundaries drawn (already enlarged ``scale`` times) and each super-pixel's number."""
+def numbered_segments(image: np.ndarray, centroids: np.ndarray, *, scale: int, title: str,
+                      areas: np.ndarray | None = None) -> go.Figure:
+    """An image with boundaries drawn (already enlarged ``scale`` times) and each super-pixel's number.
+
+    With many super-pixels (photographs get up to 60), a number is written only on a super-pixel with
+    room for it (``areas``, in original pixels, at least 2 digits' worth once enlarged), in a smaller font;
+    every super-pixel's number is also on hover, so none is lost.
+    """
+    centroids = np.asarray(centroids)
+    count = len(centroids)
+    font = 13 if count <= 30 else 10
+    room = (font * 1.6) ** 2  # enlarged pixels a two-digit label needs
     fig = go.Figure(png_image(image, hoverinfo="skip"))
-    for label, (row, col) in enumerate(np.asarray(centroids)):
-        if np.isfinite(row):
-            fig.add_annotation(
-                x=(col + 0.5) * scale - 0.5, y=(row + 0.5) * scale - 0.5, text=str(label), showarrow=False,
-                font={"color": "#ffff00", "size": 13}, bgcolor="rgba(0,0,0,0.55)",
-            )
+    xs, ys, labels = [], [], []
+    for label, (row, col) in enumerate(centroids):
+        if not np.isfinite(row):
+            continue
+        x, y = (col + 0.5) * scale - 0.5, (row + 0.5) * scale - 0.5
+        xs.append(x), ys.append(y), labels.append(str(label))
+        if areas is None or areas[label] * scale * scale >= room:
+            fig.add_annotation(x=x, y=y, text=str(label), showarrow=False,
+                               font={"color": "#ffff00", "size": font}, bgcolor="rgba(0,0,0,0.55)")
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker={"size": 6, "opacity": 0}, text=labels,
+                             hovertemplate="super-pixel %{text}<extra></extra>", showlegend=False))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title, height=460, margin={"l": 5, "r": 5, "t": 50, "b": 5})

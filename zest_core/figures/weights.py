@@ -23,11 +23,15 @@ def overlay_weights(fig: go.Figure, image: np.ndarray, values: np.ndarray, *, ro
 
 
 def weight_triptych(image: np.ndarray, maps: WeightMaps, row: int, *, names: tuple[str, str],
-                    opacity: float = 0.75) -> go.Figure:
-    """A's and B's weights of one class on one shared symmetric scale, and their difference on its own."""
+                    opacity: float = 0.75, shared_difference_scale: bool = False) -> go.Figure:
+    """A's and B's weights of one class on one shared symmetric scale, and their difference on its own.
+
+    With ``shared_difference_scale`` the difference is drawn on A's and B's scale too, so that a
+    small difference looks small (on its own scale any difference fills the colour range).
+    """
     limit = maps.limit()
     difference = maps.difference[row]
-    diff_limit = symmetric_limit(difference)
+    diff_limit = limit if shared_difference_scale else symmetric_limit(difference)
     titles = (f"A: class {names[0]}", f"B: class {names[1]}", "A − B")
     spacing = 0.1
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=spacing)

@@ -45,7 +45,7 @@ elif run:
         setup.key(), {"A": setup.model_a, "B": setup.model_b}, refset, config,
         metric=setup.metric, align=setup.align, unrelated=setup.unrelated, n_boot=setup.n_boot,
         level=setup.level, seed=setup.seed, zoo=zoo, sink=sink, budget=plan,
-        audit_argv=setup.audit_argv(None if zoo is None else str(zoo.root)),
+        audit_argv=setup.audit_argv(None if zoo is None else str(zoo.root)), adapt=setup.input_adapter,
     ))
     state.store_comparison(comparison)
     st.rerun()  # draw the page (and the sidebar's summary) again, now with the result

@@ -44,7 +44,7 @@ from .services import (
     ModelChoice,
     ProgressSink,
     cached_model,
-    check_input_shape,
+    input_model,
     checked_models,
     signatures_with_progress,
     upload_error,
@@ -187,6 +187,8 @@ class Comparison:
     audit_argv : list of str or None
         The ``zest audit`` arguments that recompute the verdict (:meth:`dashboard.setup.Setup.audit_argv`), or
         None when the CLI cannot name the inputs.
+    adapt : bool
+        Whether each model is fed the reference images converted to the channels and size it declares.
     """
 
     key: str
@@ -204,6 +206,7 @@ class Comparison:
     queries_now: dict[str, QueryCount] = field(default_factory=dict)
     budget: BudgetPlan | None = None
     audit_argv: list[str] | None = None
+    adapt: bool = False
 
     @property
     def title(self) -> str:
@@ -243,6 +246,10 @@ class Comparison:
             queries=queries_report(self.query_entries(), detail),
         )
 
+    def model(self, slot: str) -> Classifier:
+        """Model A or B as the comparison queried it (adapted to the reference images when ``adapt``)."""
+        return input_model(self.choices[slot].spec, self.refset, f"Model {slot}", self.adapt)
+
     def throughput(self) -> float | None:
         """Images per second the models answered in this comparison's run (None when every signature was cached)."""
         images = sum(count.images for count in self.queries_now.values())
@@ -278,7 +285,7 @@ class Comparison:
                   for slot, slot_name in (("A", "reference"), ("B", "suspect"))}
         models["unrelated"] = []
         for name, spec in self.null.specs.items():
-            model = cached_model(spec)
+            model = input_model(spec, self.refset, name, self.adapt)
             facts = zoo_facts(zoo, name, model) if self.null.automatic and zoo is not None else model_facts(name, model)
             models["unrelated"].append({"name": name, "spec": spec, "fingerprint": model.fingerprint, "arch": facts.arch,
                                         "task": facts.task, "classes": facts.num_classes})
@@ -334,6 +341,7 @@ def run_comparison(
     sink: ProgressSink | None = None,
     budget: BudgetPlan | None = None,
     audit_argv: list[str] | None = None,
+    adapt: bool = False,
 ) -> Comparison:
     """Load both models and the unrelated ones, compute their signatures, compare the pair and measure the null.
 
@@ -349,9 +357,9 @@ def run_comparison(
         For bad input; the dashboard shows them with st.error.
     """
     start = time.perf_counter()
-    models = _load_pair(choices, refset)
+    models = _load_pair(choices, refset, adapt)
     null = comparison_null(choices, zoo, unrelated)
-    null_models = checked_models({f"Unrelated {name}": spec for name, spec in null.specs.items()}, refset)
+    null_models = checked_models({f"Unrelated {name}": spec for name, spec in null.specs.items()}, refset, adapt)
     null = checked_null(null, choices, zoo, models, {job.removeprefix("Unrelated "): m for job, m in null_models})
     jobs = [(f"Model {slot}", models[slot]) for slot in ("A", "B")]
     jobs += [(job, model) for job, model in null_models if job.removeprefix("Unrelated ") in null.specs]
@@ -384,23 +392,24 @@ def run_comparison(
         queries_now=queries_now,
         budget=budget,
         audit_argv=audit_argv,
+        adapt=adapt,
     )
 
 
-def _load_pair(choices: Mapping[str, ModelChoice], refset: ReferenceSet) -> dict[str, Classifier]:
-    """Models A and B, loaded (cached) and checked against the reference images; errors name the slot."""
+def _load_pair(choices: Mapping[str, ModelChoice], refset: ReferenceSet, adapt: bool) -> dict[str, Classifier]:
+    """Models A and B, loaded (cached) and checked against (or adapted to) the reference images; errors name the slot."""
     models = {}
     for slot in ("A", "B"):
         choice = choices[slot]
         try:
-            models[slot] = cached_model(choice.spec)
+            cached_model(choice.spec)
         except ValueError as error:  # zest_core's errors are ValueErrors (ZestError)
             message = str(error)
             if choice.kind == "upload":  # the form's words, never the private staging path
                 staged = choice.spec if choice.spec.startswith(os.sep) else choice.spec.partition(":")[2]
                 message = upload_error(message, staged, choice.label)
             raise JobError(f"Model {slot}: {message}") from error
-        check_input_shape(models[slot], refset, f"Model {slot} ({choices[slot].label})")
+        models[slot] = input_model(choice.spec, refset, f"Model {slot} ({choice.label})", adapt)
     return models
 
 
@@ -412,8 +421,8 @@ def all_methods_audit(comparison: Comparison, alpha: float) -> AuditResult:
     (ModelDiff without white-box access to A, AKH without labelled reference images) is inconclusive
     and left out of the combination, as the engine says.
     """
-    models = {slot: cached_model(comparison.choices[slot].spec) for slot in ("A", "B")}
-    unrelated = {name: cached_model(spec) for name, spec in comparison.null.specs.items()}
+    models = {slot: comparison.model(slot) for slot in ("A", "B")}
+    unrelated = dict(checked_models(comparison.null.specs, comparison.refset, comparison.adapt))
     return audit(models["A"], models["B"], unrelated, comparison.refset, method="all", config=comparison.config,
                  alpha=alpha, align=comparison.result.align, null_reason=comparison.null.reason,
                  akh_options={"pool": comparison.refset})

@@ -32,6 +32,7 @@ from zest_core import (
     SignatureCache,
     ZestConfig,
     ZestError,
+    adapt_input,
     compute_signature,
     epoch_curves,
     load_image_folder,
@@ -284,8 +285,27 @@ def check_input_shape(model: Classifier, refset: ReferenceSet, label: str) -> No
         c, h, w = model.input_shape
         raise ModelInputError(
             f"{label} takes {c}-channel {h}×{w} images, but the reference images are {images[0]}-channel "
-            f"{images[1]}×{images[2]}; pick reference images of that size (or resize them)"
+            f"{images[1]}×{images[2]}; tick **{ADAPTER_LABEL}** under Parameters to convert them (grey ↔ RGB, "
+            "resize), or pick reference images of that size"
         )
+
+
+ADAPTER_LABEL = "Adapt the reference images to each model"
+
+
+def input_model(spec: str, refset: ReferenceSet, label: str, adapt: bool) -> Classifier:
+    """The model of ``spec`` (cached), fed the reference images as it takes them when ``adapt`` (the Setup box).
+
+    Without ``adapt`` a model that declares other images is refused (:func:`check_input_shape`): images are
+    never converted silently. With it, :func:`zest_core.adapt_input` converts grey ↔ RGB and resizes, and the
+    adapted model's fingerprint records it.
+    """
+    model = cached_model(spec)
+    images = (refset.channels, *refset.image_size)
+    if adapt and model.input_shape is not None and tuple(model.input_shape) != images:
+        return adapt_input(model, images)
+    check_input_shape(model, refset, label)
+    return model
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,14 +353,9 @@ def signatures_with_progress(
     return results
 
 
-def checked_models(specs: Mapping[str, str], refset: ReferenceSet) -> list[tuple[str, Classifier]]:
-    """(name, model) for named specs, each loaded (cached) and checked against the reference images."""
-    jobs = []
-    for name, spec in specs.items():
-        model = cached_model(spec)
-        check_input_shape(model, refset, name)
-        jobs.append((name, model))
-    return jobs
+def checked_models(specs: Mapping[str, str], refset: ReferenceSet, adapt: bool = False) -> list[tuple[str, Classifier]]:
+    """(name, model) for named specs, each loaded (cached) and checked against (or adapted to) the reference images."""
+    return [(name, input_model(spec, refset, name, adapt)) for name, spec in specs.items()]
 
 
 def model_signatures(

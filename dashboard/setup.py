@@ -18,7 +18,6 @@ import streamlit as st
 from zest_core import DEFAULT_AUDIT_BUDGET, BudgetPlan, ReferenceSet, ZestConfig, Zoo, apply_budget
 from zest_core.explain import MIN_NULL
 from zest_core.pipeline import ALIGN_METHODS, FILLS, METRICS, MODES, SEGMENTATION_METHODS
-from zest_core.sources import ARCHITECTURES
 
 from . import services
 from .services import ModelChoice
@@ -48,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "metric": "cosine",
     "align": "auto",
     "seed": 0,
+    "input_adapter": False,
     "n_boot": 200,
     "level": 0.95,
 }
@@ -111,6 +111,7 @@ class Setup:
     n_boot: int
     level: float
     budget: int = 0
+    input_adapter: bool = False  # convert the reference images to each model's channels and size
 
     @property
     def automatic_null(self) -> bool:
@@ -127,7 +128,7 @@ class Setup:
             "config": self.config.to_dict(),
             "metric": self.metric, "align": self.align, "seed": self.seed,
             "unrelated": () if self.automatic_null else self.unrelated,
-            "n_boot": self.n_boot, "level": self.level, "budget": self.budget,
+            "n_boot": self.n_boot, "level": self.level, "budget": self.budget, "input_adapter": self.input_adapter,
         }
         return _digest(values)
 
@@ -164,6 +165,8 @@ class Setup:
             argv += ["--unrelated", *(spec for _, spec in self.unrelated)]
         if zoo_root is not None:
             argv += ["--zoo", zoo_root]
+        if self.input_adapter:
+            argv.append("--input-adapter")
         return argv
 
     def inputs_key(self, models: Any) -> str:
@@ -310,6 +313,7 @@ def current_setup(zoo: Zoo | None) -> Setup:
         model_a=model_choice("A", zoo), model_b=model_choice("B", zoo), refset=refset, config=config,
         metric=state["metric"], align=state["align"], seed=seed, unrelated=named_unrelated(),
         n_boot=int(state["n_boot"]), level=float(state["level"]), budget=int(state["budget"]),
+        input_adapter=bool(state["input_adapter"]),
     )
 
 
@@ -427,6 +431,11 @@ def parameter_controls() -> None:
     right.number_input("Bootstrap resamples", min_value=0, max_value=5000, step=50, key="n_boot",
                        help="Resamples of the reference images for the confidence interval (0: none).")
     right.select_slider("Confidence level", options=[0.8, 0.9, 0.95, 0.99], key="level")
+    right.checkbox(services.ADAPTER_LABEL, key="input_adapter",
+                   help="For a model that takes other images than the reference images: grey → RGB by replicating "
+                        "the channel, RGB → grey by ITU-R 601 luma, and a bilinear resize to its size. Recorded in "
+                        "the model's fingerprint (`--input-adapter` on the command line). Off, such a model is "
+                        "refused: images are never converted silently.")
 
 
 def null_controls(zoo: Zoo | None, automatic: bool) -> None:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import layout, services, tables
+from dashboard import layout, tables
 from dashboard.ui import error_boundary, show_figure, show_table
 from zest_core import figures
 from zest_core.explain import boundary_image, perturbed_samples, segment_centroids
@@ -55,7 +55,7 @@ with left:
     )
 
 mask_indices = [int(m) for m in range(first, min(first + samples_wanted, comparison.config.num_samples))]
-models = {slot: services.cached_model(comparison.choices[slot].spec) for slot in ("A", "B")}
+models = {slot: comparison.model(slot) for slot in ("A", "B")}  # as the comparison queried them
 with error_boundary("Querying the models on the perturbed samples"):
     samples = perturbed_samples(refset, comparison.signatures["A"], index, models, mask_indices)
 predictions = {slot: samples.predictions(slot) for slot in ("A", "B")}

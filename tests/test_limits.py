@@ -174,7 +174,6 @@ def test_a_redirect_to_an_ftp_tarpit_is_refused_at_once(http_server):
 
 
 def test_a_redirected_post_is_never_resent_elsewhere(http_server):
-    other, other_seen = None, None
 
     def info_then_redirect(handler) -> None:
         if handler.command == "GET":

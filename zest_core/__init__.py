@@ -49,7 +49,7 @@ from .sources.npz import load_npz_reference
 from .sources.endpoint import EndpointModel
 from .sources.image_folder import load_image_folder, reference_from_uploads
 from .methods.modeldiff import InputPairs, ModelDiff, decision_distance_vector, generate_pairs, modeldiff_similarity
-from .sources.models import Classifier, load_model
+from .sources.models import Classifier, adapt_input, load_model
 from .pipeline.queries import ModelInputError, ModelOutputError, QueryCount, model_fingerprint, resolve_device
 from .pipeline.reference import ReferenceSet
 from .pipeline.segmentation import default_segmentation_params, segment_image
@@ -108,6 +108,7 @@ __all__ = [
     "load_cifar",
     "load_image_folder",
     "load_mnist",
+    "adapt_input",
     "load_model",
     "load_npz_reference",
     "model_fingerprint",

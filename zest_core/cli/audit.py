@@ -23,7 +23,7 @@ from ..studies.handover import audit_record
 from ..studies.sequential import sequential_audit
 from ..zoo import MatchedNull, load_zoo, matched_null, resolve_null
 from ..zoo.nulls import ZOO_PREFIX, model_facts, zoo_facts
-from .inputs import (EXIT_OK, CLIError, budgeted, cache_from_args, config_from_args, load_classifier, load_refset,
+from .inputs import (EXIT_OK, CLIError, adapted, budgeted, cache_from_args, config_from_args, load_classifier, load_refset,
                      model_options, named_as_flags)
 from .reports import check_report_path, read_commitment, write_report
 
@@ -103,6 +103,10 @@ def run_audit(args: argparse.Namespace, *, commitment: Mapping[str, Any] | None 
     """
     plan = plan_audit(args)
     reference, suspect, unrelated, null = _audit_models(args)
+    adapt = getattr(args, "input_adapter", False)
+    reference = adapted(args.reference, reference, plan.refset, adapt)
+    suspect = adapted(args.suspect, suspect, plan.refset, adapt)
+    unrelated = {name: adapted(name, model, plan.refset, adapt) for name, model in unrelated.items()}
     with ProgressBar("audit: ") as bar:
         result = audit(reference, suspect, unrelated, plan.refset, null=null, refsets=plan.refsets, progress=bar,
                        method=args.method, config=plan.config, alpha=args.alpha, align=args.align,

@@ -50,7 +50,7 @@ def cmd_signature(args: argparse.Namespace) -> int:
     made = QueryCount()
     signature = signature_of(
         args.model, model, refset, config, cache_from_args(args),
-        allow_nondeterministic=args.allow_nondeterministic, counter=made,
+        allow_nondeterministic=args.allow_nondeterministic, counter=made, adapt=args.input_adapter,
     )
     signature.metadata.update(model=args.model, refset=refset.describe())
     if args.budget_plan is not None:

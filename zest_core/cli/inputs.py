@@ -29,7 +29,7 @@ from ..sources.cifar import CIFAR_DATASETS, load_cifar
 from ..sources.endpoint import load_endpoint
 from ..sources.image_folder import load_image_folder
 from ..sources.mnist import load_mnist
-from ..sources.models import Classifier, load_model
+from ..sources.models import Classifier, adapt_input, load_model
 from ..sources.npz import load_npz_reference
 
 EXIT_OK = 0
@@ -323,20 +323,17 @@ def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
 
 def signature_of(
     spec: str, model: Classifier, refset: ReferenceSet, config: ZestConfig, cache: SignatureCache | bool | None,
-    label: str = "", *, allow_nondeterministic: bool = False, counter: QueryCount | None = None,
+    label: str = "", *, allow_nondeterministic: bool = False, counter: QueryCount | None = None, adapt: bool = False,
 ) -> Signature:
     """Compute a model's signature with a progress bar; engine errors are reported against its spec.
+
+    With ``adapt`` (``--input-adapter``) a model that takes other images than the reference set's is fed
+    them converted (:func:`zest_core.adapt_input`); without it, it is refused naming the flag.
 
     An error about a config field (``num_samples`` too small for the super-pixels) names its flag.
     ``counter`` counts the queries made now (none for a cached signature).
     """
-    channels = model.input_shape[0] if model.input_shape is not None else None
-    if channels is not None and channels != refset.channels:
-        raise CLIError(
-            f"{spec}: the model takes {channels}-channel images but the reference set "
-            f"({refset.provenance}) has {refset.channels}-channel images; use a reference set of "
-            f"{channels}-channel images (images are never converted silently)"
-        )
+    model = adapted(spec, model, refset, adapt)
     with ProgressBar(label or f"{spec}: ") as progress:
         try:
             with named_as_flags(CONFIG_FIELD_FLAGS):
@@ -383,6 +380,7 @@ def signatures_of(
             result.append(signature_of(
                 item.spec, item.model, refset, config, cache, label,
                 allow_nondeterministic=getattr(args, "allow_nondeterministic", False), counter=made,
+                adapt=getattr(args, "input_adapter", False),
             ))
     for item, signature in zip(inputs[1:], result[1:]):
         try:
@@ -390,6 +388,26 @@ def signatures_of(
         except ValueError as error:
             raise CLIError(f"{inputs[0].spec} vs {item.spec}: {error}") from error
     return result
+
+
+def adapted(spec: str, model: Classifier, refset: ReferenceSet, adapt: bool) -> Classifier:
+    """``model`` fed the reference images as it takes them (``--input-adapter``), or refused naming the flag.
+
+    Images are never converted silently: without ``adapt``, a model that declares another channel count
+    or size than the reference images' is a CLIError that says how to convert them.
+    """
+    images = (refset.channels, *refset.image_size)
+    if model.input_shape is None or tuple(model.input_shape) == images:
+        return model
+    if adapt:
+        return adapt_input(model, images)
+    c, h, w = model.input_shape
+    raise CLIError(
+        f"{spec}: the model takes {c}-channel {h}×{w} images but the reference set ({refset.provenance}) has "
+        f"{images[0]}-channel {images[1]}×{images[2]} images; pass --input-adapter to convert them (grey ↔ RGB by "
+        "replication or ITU-R 601 luma, bilinear resize), or use a reference set of the model's images "
+        "(images are never converted silently)"
+    )
 
 
 def _refset_for(inputs: Sequence[Input], args: argparse.Namespace) -> ReferenceSet | None:

@@ -71,6 +71,16 @@ def _image_size_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _input_adapter_flag(parser: argparse.ArgumentParser) -> None:
+    """``--input-adapter``: feed each model the reference images in the channels and size it declares."""
+    parser.add_argument(
+        "--input-adapter", action="store_true",
+        help="convert the reference images for each model that declares other ones: grey -> RGB by replicating the "
+             "channel, RGB -> grey by ITU-R 601 luma, bilinear resize to its size (recorded in its fingerprint); "
+             "without it such a model is refused",
+    )
+
+
 def _trust_pickle_flag(parser: argparse.ArgumentParser) -> None:
     """``--trust-pickle``: allow model files that hold pickled objects."""
     parser.add_argument(
@@ -159,6 +169,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     sign = commands.add_parser("signature", parents=[config], help="compute and save a model's signature")
     sign.add_argument("model", metavar="MODEL", help=MODEL_SPEC_HELP)
     _trust_pickle_flag(sign)
+    _input_adapter_flag(sign)
     _nondeterministic_flag(sign)
     _endpoint_flags(sign)
     sign.add_argument("--refset", metavar="REF", required=True, help=REF_HELP)
@@ -173,6 +184,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     dist.add_argument("a", metavar="A", help=MODEL_HELP)
     dist.add_argument("b", metavar="B", help=MODEL_HELP)
     _comparison_flags(dist)
+    _input_adapter_flag(dist)
     _budget_flag(dist)
     dist.add_argument("--json", action="store_true", help="print one JSON object with the details")
     dist.set_defaults(handler=cmd_distance)
@@ -273,6 +285,7 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
                             "alpha / rounds, stopping as soon as the verdict is decided: the suspect is asked only "
                             "about the rounds looked at (zest_core.studies.sequential)")
     _query_flags(audit)
+    _input_adapter_flag(audit)
     audit.add_argument("--align", choices=ALIGN_CHOICES, default="greedy",
                        help="class matching for Zest (default: greedy: a suspect's class order is unknown)")
     audit.add_argument("--report", metavar="FILE",

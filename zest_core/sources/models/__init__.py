@@ -11,6 +11,7 @@
 Models behind an HTTP URL live in :mod:`zest_core.sources.endpoint`.
 """
 from ...errors import ModelLoadError
+from .adapter import adapt_input, convert_images
 from .classifier import OUTPUTS, Classifier, ModelOptions, ModuleClassifier, Normalization
 from .formats import CHECKPOINT_KEYS, IMAGENET_NORMALIZATION, NATIVE_SIZES, OnnxRunner, infer_shape
 from .load import SPEC_SCHEMES, load_file, load_model, register_spec_scheme
@@ -27,6 +28,8 @@ __all__ = [
     "ModuleClassifier",
     "Normalization",
     "OnnxRunner",
+    "adapt_input",
+    "convert_images",
     "infer_shape",
     "load_file",
     "load_model",

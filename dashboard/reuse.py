@@ -59,3 +59,19 @@ def relation_frame(report: Mapping[str, Any]) -> pd.DataFrame:
 def overall_frame(report: Mapping[str, Any]) -> pd.DataFrame:
     """Per method: the measured FPR at α with its 95% interval, the overall TPR and AUC."""
     return pd.DataFrame(reuse_overall_rows(report))
+
+
+def relation_benchmark(relation: str, method: str = "zest-cosine", path: str | os.PathLike = SHIPPED_REPORT) -> str | None:
+    """How well the shipped benchmark detects ``relation`` with ``method``, in one sentence; None when it has no row."""
+    try:
+        report, _ = load_reuse_report(path)
+    except ValueError:  # a report that cannot be read says nothing about this pair
+        return None
+    if report is None or relation not in report["relations"] or method not in report["summary"]:
+        return None
+    row = report["summary"][method]["relations"][relation]
+    tpr, auc = row["true_positive"], row["auc_matched"]
+    auc_text = "n/a" if auc is None else f"{auc:.2f}"
+    return (f"How well this kind of copy is caught: in the shipped benchmark (`zest bench reuse`), {method} called "
+            f"{tpr['k']} of {tpr['n']} {relation} children related at α = {report['alpha']:g} (matched AUC "
+            f"{auc_text}); this pair is one of them.")

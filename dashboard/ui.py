@@ -54,14 +54,16 @@ def figure_config(filename: str) -> dict[str, Any]:
     }
 
 
-def show_figure(fig: go.Figure, key: str, filename: str | None = None) -> None:
+def show_figure(fig: go.Figure, key: str, filename: str | None = None, *, how: str | None = None) -> None:
     """Draw a Plotly figure (PNG export from its modebar) with a button to download it as HTML.
 
-    The HTML holds plotly.js itself, so it opens offline; it is built only when the button is
-    clicked (Streamlit's deferred download).
+    ``how`` is the one line under the figure that says how to read it. The HTML holds plotly.js
+    itself, so it opens offline; it is built only when the button is clicked (Streamlit's deferred download).
     """
     name = slug(filename or key)
     st.plotly_chart(fig, key=key, config=figure_config(name))
+    if how:
+        st.caption(f"How to read: {how}")
     st.download_button(
         "Download figure (HTML)",
         data=lambda: fig.to_html(include_plotlyjs=True, full_html=True, config=figure_config(name)),

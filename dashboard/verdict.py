@@ -15,6 +15,7 @@ from zest_core.explain import MIN_NULL
 from zest_core.studies import AuditResult, count_text, describe_entry
 
 from .comparison import Comparison
+from .reuse import relation_benchmark
 from .ui import show_figure, show_table
 
 MESSAGES = {"related": st.warning}  # anything else ("not detected", "inconclusive"): st.info
@@ -58,6 +59,13 @@ def show_verdict(comparison: Comparison, audit: AuditResult, key: str) -> None:
     picked = "picked from the demo zoo's manifest" if comparison.null.automatic else "named on Setup"
     st.caption(f"**Matched null** ({picked}): {comparison.null.reason}.")
     st.caption(query_text(audit))
+    relation = (comparison.meta["B"].get("zoo") or {}).get("relation")
+    source = (comparison.meta["B"].get("zoo") or {}).get("source")
+    a_name = (comparison.meta["A"].get("zoo") or {}).get("name")
+    if relation and a_name is not None and source == a_name:  # a zoo child audited against its own source
+        sentence = relation_benchmark(relation, audit.method)
+        if sentence:
+            st.caption(sentence)
     if audit.null_models:
         show_figure(figures.audit_null_figure(audit.to_dict(), suspect=f"B ({comparison.choices['B'].label})"),
                     key=key, filename="matched_null")

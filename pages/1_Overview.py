@@ -59,12 +59,15 @@ with left:
         figures.contribution_bars(images["contribution"].to_numpy(), images["image"].tolist(),
                                   title="Reference images contributing most", axis="contribution to the distance"),
         key="overview_images", filename="image_contributions",
+        how="each bar is one reference image's exact share of d(A, B); long bars are where the two models' local "
+            "explanations differ most.",
     )
 with right:
     show_figure(
         figures.contribution_bars(classes["contribution"].to_numpy(), classes["classes"].tolist(),
                                   title="Classes contributing most", axis="contribution to the distance"),
         key="overview_classes", filename="class_contributions",
+        how="each bar is one matched class row's exact share of d(A, B).",
     )
 top = images.head(8)
 st.image([comparison.refset.images[i] for i in top["index"]], caption=top["image"].tolist(), width=84)

@@ -35,6 +35,8 @@ show_figure(
         title=f"Reference images with super-pixel boundaries ({shown} of {count})",
     ),
     key="superpixels_grid", filename="superpixel_grid",
+    how="red lines bound the super-pixels Zest hides and shows; each image's local model has one weight per "
+        "super-pixel.",
 )
 
 st.header("One image")
@@ -52,6 +54,7 @@ with left:
             areas=np.bincount(segments[index].ravel(), minlength=counts[index]),
         ),
         key="superpixels_numbered", filename=f"superpixels_{index}",
+        how='the numbers name the super-pixels of the table beside; hover for one too small to label.',
     )
 
 mask_indices = [int(m) for m in range(first, min(first + samples_wanted, comparison.config.num_samples))]
@@ -69,6 +72,7 @@ with right:
         figures.image_grid(list(samples.images), titles, columns=3, tile=190,
                            title="Perturbed samples as both models received them, with their predictions"),
         key="superpixels_samples", filename=f"perturbed_samples_{index}",
+        how='each tile is one query as both models received it; the titles are what each predicted.',
     )
     hidden = [", ".join(str(k) for k in np.flatnonzero(mask == 0)) or "none" for mask in samples.masks]
     show_table(

@@ -44,5 +44,7 @@ show_figure(
     figures.weight_triptych(refset.images[index], maps, row, names=(names_a[pairs[row, 0]], names_b[pairs[row, 1]]),
                             shared_difference_scale=shared),
     key="lime_triptych", filename=f"lime_image{index}_class{row}",
+    how="where A and B are painted alike, B kept A's reasoning on this image; A − B shows where they differ.",
 )
-show_figure(figures.weight_small_multiples(maps, names_a, names_b), key="lime_grid", filename=f"lime_image{index}_all")
+show_figure(figures.weight_small_multiples(maps, names_a, names_b), key="lime_grid", filename=f"lime_image{index}_all",
+            how='one column per matched class: rows A, B and their difference on one image.')

@@ -46,10 +46,14 @@ st.caption(
 left, right = st.columns([3, 2])
 with left:
     show_figure(figures.cost_matrix(summary.alignment.cost, pairs, names_a, names_b, correct, method),
-                key="alignment_cost", filename=f"class_cost_{method}")
+                key="alignment_cost", filename=f"class_cost_{method}",
+                how="dark cells are class pairs whose local explanations agree; the marked cells are the "
+                    "matching.")
 with right:
     show_figure(figures.bipartite(pairs, summary.alignment.cost, names_a, names_b, correct, method),
-                key="alignment_bipartite", filename=f"class_matching_{method}")
+                key="alignment_bipartite", filename=f"class_matching_{method}",
+                how="each line matches one of A's classes to one of B's; green is right, red wrong when the "
+                    "names are known.")
 st.subheader("Greedy vs Hungarian")
 st.caption(f"The two matchings differ for {tables.differing_pairs(summaries)} of A's {len(names_a)} classes.")
 show_table(tables.alignment_table(summaries), key="alignment_methods", filename="greedy_vs_hungarian")

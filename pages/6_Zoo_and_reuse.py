@@ -49,7 +49,8 @@ def distance_matrix(zoo: Zoo | None, zoo_message: str, setup: Setup) -> None:
         matrix = signature_distance_matrix([signatures[n] for n in chosen], setup.metric, setup.align)
         clustering = cluster_models(matrix)
     show_figure(figures.clustered_heatmap(matrix, chosen, clustering, setup.metric), key="zoo_heatmap",
-                filename="distance_matrix")
+                filename="distance_matrix",
+                how="dark cells are close models; the dendrogram order puts each lineage together.")
     order = [chosen[i] for i in clustering.order]
     ordered = pd.DataFrame(matrix, index=chosen, columns=chosen).loc[order, order]
     show_table(ordered.rename_axis("model").reset_index(), key="zoo_matrix_table", filename="distance_matrix")
@@ -67,9 +68,14 @@ def reuse_benchmark() -> None:
     st.caption(reuse.describe(report))
     default("reuse_method", report["methods"][0], report["methods"])  # another report may lack the method chosen
     method = st.selectbox("Method", report["methods"], key="reuse_method")
-    show_figure(figures.matched_null_figure(report, method), key="reuse_null", filename=f"matched_null_{method}")
-    show_figure(figures.rates_figure(report), key="reuse_rates", filename="reuse_rates")
-    show_figure(figures.roc_figure(report), key="reuse_roc", filename="reuse_roc")
+    show_figure(figures.matched_null_figure(report, method), key="reuse_null", filename=f"matched_null_{method}",
+                how="per relation, red points are children's distances to their source, grey the null's; "
+                    "red below grey is detectable.")
+    show_figure(figures.rates_figure(report), key="reuse_rates", filename="reuse_rates",
+                how='one colour per method in every panel; the FPR bars must stay under the dotted α line.')
+    show_figure(figures.roc_figure(report), key="reuse_roc", filename="reuse_roc",
+                how="a curve in the top-left corner separates children from the null at every threshold; "
+                    "the diagonal is chance.")
     st.subheader("False-positive rate and power per method")
     st.caption(f"FPR: the fraction of unrelated pairs called related at α = {report['alpha']:g} (Clopper–Pearson "
                "95% interval); it must stay at most α. TPR: the related pairs called related. The pooled AUC "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
+import streamlit as st
 
 from zest_core.studies import OutdatedReuseReportError, read_reuse_report, reuse_overall_rows, reuse_rows
 
@@ -64,7 +65,7 @@ def overall_frame(report: Mapping[str, Any]) -> pd.DataFrame:
 def relation_benchmark(relation: str, method: str = "zest-cosine", path: str | os.PathLike = SHIPPED_REPORT) -> str | None:
     """How well the shipped benchmark detects ``relation`` with ``method``, in one sentence; None when it has no row."""
     try:
-        report, _ = load_reuse_report(path)
+        report, _ = _cached_report(str(path), Path(path).stat().st_mtime if Path(path).is_file() else 0.0)
     except ValueError:  # a report that cannot be read says nothing about this pair
         return None
     if report is None or relation not in report["relations"] or method not in report["summary"]:
@@ -75,3 +76,9 @@ def relation_benchmark(relation: str, method: str = "zest-cosine", path: str | o
     return (f"How well this kind of copy is caught: in the shipped benchmark (`zest bench reuse`), {method} called "
             f"{tpr['k']} of {tpr['n']} {relation} children related at α = {report['alpha']:g} (matched AUC "
             f"{auc_text}); this pair is one of them.")
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _cached_report(path: str, stamp: float) -> tuple[dict[str, Any] | None, str]:
+    """:func:`load_reuse_report`, read again only when the file changes (``stamp``: its modification time)."""
+    return load_reuse_report(path)

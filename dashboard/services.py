@@ -76,7 +76,8 @@ def zoo_status() -> tuple[Zoo | None, str]:
     # The zoo ships the default comparison's signatures (A, B and their matched null at the default settings):
     # they seed the signature cache, so that a first visit shows its verdict without computing them. Each is
     # checked against its key like any cache file.
-    _seed_cache(str(SignatureCache().root), str(zoo.root))
+    if os.environ.get("ZEST_SHIPPED_SIGNATURES") != "off":  # benchmarks of computing signatures turn it off
+        _seed_cache(str(SignatureCache().root), str(zoo.root))
     return zoo, ""
 
 

@@ -248,7 +248,9 @@ def apply_defaults(zoo: Zoo | None) -> None:
                 zoo, st.session_state[f"{slot}_zoo"])])
         default(f"{slot}_path", "")
         default(f"{slot}_url", "")
-        default(f"{slot}_arch", "auto", ["auto", *services.upload_architectures()])
+        # The architectures list imports torchvision (seconds): checked only for a value other than "auto".
+        arch = st.session_state.get(f"{slot}_arch")
+        default(f"{slot}_arch", "auto", None if arch in (None, "auto") else ["auto", *services.upload_architectures()])
     names = set(zoo.entries) if zoo is not None else set()
     picked = st.session_state.get("null_zoo")
     if picked is None or any(n not in names for n in picked):  # a rebuilt zoo may lack a model picked before

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 from .._shared.checks import check_int, check_number
 from ..errors import ZestError
@@ -94,6 +93,8 @@ def prediction_p_value(distance: float, null_distances: Sequence[float]) -> floa
         raise ZestError(f"null_distances: expected distances that are not all equal, got {null_distances!r}")
     m = null.size
     t = (np.log(value) - null.mean()) / (spread * np.sqrt(1 + 1 / m))
+    from scipy import stats  # here, not at import: scipy.stats takes over a second to import
+
     return float(stats.t.cdf(t, df=m - 1))
 
 
@@ -126,6 +127,8 @@ def detection_threshold(null_distances: Sequence[float], alpha: float = DEFAULT_
     if not spread > 0:
         raise ZestError(f"null_distances: expected distances that are not all equal, got {list(null_distances)!r}")
     m = null.size
+    from scipy import stats
+
     return float(np.exp(null.mean() + stats.t.ppf(alpha, df=m - 1) * spread * np.sqrt(1 + 1 / m)))
 
 

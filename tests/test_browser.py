@@ -48,6 +48,15 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 LOADERS = "link[href], script[src], img[src], iframe[src], source[src], video[src], audio[src], embed[src]"
 DOM_URLS = f"Array.from(document.querySelectorAll({LOADERS!r}), e => e.href || e.src).filter(Boolean)"
 
+# The bar traces of the figure titled "Reuse detection, calibrated", from the Plotly JSON in the DOM (null until drawn).
+BAR_COLOURS = """(() => {
+  const plot = Array.from(document.querySelectorAll('.js-plotly-plot')).find(
+    p => p.layout && p.layout.title && String(p.layout.title.text || p.layout.title).includes('Reuse detection'));
+  if (!plot) return null;
+  return plot.data.filter(t => t.type === 'bar').map(
+    t => ({group: t.legendgroup, color: t.marker && t.marker.color, legend: t.showlegend !== false}));
+})()"""
+
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (`make test` installs chromium)")
 
@@ -216,7 +225,9 @@ def test_the_app_compares_two_models_in_a_real_browser(app_url, model_files, tmp
                 page.get_by_role("link", name=label).first.click()
                 settle(page, expect="Download figure (HTML)")
                 page.wait_for_function(
-                    f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
+                    # every chart drawn (one chart has several .main-svg layers, so count the charts that have one)
+                    "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                    f".filter(p => p.querySelector('.main-svg')).length >= {charts}",
                     timeout=PAGE_TIMEOUT_MS,
                 )
                 assert page.locator("[data-testid='stException']").count() == 0, label
@@ -231,6 +242,13 @@ def test_the_app_compares_two_models_in_a_real_browser(app_url, model_files, tmp
                 assert page.locator("[data-testid='stException']").count() == 0, label
                 assert page.locator("[data-testid='stAlertContentInfo']").count() >= 1, label
                 linked.update(page.evaluate(DOM_URLS))
+            # The shipped benchmark's rates: every bar has the colour of its method's legend entry (issue 19).
+            page.get_by_text("False-positive rate and power per method").scroll_into_view_if_needed()  # drawn when seen
+            page.wait_for_function(BAR_COLOURS + " !== null", timeout=PAGE_TIMEOUT_MS)
+            bars = page.evaluate(BAR_COLOURS)
+            legend = {b["group"]: b["color"] for b in bars if b["legend"]}
+            assert len(legend) >= 4 and len(set(legend.values())) == len(legend)
+            assert all(b["color"] == legend[b["group"]] for b in bars), bars
         finally:
             browser.close()
     assert len(list(shots[0].glob("*.png"))) == 1 + len(PAGES)

@@ -9,8 +9,8 @@ import streamlit as st
 
 from dashboard import layout, state
 from dashboard.comparison import run_comparison
-from dashboard.setup import missing_inputs, render_controls
-from dashboard.ui import error_boundary, with_progress
+from dashboard.setup import budget_plan, missing_inputs, null_count, render_controls
+from dashboard.ui import error_boundary, estimate_caption, with_progress
 from dashboard.verdict import p_text, show_verdict
 
 zoo, zoo_message, _ = layout.page("Setup")
@@ -35,6 +35,11 @@ if state.autorun_once():  # `make run`: the first visit opens with the default c
 if missing:
     st.info(f"Choose {', '.join(missing)} to run a comparison.")
     st.stop()
+if stored is None and not run:  # before a run that may take a while: how much it asks, and for how long
+    planned = budget_plan(setup)
+    if planned or not setup.budget:
+        n, samples = planned or (setup.refset.n, setup.config.num_samples)
+        st.caption(estimate_caption(2 + null_count(setup, zoo), n, samples, setup.budget))
 
 if stored is not None and not run:
     state.store_comparison(stored)  # revisiting a computed setup shows it at once

@@ -1,6 +1,6 @@
 """Screenshots of the Overview's "Why the verdict" view and of the audit report it downloads, from the real app.
 
-    .venv/bin/python bench/screenshot_why.py assets/why.png assets/report.png
+    .venv/bin/python bench/screenshot_why.py assets/why.png assets/report.png [--overview assets/screenshot.png]
 
 Starts ``streamlit run app.py`` on 127.0.0.1 with the default comparison computed (``ZEST_AUTORUN=1``, as
 ``make run`` does), opens the Overview in Debian's chromium, screenshots the Why section, clicks
@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("why", type=Path)
     parser.add_argument("report", type=Path)
+    parser.add_argument("--overview", type=Path, help="also the top of the Overview page (the README's first picture)")
     args = parser.parse_args()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -58,6 +59,8 @@ def main() -> None:
             header.wait_for(timeout=120_000)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
             time.sleep(1.5)
+            if args.overview:
+                page.screenshot(path=str(args.overview), clip={"x": 0, "y": 0, "width": 1400, "height": 1150})
             box = header.bounding_box()
             plots = [page.locator(".js-plotly-plot").nth(k).bounding_box()
                      for k in range(page.locator(".js-plotly-plot").count())]

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import streamlit as st
 
 from zest_core import DEFAULT_AUDIT_BUDGET, BudgetPlan, ReferenceSet, ZestConfig, Zoo, apply_budget
+from zest_core.zoo import matched_null
 from zest_core.explain import MIN_NULL
 from zest_core.pipeline import ALIGN_METHODS, FILLS, METRICS, MODES, SEGMENTATION_METHODS
 
@@ -191,6 +192,17 @@ class Setup:
 # Config fields a comparison may set, and the ``zest audit`` flag of each (README, "CLI").
 AUDIT_CONFIG_FLAGS = {"segmentation": "--segmentation", "fill": "--fill", "mode": "--mode", "targets": "--targets",
                       "seed": "--seed", "mask_design": "--mask-design"}
+
+
+def null_count(setup: Setup, zoo: Zoo | None) -> int:
+    """How many unrelated models a run of ``setup`` will compute: the zoo's matched null, or the named ones."""
+    if setup.automatic_null and zoo is not None:
+        names = [choice.spec.removeprefix("zoo:").partition("@")[0] for choice in (setup.model_a, setup.model_b)]
+        try:
+            return len(matched_null(zoo, names[0], names[1]).models)
+        except ValueError:  # the run will say why
+            return 0
+    return len(setup.unrelated)
 
 
 def budget_plan(setup: Setup) -> tuple[int, int] | None:

@@ -427,8 +427,8 @@ def parameter_controls() -> None:
              "measured by `zest bench budget` (README, Query budgets). 0 uses all N images with the L below.")
     planned = budget_plan(current_setup(None)) if budget else None
     if budget:  # the L that will be used: the budget's, not the L of the box it replaces
-        left.number_input("L (masked samples per image)", value=planned[1] if planned else 0, disabled=True,
-                          key="num_samples_budgeted",
+        st.session_state["num_samples_budgeted"] = planned[1] if planned else 0  # set each run: the plan changes
+        left.number_input("L (masked samples per image)", disabled=True, key="num_samples_budgeted",
                           help=(f"Chosen by the budget: N = {planned[0]} images × L = {planned[1]} maskings."
                                 if planned else "Chosen by the budget (the reference images are not ready yet)."))
     else:

@@ -493,6 +493,7 @@ def test_distance_vs_epoch_draws_the_chosen_pair_and_honours_the_budget(with_zoo
     run_comparison(app)
     comparison = next(iter(app.session_state["zx_results"].values()))
     budgeted_l = comparison.config.num_samples
+    assert app.number_input(key="num_samples_budgeted").value == budgeted_l  # the L box shows the L used
     app.switch_page(PAGES["epoch"]).run()
     assert_ok(app)
     assert app.radio(key="epoch_source").value == "Models A and B"

@@ -59,3 +59,22 @@ def test_photographs_with_many_super_pixels_keep_every_number_on_hover():
     written = [a.text for a in figure.layout.annotations]
     assert "0" not in written and len(written) == 63  # no room on super-pixel 0: its number is on hover only
     assert all(a.font.size == 10 for a in figure.layout.annotations)
+
+
+def test_a_small_difference_can_share_a_and_bs_scale():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(1, 8, 8))
+    maps = WeightMaps(a=a, b=a + 0.01 * rng.normal(size=a.shape), pairs=np.array([[0, 0]]), image_index=0,
+                      unit_norm=True)
+    own = figures.weight_triptych(np.zeros((8, 8), np.uint8), maps, 0, names=("0", "0"))
+    shared = figures.weight_triptych(np.zeros((8, 8), np.uint8), maps, 0, names=("0", "0"),
+                                     shared_difference_scale=True)
+    assert own.layout.coloraxis2.cmax < 0.1 * own.layout.coloraxis.cmax  # its own scale magnifies it
+    assert shared.layout.coloraxis2.cmax == shared.layout.coloraxis.cmax == maps.limit()
+
+
+def test_the_matching_cost_has_a_colour_bar_not_a_legend_dot():
+    cost = np.array([[0.1, 0.9], [0.8, 0.2]])
+    figure = figures.bipartite(np.array([[0, 0], [1, 1]]), cost, ["a", "b"], ["a", "b"], [True, True], "greedy")
+    (dots,) = [t for t in figure.data if t.name == "matching cost"]
+    assert dots.marker.showscale and dots.showlegend is False

@@ -44,7 +44,7 @@ import numpy as np
 
 from .._shared.checks import check_choice
 from ..errors import ZestError
-from ..pipeline.distance import METRICS, compare
+from ..pipeline.distance import METRICS, compare, vector_distance
 from ..pipeline.signature import Signature
 from ._checks import check_integer
 from .painting import comparison_weight_maps, symmetric_limit
@@ -143,21 +143,13 @@ def local_distances(reference: Signature, other: Signature, *, metric: str = "co
     """
     check_choice("metric", metric, METRICS)
     comparison = compare(reference, other, metric=metric, align=align)
-    a = comparison.matrix_a.astype(np.float64)
-    b = comparison.matrix_b.astype(np.float64)
-    columns = comparison.image_columns
+    a, b, columns = comparison.matrix_a, comparison.matrix_b, comparison.image_columns
     out = np.empty(len(columns) - 1)
-    for n in range(len(columns) - 1):
-        x, y = a[:, columns[n]:columns[n + 1]].ravel(), b[:, columns[n]:columns[n + 1]].ravel()
-        if metric == "cosine":
-            norms = np.linalg.norm(x) * np.linalg.norm(y)
-            out[n] = 1.0 - float(x @ y) / norms if norms > 0 else np.nan
-        elif metric == "l1":
-            out[n] = float(np.abs(x - y).sum())
-        elif metric == "l2":
-            out[n] = float(np.linalg.norm(x - y))
-        else:
-            out[n] = float(np.abs(x - y).max()) if x.size else 0.0
+    for n in range(len(columns) - 1):  # N blocks, each the distance's own formula on image n's columns
+        try:
+            out[n] = vector_distance(a[:, columns[n]:columns[n + 1]], b[:, columns[n]:columns[n + 1]], metric)
+        except ZestError:  # a block of zeros has no direction for the cosine
+            out[n] = np.nan
     return out
 
 

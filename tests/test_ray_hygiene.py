@@ -100,10 +100,7 @@ def test_a_local_ray_listens_on_loopback_only_and_is_gone_after():
         assert len(sockets) >= 4  # the GCS, the raylet's two, the runtime-env agent, the workers
         outside = [s for s in sockets if s[1] not in LOOPBACK]
         assert not outside, f"listening beyond loopback: {outside}"
-    deadline = time.monotonic() + 20
-    while alive(started) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not alive(started), "Ray processes outlived the session"
+    assert not wait_gone(started, 20), "Ray processes outlived the session"
 
 
 DRIVER = """
@@ -117,37 +114,42 @@ with ray_session("local", workers=1) as ray:
 """
 
 
-def test_nothing_survives_a_sigkill_of_the_process_that_started_ray():
+def start_driver() -> tuple[subprocess.Popen, set[int]]:
+    """A process that starts a local Ray and waits; it and the processes it started, once Ray is up."""
     driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(root=str(ROOT))], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    assert driver.stdout.readline().strip() == "ready"
+    return driver, descendants(driver.pid)
+
+
+def wait_gone(pids: set[int], seconds: float) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``seconds`` for them to end."""
+    deadline = time.monotonic() + seconds
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return alive(pids)
+
+
+def test_nothing_survives_a_sigkill_of_the_process_that_started_ray():
+    driver, started = start_driver()
     try:
-        assert driver.stdout.readline().strip() == "ready"
-        started = descendants(driver.pid)
         agents = [pid for pid in started if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::")]
         assert len(started) >= 4 and agents  # the dashboard and runtime-env agents, the workers
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
-        deadline = time.monotonic() + 30
-        while alive(started) and time.monotonic() < deadline:
-            time.sleep(0.25)
-        assert not alive(started), f"left behind: {alive(started)}"
+        left = wait_gone(started, 30)
+        assert not left, f"left behind: {left}"
     finally:
         if driver.poll() is None:
             driver.kill()
 
 
 def test_sigterm_shuts_the_session_down():
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(root=str(ROOT))], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    driver, started = start_driver()
     try:
-        assert driver.stdout.readline().strip() == "ready"
-        started = descendants(driver.pid)
         driver.send_signal(signal.SIGTERM)
         assert driver.wait(timeout=60) == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 20
-        while alive(started) and time.monotonic() < deadline:
-            time.sleep(0.25)
-        assert not alive(started)
+        assert not wait_gone(started, 20)
     finally:
         if driver.poll() is None:
             driver.kill()

@@ -15,7 +15,8 @@ from ..errors import NullError
 from ..explain import evidence_views, image_evidence
 from ..pipeline.budget import DEFAULT_AUDIT_BUDGET, apply_budget
 from ..pipeline.queries import model_fingerprint
-from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
+from ..sources.checkpoints import CHECKPOINT_EXTENSIONS, folder_models
+from ..sources.models import is_model_folder
 from ..studies.accounting import count_text, describe_entry
 from ..studies.audit import ALL, COMBINED_METHODS, REFERENCE, SUSPECT, AuditResult, audit
 from ..studies.commitment import zest_queries_digest
@@ -282,8 +283,8 @@ def unrelated_specs(values: list[str]) -> list[str]:
             if not path.is_file():
                 raise CLIError(f"--unrelated: expected @FILE to name a list of models, got {value!r} (no such file)")
             specs += [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-        elif Path(value).is_dir():
-            files = sorted(str(p) for p in Path(value).iterdir() if p.suffix.lower() in CHECKPOINT_EXTENSIONS)
+        elif Path(value).is_dir() and not is_model_folder(value):
+            files = [str(p) for p in folder_models(value)]
             if not files:
                 raise CLIError(f"--unrelated: expected model files ({', '.join(CHECKPOINT_EXTENSIONS)}) in {value}, got none")
             specs += files

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ZestError
-from ..sources.checkpoints import CHECKPOINT_EXTENSIONS
+from ..sources.checkpoints import folder_models
 from ..sources.endpoint import load_endpoint
-from ..sources.models import Classifier, load_model
+from ..sources.models import Classifier, is_model_folder, load_model
 from ..zoo.manifest import MANIFEST_NAME, Zoo, load_zoo, load_zoo_model
 
 ZOO_PREFIX = "zoo:"
@@ -98,8 +98,10 @@ def load_hub(
     spec : path or sequence of str
         A zoo folder (with a ``zoo.json`` manifest): every model of the zoo, and with
         ``checkpoints`` every per-epoch checkpoint that is not the final model; a folder of model
-        files (``.pt``, ``.pth``, ``.ts``, ``.onnx``, ``.bin``, ``.ckpt``; TorchScript or ONNX, since a
-        bare state_dict needs its ``ARCH:``); a text file of model specs, one per line (blank lines
+        files (``.pt``, ``.pth``, ``.ts``, ``.onnx``, ``.bin``, ``.ckpt``, ``.pt2``, ``.safetensors``;
+        TorchScript, ONNX, or safetensors whose metadata names their ``"architecture"``, since a
+        bare state_dict needs its ``ARCH:``) and model folders (Hugging Face or timm, with a
+        ``config.json``); a text file of model specs, one per line (blank lines
         and lines starting with ``#`` are skipped); or a sequence of specs.
     checkpoints : bool, default True
     trust_pickle, endpoint_options
@@ -130,8 +132,8 @@ def load_hub(
                     for epoch, stored in sorted(entry.checkpoints.items()) if stored["sha256"] != entry.sha256
                 ]
         return _checked(Hub(models, f"zoo {path}", zoo))
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CHECKPOINT_EXTENSIONS)
+    if path.is_dir() and not is_model_folder(str(path)):
+        files = folder_models(path)
         return _checked(Hub([HubModel(p.name, str(p), **options) for p in files], f"folder {path}"))
     if path.is_file():
         lines = [line.strip() for line in path.read_text().splitlines()]

@@ -6,8 +6,21 @@ import re
 from pathlib import Path
 
 from ..errors import ZestError
+from .models import is_model_folder
 
-CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ts", ".onnx", ".bin", ".ckpt")
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ts", ".onnx", ".bin", ".ckpt", ".pt2", ".safetensors")
+
+
+def folder_models(folder: str | os.PathLike) -> list[Path]:
+    """The models a folder holds, sorted by name: model files (by extension) and model folders (with a ``config.json``).
+
+    A folder that is itself a model folder is one model, not a folder of models: see
+    :func:`zest_core.sources.models.is_model_folder`.
+    """
+    return sorted(
+        p for p in Path(folder).iterdir()
+        if (p.is_file() and p.suffix.lower() in CHECKPOINT_EXTENSIONS) or is_model_folder(str(p))
+    )
 
 
 def checkpoint_specs(folder: str | os.PathLike, *, arch: str | None = None) -> list[tuple[int, str]]:
@@ -18,7 +31,7 @@ def checkpoint_specs(folder: str | os.PathLike, *, arch: str | None = None) -> l
     Parameters
     ----------
     folder : str or path-like
-        A folder of model files ending in .pt, .pth, .ts, .onnx, .bin or .ckpt.
+        A folder of model files ending in .pt, .pth, .ts, .onnx, .bin, .ckpt, .pt2 or .safetensors.
     arch : str, optional
         For state_dict files: their architecture; the specs become ``ARCH:PATH``.
 

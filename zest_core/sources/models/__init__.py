@@ -4,8 +4,9 @@
   [0, 1] in, class scores out), and its checks;
 - :mod:`.load`: :func:`load_model`, which dispatches a spec to its source, and
   :func:`register_spec_scheme`, through which higher layers add schemes (``zoo:``);
-- :mod:`.formats`: one module per model file format (ONNX, TorchScript, ``torch.save``, ``ARCH:PATH``
-  state_dicts); a new format goes there;
+- :mod:`.formats`: one module per model format (ONNX, TorchScript, ``torch.export``, ``torch.save``,
+  safetensors, ``ARCH:PATH`` state_dicts, ``timm:NAME:PATH``, Hugging Face and timm folders); a new
+  format goes there;
 - :mod:`.files`: reading a model file and hashing it, shared by the formats.
 
 Models behind an HTTP URL live in :mod:`zest_core.sources.endpoint`.
@@ -13,7 +14,7 @@ Models behind an HTTP URL live in :mod:`zest_core.sources.endpoint`.
 from ...errors import ModelLoadError
 from .adapter import adapt_input, convert_images
 from .classifier import OUTPUTS, Classifier, ModelOptions, ModuleClassifier, Normalization
-from .formats import CHECKPOINT_KEYS, IMAGENET_NORMALIZATION, NATIVE_SIZES, OnnxRunner, infer_shape
+from .formats import CHECKPOINT_KEYS, IMAGENET_NORMALIZATION, NATIVE_SIZES, OnnxRunner, infer_shape, is_model_folder
 from .load import SPEC_SCHEMES, load_file, load_model, register_spec_scheme
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "adapt_input",
     "convert_images",
     "infer_shape",
+    "is_model_folder",
     "load_file",
     "load_model",
     "register_spec_scheme",

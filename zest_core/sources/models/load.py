@@ -6,7 +6,9 @@ The spec is dispatched here, in this order:
 - ``http(s)://...``: :mod:`zest_core.sources.endpoint`;
 - ``<scheme>:<rest>`` for a scheme a higher layer registered (:func:`register_spec_scheme`;
   ``zoo:NAME[@epochK]`` is registered by :mod:`zest_core.zoo`, so this layer never imports it);
+- ``timm:NAME:PATH``: :mod:`.formats.timm_spec`;
 - ``ARCH:PATH``: :mod:`.formats.state_dict`;
+- a folder with a ``config.json``: a Hugging Face or timm model folder, :mod:`.formats.hf_folder`;
 - any other path: a model file, whose format :func:`load_file` recognises (:mod:`.formats`).
 """
 from __future__ import annotations
@@ -21,8 +23,12 @@ from ...errors import ModelLoadError, ZestError, ZestTypeError
 from ..architectures import ARCHITECTURES
 from .classifier import Classifier, ModelOptions, Normalization, wrap_model
 from .files import read_file
+from .formats.hf_folder import load_model_folder
 from .formats.onnx import load_onnx
+from .formats.safetensors import declared_architecture, is_safetensors
 from .formats.state_dict import load_architecture
+from .formats.timm_spec import load_timm
+from .formats.torch_export import is_exported_program, load_exported_program
 from .formats.torch_save import load_pickled
 from .formats.torchscript import is_torchscript, load_torchscript
 
@@ -48,12 +54,16 @@ def load_model(
     spec : str, path or callable
         One of
 
-        - ``ARCH:PATH``: a state_dict (``torch.save(model.state_dict(), PATH)``, or a checkpoint
-          keeping it under "state_dict", "net" or "model") of ARCH, a key of
+        - ``ARCH:PATH``: a state_dict (a ``.safetensors`` file, ``torch.save(model.state_dict(), PATH)``,
+          or a checkpoint keeping it under "state_dict", "net" or "model") of ARCH, a key of
           :data:`zest_core.sources.architectures.ARCHITECTURES` (classes and input channels read from the
           weights) or a torchvision classification builder such as ``resnet18`` (classes read
           from the weights; ImageNet normalisation unless ``normalization`` is given);
-        - the path of a TorchScript file, an ONNX file (``*.onnx``), or a whole pickled model
+        - ``timm:NAME:PATH``: timm architecture NAME with the state_dict in PATH (needs ``timm``);
+        - the path of a Hugging Face image-classification folder or a timm model folder (a
+          ``config.json`` and ``model.safetensors``; Hugging Face ones need ``transformers``);
+        - the path of a TorchScript file, an ONNX file (``*.onnx``), a ``torch.export`` program
+          (``*.pt2``; needs ``trust_pickle=True``, as it unpickles), or a whole pickled model
           (needs ``trust_pickle=True``);
         - ``http://...`` or ``https://...``: a model behind an HTTP endpoint;
         - ``zoo:NAME`` or ``zoo:NAME@epochK``: a model of the demo zoo;
@@ -103,16 +113,21 @@ def load_model(
     if separator and scheme in SPEC_SCHEMES:
         return _adopt(SPEC_SCHEMES[scheme](rest), options)
     arch, separator, path = text.partition(":")
+    if separator and arch == "timm" and not Path(text).exists():
+        return load_timm(text, options, trust_pickle)
     if separator and arch.isidentifier() and not Path(text).exists():
         return load_architecture(text, arch, path, options, trust_pickle)
+    if Path(text).is_dir():
+        return load_model_folder(text, options, trust_pickle)
     return load_file(text, options, trust_pickle)
 
 
 def load_file(path: str, options: ModelOptions, trust_pickle: bool) -> Classifier:
     """A model file, in the first format that recognises it.
 
-    ONNX by its suffix, TorchScript by its contents, else a ``torch.save`` file (a whole pickled
-    model needs ``trust_pickle``).
+    ONNX by its suffix; a ``torch.export`` program, TorchScript or safetensors by their contents
+    (``.pt2`` and pickles need ``trust_pickle``); else a ``torch.save`` file (a whole pickled model
+    needs ``trust_pickle``).
 
     A new file format is a module in :mod:`zest_core.sources.models.formats` with a
     ``load_<format>(path, data, options)`` function, and one branch here, before the ``torch.save``
@@ -121,8 +136,21 @@ def load_file(path: str, options: ModelOptions, trust_pickle: bool) -> Classifie
     data = read_file(path, "a model file")
     if path.lower().endswith(".onnx"):
         return load_onnx(path, data, options)
+    if is_exported_program(data):
+        return load_exported_program(path, data, options, trust_pickle)
     if is_torchscript(data):
         return load_torchscript(path, data, options)
+    if is_safetensors(path, data):
+        declared = declared_architecture(path, data)
+        if declared is None:
+            raise ModelLoadError(
+                f"{path}: is a safetensors file: weights without their architecture; pass it as ARCH:{path} "
+                f"(ARCH one of {', '.join(sorted(ARCHITECTURES))} or a torchvision model such as resnet18) "
+                f"or timm:NAME:{path}, or save it with metadata={{'architecture': ARCH}}"
+            )
+        if declared.startswith("timm:"):
+            return load_timm(f"{declared}:{path}", options, trust_pickle)
+        return load_architecture(f"{declared}:{path}", declared, path, options, trust_pickle)
     return load_pickled(path, data, options, trust_pickle)
 
 
@@ -148,7 +176,7 @@ def register_spec_scheme(scheme: str, loader: Callable[[str], Any]) -> None:
     """
     if not (isinstance(scheme, str) and scheme.isidentifier() and scheme.islower()):
         raise ZestError(f"scheme: expected a lower-case identifier, got {scheme!r}")
-    if scheme in ARCHITECTURES:
+    if scheme in ARCHITECTURES or scheme == "timm":
         raise ZestError(f"scheme: expected a name that is not an architecture, got {scheme!r}")
     if not callable(loader):
         raise ZestTypeError(f"loader: expected a callable, got {type(loader).__name__}")

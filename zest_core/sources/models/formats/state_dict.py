@@ -4,7 +4,7 @@ ARCH is a project architecture (:data:`zest_core.sources.architectures.ARCHITECT
 input channels read from the weights) or a torchvision classification model (classes read from the
 weights; ImageNet normalisation unless the caller gives another). The file is read as tensors only
 (:func:`.torch_save.torch_load`), and a checkpoint keeping its state_dict under a common key is
-accepted.
+accepted. A ``.safetensors`` file is read by :mod:`.safetensors`, without pickle.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ....errors import ModelLoadError
 from ...architectures import ARCHITECTURES, build_architecture
 from ..classifier import Classifier, ModelOptions, wrap_model
 from ..files import read_file, sha256
+from .safetensors import is_safetensors, read_safetensors
 from .torch_save import torch_load
 from .torchscript import is_torchscript
 
@@ -32,11 +33,10 @@ def load_architecture(spec: str, arch: str, path: str, options: ModelOptions, tr
     """``ARCH:PATH``: a fresh network of ARCH, shaped after the weights in PATH, with those weights."""
     builder = _architecture_builder(spec, arch)
     data = read_file(path, "a weights file")
-    if is_torchscript(data):
-        raise ModelLoadError(
-            f"{path}: not a readable state_dict file: it is a TorchScript model; pass it without '{arch}:'"
-        )
-    state = _state_dict(path, torch_load(path, data, trust_pickle, "not a readable state_dict file"))
+    state = read_weights(path, data, trust_pickle, arch)
+    # A safetensors file keeps its tensors sorted by name: put them in the architecture's registration
+    # order, which infer_shape reads (the classes from the last linear layer, the channels from the first conv).
+    state = in_module_order(state, builder(num_classes=10, **({"in_channels": 1} if arch in ARCHITECTURES else {})))
     if arch in ARCHITECTURES:
         num_classes, in_channels = infer_shape(path, state)
         module = builder(num_classes=options.num_classes or num_classes, in_channels=in_channels)
@@ -50,10 +50,36 @@ def load_architecture(spec: str, arch: str, path: str, options: ModelOptions, tr
     try:
         module.load_state_dict(state)
     except RuntimeError as error:
-        problem = _mismatch(module, state)
+        problem = describe_mismatch(module, state)
         raise ModelLoadError(f"{path}: the weights do not fit architecture {arch!r}: {problem}") from error
     options = replace(options, num_classes=options.num_classes or num_classes)
     return wrap_model(module.eval(), options, fingerprint=sha256(data), source=f"{arch} weights {path}")
+
+
+def in_module_order(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` with the entries ``module`` has in its registration order, then any others as they were."""
+    order = [name for name in module.state_dict() if name in state]
+    return {**{name: state[name] for name in order}, **state}
+
+
+def read_weights(path: str, data: bytes, trust_pickle: bool, arch: str) -> dict[str, torch.Tensor]:
+    """The state_dict in ``data`` (the bytes of ``path``): a safetensors file, or a ``torch.save`` file.
+
+    ``arch`` is the architecture the spec named, for the hint when the file is a TorchScript model.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming ``path``: a TorchScript model, a file neither format can read, or one that holds no
+        state_dict.
+    """
+    if is_safetensors(path, data):
+        return _state_dict(path, read_safetensors(path, data))
+    if is_torchscript(data):
+        raise ModelLoadError(
+            f"{path}: not a readable state_dict file: it is a TorchScript model; pass it without '{arch}:'"
+        )
+    return _state_dict(path, torch_load(path, data, trust_pickle, "not a readable state_dict file"))
 
 
 def state_dict_architectures() -> list[str]:
@@ -131,7 +157,7 @@ def infer_shape(path: str, state: dict[str, torch.Tensor]) -> tuple[int, int]:
     return int(linears[-1].shape[0]), int(convs[0].shape[1])
 
 
-def _mismatch(module: nn.Module, state: dict[str, torch.Tensor]) -> str:
+def describe_mismatch(module: nn.Module, state: dict[str, torch.Tensor]) -> str:
     """How a state_dict differs from a module's: its missing, unexpected and differently shaped entries."""
     expected = module.state_dict()
     shapes = [

@@ -13,9 +13,10 @@ Usage (``zest SUBCOMMAND --help`` for every flag)::
     zest zoo list [--root DIR] [--json]
     zest bench reuse|budget|ablation|epochs|refsize|unlearning [--zoo DIR] [--n N] [--samples L] [--out DIR]
 
-MODEL is any spec of :func:`zest_core.sources.models.load_model`: a TorchScript or ONNX file, ``ARCH:WEIGHTS.pt``
-(a state_dict of an architecture of :data:`zest_core.sources.architectures.ARCHITECTURES` or of a torchvision
-classification model), an ``http(s)://`` endpoint (``--timeout SECONDS`` bounds each request,
+MODEL is any spec of :func:`zest_core.sources.models.load_model`: a TorchScript, ONNX or ``torch.export``
+(``.pt2``) file, ``ARCH:WEIGHTS.pt`` or ``ARCH:WEIGHTS.safetensors`` (a state_dict of an architecture of
+:data:`zest_core.sources.architectures.ARCHITECTURES` or of a torchvision classification model),
+``timm:NAME:WEIGHTS``, a Hugging Face or timm model folder, an ``http(s)://`` endpoint (``--timeout SECONDS`` bounds each request,
 ``--retries N`` the attempts after a transient failure) or ``zoo:NAME``; files holding pickled objects need
 ``--trust-pickle``. For ``distance`` and ``matrix`` it may also be a signature file (``*.npz``) written
 by ``zest signature``. REF is ``mnist``, ``mnist:N`` (N stratified built-in MNIST

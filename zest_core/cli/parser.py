@@ -131,8 +131,10 @@ def _comparison_flags(parser: argparse.ArgumentParser) -> None:
 
 
 MODEL_SPEC_HELP = (
-    "a TorchScript or ONNX (.onnx) file, ARCH:WEIGHTS.pt (a state_dict; ARCH: " + ", ".join(sorted(ARCHITECTURES))
-    + " or a torchvision classification model such as resnet18), an http(s):// endpoint or zoo:NAME"
+    "a TorchScript, ONNX (.onnx) or torch.export (.pt2, with --trust-pickle) file, ARCH:WEIGHTS.pt or "
+    "ARCH:WEIGHTS.safetensors (a state_dict; ARCH: " + ", ".join(sorted(ARCHITECTURES))
+    + " or a torchvision classification model such as resnet18), timm:NAME:WEIGHTS (a timm architecture), "
+    "a Hugging Face or timm model folder (config.json + model.safetensors), an http(s):// endpoint or zoo:NAME"
 )
 INPUTS_HELP = (
     f"MODEL is {MODEL_SPEC_HELP}, or a signature .npz written by 'zest signature'. "

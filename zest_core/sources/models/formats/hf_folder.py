@@ -73,10 +73,14 @@ def load_model_folder(path: str, options: ModelOptions, trust_pickle: bool) -> C
             f"{path}: is a directory without {CONFIG} (expected a model file, or a Hugging Face or timm model folder)"
         )
     config = _read_json(folder / CONFIG)
+    is_timm = "architecture" in config and "model_type" not in config
+    _offline()
+    # The library that builds it first, so that a missing one is said before any weights are read.
+    import_optional(*(("timm", "timm") if is_timm else ("transformers", "hf")), path)
     files = [folder / CONFIG, *([folder / PREPROCESSOR] if (folder / PREPROCESSOR).is_file() else [])]
     state, weight_files = _read_weights(folder, trust_pickle)
     fingerprint = _fingerprint([*files, *weight_files])
-    if "architecture" in config and "model_type" not in config:
+    if is_timm:
         pretrained = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
         names = config.get("label_names") or pretrained.get("label_names")
         if names and not options.class_names:
@@ -108,6 +112,12 @@ class _Logits(nn.Module):
         return self.model(pixel_values=images).logits
 
 
+def _offline() -> None:
+    """Tell huggingface_hub and transformers they are offline, before either is first imported (they read it once)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
 def _transformers_classifier(path: str, config: dict[str, Any]) -> nn.Module:
     """The network a transformers config describes, with random weights; refused unless it classifies images."""
     if "auto_map" in config:
@@ -115,9 +125,6 @@ def _transformers_classifier(path: str, config: dict[str, Any]) -> nn.Module:
             f"{path}: its {CONFIG} needs custom code (auto_map), which is never run (no trust_remote_code)"
         )
     model_type = config.get("model_type")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is first imported: it reads these once
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import_optional("transformers", "hf", path)
     from transformers import AutoConfig, AutoModelForImageClassification
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 

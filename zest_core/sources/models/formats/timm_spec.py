@@ -39,6 +39,7 @@ def load_timm(spec: str, options: ModelOptions, trust_pickle: bool) -> Classifie
     name, separator, path = spec.removeprefix("timm:").partition(":")
     if not (separator and name and path):
         raise ModelLoadError(f"{spec}: expected timm:NAME:PATH, e.g. timm:resnet18:weights.safetensors")
+    import_optional("timm", "timm", spec)  # before the weights are read
     data = read_file(path, "a weights file")
     state = read_weights(path, data, trust_pickle, f"timm:{name}")
     return build_timm(name, state, options, path, fingerprint=sha256(data))

@@ -13,6 +13,7 @@ import io
 import zipfile
 
 import torch
+from torch import nn
 
 from ....errors import ModelLoadError
 from ..classifier import Classifier, ModelOptions, wrap_model
@@ -50,4 +51,23 @@ def load_exported_program(path: str, data: bytes, options: ModelOptions, trust_p
             module = torch.export.load(io.BytesIO(data)).module()
     except Exception as error:  # noqa: BLE001 - deserialisation raises many types
         raise ModelLoadError(f"{path}: not a loadable torch.export program ({first_line(error)})") from error
-    return wrap_model(module, options, fingerprint=sha256(data), source=f"torch.export program {path}")
+    return wrap_model(_Program(module), options, fingerprint=sha256(data), source=f"torch.export program {path}")
+
+
+class _Program(nn.Module):
+    """An exported program's module: it is exported in one mode, so ``train()``/``eval()`` leave it as it is.
+
+    ``ExportedProgram.module()`` raises on ``train()`` and ``eval()``, which the engine calls on
+    every module it runs.
+    """
+
+    def __init__(self, program: nn.Module) -> None:
+        super().__init__()
+        self.program = program
+
+    def train(self, mode: bool = True) -> "_Program":
+        self.training = mode
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.program(images)

@@ -256,3 +256,46 @@ def test_the_app_compares_two_models_in_a_real_browser(app_url, model_files, tmp
     outside = sorted(set(external(requested)))
     assert not outside, f"the dashboard made requests outside the machine: {outside}"
     assert not external(linked), f"the dashboard's pages link outside the machine: {sorted(external(linked))}"
+
+
+def test_a_hugging_face_folder_loads_through_the_path_input(app_url, tmp_path):
+    """An auditor's Hugging Face image-classification folder, typed into the Path input, renders the Overview."""
+    transformers = pytest.importorskip("transformers")
+    from playwright.sync_api import sync_playwright
+
+    folders = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        config = transformers.AutoConfig.for_model(
+            "resnet", num_labels=10, num_channels=1, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+            id2label={i: f"digit {i}" for i in range(10)}, label2id={f"digit {i}": i for i in range(10)},
+        )
+        folder = tmp_path / f"hf-digits-{seed}"
+        transformers.AutoModelForImageClassification.from_config(config).save_pretrained(folder)
+        (folder / "preprocessor_config.json").write_text(
+            '{"do_normalize": true, "image_mean": [0.13], "image_std": [0.31], "size": {"height": 28, "width": 28}}'
+        )
+        folders.append(folder)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(app_url, timeout=PAGE_TIMEOUT_MS)
+            settle(page, expect="Run comparison")
+            type_into(page, "Model file or spec", str(folders[0]), 0)
+            type_into(page, "Model file or spec", str(folders[1]), 1)
+            type_into(page, "N (reference images)", "10")
+            type_into(page, "Query budget per model (0: none)", "0")
+            type_into(page, "L (masked samples per image)", "100")
+            page.get_by_role("button", name="Run comparison").click()
+            settle(page, expect="Zest distance", timeout=RUN_TIMEOUT_MS)
+            assert page.locator("[data-testid='stException']").count() == 0
+            assert page.locator("[data-testid='stAlertContentError']").count() == 0
+            page.get_by_role("link", name="Overview").first.click()
+            settle(page, expect="Download figure (HTML)")
+            assert page.locator("[data-testid='stException']").count() == 0
+            assert page.locator("[data-testid='stMetric']").count() >= 3
+            assert page.get_by_text("hf-digits-0").count() >= 1  # the model is named by its folder
+        finally:
+            browser.close()

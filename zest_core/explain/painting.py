@@ -85,7 +85,8 @@ def symmetric_limit(*arrays: np.ndarray) -> float:
 
 
 def comparison_weight_maps(
-    sig_a: Signature, sig_b: Signature, image_index: int, *, align: str = "auto", unit_norm: bool = True
+    sig_a: Signature, sig_b: Signature, image_index: int, *, align: str = "auto", unit_norm: bool = True,
+    pairs: np.ndarray | None = None, rows: Sequence[int] | None = None,
 ) -> WeightMaps:
     """A's and B's per-super-pixel weights of one reference image, painted on it, with classes aligned.
 
@@ -100,6 +101,12 @@ def comparison_weight_maps(
     unit_norm : bool
         Divide each aligned signature by its Frobenius norm first, so that both are on the scale the
         cosine distance compares them at (models with larger logits otherwise dominate).
+    pairs : ndarray of int, shape (M, 2), optional
+        The matched class rows, when the caller already has them (matching is computed once per
+        pair of signatures, and costs seconds at 1000 classes); by default matched here.
+    rows : sequence of int, optional
+        Paint only these of the M matched rows (the scale still comes from all of them). A
+        1000-class signature of 224-px images is 400 MB per image painted whole.
 
     Returns
     -------
@@ -112,11 +119,14 @@ def comparison_weight_maps(
     """
     check_index("image_index", image_index, sig_a.num_images)
     # Only the matched rows are needed here, not a distance (which an all-zero signature would refuse).
-    pairs = compared_pairs(match_signatures(sig_a, sig_b, align), sig_a.num_classes)
+    if pairs is None:
+        pairs = compared_pairs(match_signatures(sig_a, sig_b, align), sig_a.num_classes)
     scale_a = scale_b = 1.0
     if unit_norm:
         scale_a = _norm_or_one(sig_a.matrix()[pairs[:, 0]])
         scale_b = _norm_or_one(sig_b.matrix()[pairs[:, 1]])
+    if rows is not None:
+        pairs = pairs[np.asarray(rows, dtype=int)]
     segments = sig_a.segments[image_index]
     maps_a = paint_weights(sig_a.weights[image_index][pairs[:, 0]] / scale_a, segments)
     maps_b = paint_weights(sig_b.weights[image_index][pairs[:, 1]] / scale_b, segments)

@@ -59,9 +59,11 @@ class ZestConfig:
     seed : int
         Seed of the mask sampler; the same seed gives bit-identical masks.
     batch_size : int or None
-        Perturbed images per forward pass (batches span image boundaries). None picks it: 256 on
-        the CPU (measured faster than 1000 for small CNNs on 2 cores), and on CUDA as many images as
-        hold about 16 M input values (4096 at 32×32×3, 111 at 224×224×3), to amortise kernel launches.
+        Perturbed images per forward pass (batches span image boundaries). None picks it: on the
+        CPU 256 (measured faster than 1000 for small CNNs on 2 cores), or as many images as hold
+        about 4 M input values when that is fewer (27 at 224×224×3: as fast, and under half the
+        memory, measured with resnet18), and on CUDA as many images as hold about 16 M input values
+        (4096 at 32×32×3, 111 at 224×224×3), to amortise kernel launches.
     device : {"auto", "cpu", "cuda"}
         Where images are composed and models run; "auto" picks CUDA when it is available.
     dtype : {"float32", "float64"}

@@ -27,7 +27,7 @@ from .state import default
 SOURCES = ("Demo zoo", "Upload", "Path", "HTTP endpoint")
 REF_SOURCES = ("Built-in MNIST digits", "Image folder", "Upload images")
 ALIGN_CHOICES = ("auto", "none") + ALIGN_METHODS
-MODEL_FILE_TYPES = ["pt", "pth", "ts", "onnx", "bin", "ckpt"]
+MODEL_FILE_TYPES = ["pt", "pth", "ts", "onnx", "bin", "ckpt", "safetensors"]
 IMAGE_FILE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "ppm", "pgm"]
 FINAL = "final"
 
@@ -370,8 +370,9 @@ def model_controls(slot: str, zoo: Zoo | None, zoo_message: str) -> None:
             st.caption(entry.description)
     elif source == "Upload":
         upload = st.file_uploader(
-            "TorchScript, ONNX or state_dict file", type=MODEL_FILE_TYPES, key=f"{prefix}_upload",
-            help="A state_dict needs its architecture below; whole pickled models are refused (unpickling runs code).",
+            "TorchScript, ONNX, state_dict or safetensors file", type=MODEL_FILE_TYPES, key=f"{prefix}_upload",
+            help="A state_dict or safetensors file needs its architecture below; whole pickled models are refused "
+                 "(unpickling runs code). A Hugging Face or timm model folder goes in the Path box.",
         )
         if upload is not None:
             st.session_state[f"{prefix}_upload_file"] = (upload.name, upload.getvalue())
@@ -387,7 +388,10 @@ def model_controls(slot: str, zoo: Zoo | None, zoo_message: str) -> None:
     elif source == "Path":
         st.text_input(
             "Model file or spec", key=f"{prefix}_path",
-            placeholder="model.pt · model.onnx · small_cnn:weights.pt · resnet18:weights.pt · zoo:cnn-s0@epoch3",
+            placeholder="model.onnx · resnet18:w.safetensors · timm:resnet18:w.safetensors · hf-folder/ · zoo:cnn-s0",
+            help="A model file; ARCH:WEIGHTS (.pt or .safetensors; this project's or a torchvision architecture); "
+                 "timm:NAME:WEIGHTS; a Hugging Face image-classification or timm model folder (config.json and "
+                 "model.safetensors, loaded offline); or zoo:NAME[@epochK].",
         )
     else:
         st.text_input("Endpoint URL", key=f"{prefix}_url", placeholder="http://127.0.0.1:8000/predict",

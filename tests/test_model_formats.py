@@ -368,3 +368,15 @@ def test_the_cli_compares_a_safetensors_file_with_a_state_dict_and_a_folder_with
                  "--refset", "mnist:6", "--samples", "64", "--json", "--no-cache"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["distance"] < SAME
+
+
+def test_a_timm_fingerprint_names_the_architecture_as_well_as_the_weights(tmp_path):
+    torch.manual_seed(0)
+    network = timm.create_model("resnet18", pretrained=False, num_classes=3).eval()
+    safetensors_torch.save_file(network.state_dict(), tmp_path / "w.safetensors")
+    from_timm = load_model(f"timm:resnet18:{tmp_path / 'w.safetensors'}")
+    again = load_model(f"timm:resnet18:{tmp_path / 'w.safetensors'}")
+    assert from_timm.fingerprint == again.fingerprint
+    # The same bytes under torchvision's resnet18 (whose keys timm's resnet18 shares) are another function's.
+    from_torchvision = load_model(f"resnet18:{tmp_path / 'w.safetensors'}")
+    assert from_torchvision.fingerprint != from_timm.fingerprint

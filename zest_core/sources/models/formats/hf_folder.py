@@ -14,8 +14,8 @@ The weights are ``model.safetensors``, or shards listed by ``model.safetensors.i
 like any other and needs ``trust_pickle``. The input size and normalisation come from
 ``preprocessor_config.json`` when it is there; the class names from the config's ``id2label``.
 
-The fingerprint hashes every file that shapes the function: the config, the preprocessor config
-and the weights.
+The fingerprint hashes every file that shapes the function: the config (for a timm folder, the
+architecture it names), the preprocessor config and the weights.
 
 References
 ----------

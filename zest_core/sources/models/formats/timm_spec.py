@@ -16,6 +16,7 @@ References
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -23,7 +24,7 @@ import torch
 
 from ....errors import ModelLoadError
 from ..classifier import Classifier, ModelOptions, wrap_model
-from ..files import first_line, read_file, sha256
+from ..files import first_line, read_file
 from .state_dict import describe_mismatch, read_weights
 
 
@@ -42,7 +43,10 @@ def load_timm(spec: str, options: ModelOptions, trust_pickle: bool) -> Classifie
     import_optional("timm", "timm", spec)  # before the weights are read
     data = read_file(path, "a weights file")
     state = read_weights(path, data, trust_pickle, f"timm:{name}")
-    return build_timm(name, state, options, path, fingerprint=sha256(data))
+    # The fingerprint hashes the architecture's name with the weights: together they shape the function.
+    digest = hashlib.sha256(f"timm:{name}\0".encode())
+    digest.update(data)
+    return build_timm(name, state, options, path, fingerprint=digest.hexdigest())
 
 
 def build_timm(

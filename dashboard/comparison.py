@@ -44,11 +44,13 @@ from .services import (
     ModelChoice,
     ProgressSink,
     cached_model,
-    input_model,
     checked_models,
+    input_model,
     signatures_with_progress,
-    upload_error,
+    zoo_checkpoints,
+    zoo_series,
 )
+from .uploads import upload_error
 
 
 def model_metadata(model: Classifier, choice: ModelChoice, zoo: Zoo | None) -> dict[str, Any]:
@@ -426,3 +428,40 @@ def all_methods_audit(comparison: Comparison, alpha: float) -> AuditResult:
     return audit(models["A"], models["B"], unrelated, comparison.refset, method="all", config=comparison.config,
                  alpha=alpha, align=comparison.result.align, null_reason=comparison.null.reason,
                  akh_options={"pool": comparison.refset})
+
+
+def pair_series(comparison: Comparison | None, zoo: Zoo | None) -> dict[str, list[tuple[int, str]]] | None:
+    """The checkpoint series of the current comparison's A and B, when both are zoo runs with checkpoints; else None."""
+    if comparison is None or zoo is None:
+        return None
+    names = [comparison.choices[slot].spec.removeprefix("zoo:").partition("@")[0] for slot in ("A", "B")]
+    if not all(comparison.choices[slot].from_zoo for slot in ("A", "B")) or names[0] == names[1]:
+        return None
+    if not all(name in zoo.entries and zoo_checkpoints(zoo, name) for name in names):
+        return None
+    return {name: zoo_series(zoo, name) for name in names}
+
+
+def matrix_candidates(comparison: Comparison | None, zoo: Zoo | None) -> dict[str, str]:
+    """The models a distance matrix can hold, name → spec: the current comparison's A and B, then the zoo's."""
+    specs: dict[str, str] = {}
+    if comparison is not None:
+        for slot in ("A", "B"):
+            specs[f"{slot}: {comparison.choices[slot].label}"] = comparison.choices[slot].spec
+    for name in zoo.entries if zoo is not None else ():
+        if f"zoo:{name}" not in specs.values():  # A or B already is this zoo model
+            specs[name] = f"zoo:{name}"
+    return specs
+
+
+def suggested_models(specs: Mapping[str, str], zoo: Zoo | None, count: int) -> list[str]:
+    """A first choice of ``count`` models for the matrix, among :func:`matrix_candidates`.
+
+    The current comparison's models, then some independently trained zoo models and the zoo's
+    derived models of the digits task: a matrix with both related and unrelated pairs.
+    """
+    suggested = [name for name in specs if name.startswith(("A: ", "B: "))]
+    if zoo is not None:
+        suggested += [n for n in zoo.independent() if n in specs][:count // 2]
+        suggested += [c for _, c, _ in zoo.pairs() if c in specs and zoo.entries[c].task == "digits"]
+    return list(dict.fromkeys(suggested))[:count]

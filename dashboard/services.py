@@ -8,18 +8,10 @@ that every page and every rerun reuses them. A comparison of two models is
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-import hashlib
 import os
-import secrets
-import shutil
-import stat
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import streamlit as st
 
@@ -40,20 +32,11 @@ from zest_core import (
     load_model,
     reference_from_uploads,
 )
-from zest_core.sources import state_dict_architectures
 from zest_core.studies import EpochCurves
 from zest_core.zoo import MANIFEST_NAME, SHIPPED_SIGNATURES, Zoo, default_zoo_dir, load_zoo
 
 from .progress import RunProgress
 
-if TYPE_CHECKING:  # the comparison module builds on this one
-    from .comparison import Comparison
-
-UPLOAD_PREFIX = "zest-explorer-uploads-"  # of this process's private staging folder (random suffix)
-_staging: list[Path] = []  # that folder, once made (see save_upload)
-_staging_lock = threading.Lock()  # sessions run in threads of one process: make one folder, not two
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # POSIX; other systems have no such flag
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 ProgressSink = Callable[[RunProgress], None]
 
@@ -98,26 +81,6 @@ def _seed_cache(cache_root: str, zoo_root: str) -> int:
     return SignatureCache(cache_root).seed_from(Path(zoo_root) / SHIPPED_SIGNATURES)
 
 
-@st.cache_data(show_spinner=False)
-def upload_architectures() -> list[str]:
-    """The architectures an uploaded state_dict may belong to (every ARCH that ``ARCH:PATH`` accepts)."""
-    return state_dict_architectures()
-
-
-def upload_error(message: str, staged: str, name: str) -> str:
-    """An error about an uploaded model, for the form: its own name, never the private staging path.
-
-    Advice meant for the command line (pass ``ARCH:PATH``) becomes advice the form can follow:
-    choose the architecture under **Format**.
-    """
-    text = message.replace(staged, name)
-    head, separator, _ = text.partition("; pass it as ARCH:")
-    if separator:
-        text = (f"{head}; choose its architecture under Format (this project's networks or any torchvision "
-                "classification model) and run again")
-    return text.replace("(loaded as ARCH:PATH)", "(uploaded with its architecture chosen under Format)")
-
-
 def zoo_label(zoo: Zoo, name: str) -> str:
     """``'cnn-s0.prune80 · prune-80 of cnn-s0 · 97.1%'`` for a picker."""
     entry = zoo.entries[name]
@@ -151,104 +114,6 @@ class ModelChoice:
     @property
     def from_zoo(self) -> bool:
         return self.spec.startswith("zoo:")
-
-
-def save_upload(name: str, data: bytes) -> Path:
-    """Stage an uploaded model file for :func:`zest_core.load_model`, privately, and return its path.
-
-    ``load_model`` reads files, so the upload is written to ``<private folder>/<digest>/<name>``
-    (its name kept, for the format's suffix). The private folder is made once per process with
-    :func:`tempfile.mkdtemp` (mode 0700, an unpredictable name) and removed at exit: a shared,
-    predictable folder let another local user plant a model or a symlink in advance. Files are
-    created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (mode 0600) under a random name and renamed into
-    place, so no link is ever followed; the staged file is then read back and must have the
-    upload's size and sha256. The same upload is staged once: a staged file is reused only while
-    its bytes still are the upload's.
-
-    Raises
-    ------
-    ZestError
-        If the staging folder is not private, or the staged copy does not match the upload.
-    """
-    digest = hashlib.sha256(data).hexdigest()
-    folder = _private_folder(_staging_root() / digest[:16])
-    path = folder / _upload_name(name)
-    if _holds(path, len(data), digest):
-        return path
-    partial = folder / f".{secrets.token_hex(8)}.part"
-    try:
-        _write_new(partial, data)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
-    os.replace(partial, path)  # a link planted at ``path`` is replaced, never written through
-    if not _holds(path, len(data), digest):
-        os.unlink(path)
-        raise ZestError(f"upload {name!r}: the staged copy does not match the upload (size or sha256 differ)")
-    return path
-
-
-def remove_staged_uploads() -> None:
-    """Remove this process's staging folder and every upload in it (also run at exit)."""
-    while _staging:
-        shutil.rmtree(_staging.pop(), ignore_errors=True)
-
-
-atexit.register(remove_staged_uploads)
-
-
-def _upload_name(name: str) -> str:
-    """The uploaded file's own name, without any folder part; "model" when nothing usable is left."""
-    base = name.replace("\0", "").replace("\\", "/").rpartition("/")[2]
-    return base if base.strip(".") else "model"
-
-
-def _staging_root() -> Path:
-    """This process's private staging folder, made on first use (and removed at exit)."""
-    with _staging_lock:
-        if not _staging or not _staging[0].is_dir():
-            _staging[:] = [Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX))]  # mode 0700, a random name
-        return _private_folder(_staging[0])
-
-
-def _private_folder(folder: Path) -> Path:
-    """``folder``, made (mode 0700) if missing, checked to be a real folder of ours that no one else can enter."""
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(folder, 0o700)
-    info = os.lstat(folder)  # lstat: a symlink in place of the folder is refused, not followed
-    others = hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o077)  # POSIX owners and modes
-    if not stat.S_ISDIR(info.st_mode) or others:
-        raise ZestError(f"{folder}: expected a private folder (mode 0700, ours) for uploads, got another")
-    return folder
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write ``data`` to a file that must not exist yet (a planted file or link there makes this fail)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
-    try:
-        with memoryview(data) as view:
-            written = 0
-            while written < len(view):  # os.write may write less than it was given
-                written += os.write(descriptor, view[written:])
-    finally:
-        os.close(descriptor)
-
-
-def _holds(path: Path, size: int, digest: str) -> bool:
-    """Whether ``path`` is a regular file (not a link) of ``size`` bytes whose sha256 is ``digest``."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
-    except OSError:  # missing, or a link (ELOOP)
-        return False
-    with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
-            return False
-        sha = hashlib.sha256()
-        for block in iter(lambda: file.read(1 << 20), b""):
-            sha.update(block)
-        return sha.hexdigest() == digest
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
@@ -403,38 +268,3 @@ def epoch_distance_curves(
     )
 
 
-def pair_series(comparison: "Comparison | None", zoo: Zoo | None) -> dict[str, list[tuple[int, str]]] | None:
-    """The checkpoint series of the current comparison's A and B, when both are zoo runs with checkpoints; else None."""
-    if comparison is None or zoo is None:
-        return None
-    names = [comparison.choices[slot].spec.removeprefix("zoo:").partition("@")[0] for slot in ("A", "B")]
-    if not all(comparison.choices[slot].from_zoo for slot in ("A", "B")) or names[0] == names[1]:
-        return None
-    if not all(name in zoo.entries and zoo_checkpoints(zoo, name) for name in names):
-        return None
-    return {name: zoo_series(zoo, name) for name in names}
-
-
-def matrix_candidates(comparison: "Comparison | None", zoo: Zoo | None) -> dict[str, str]:
-    """The models a distance matrix can hold, name → spec: the current comparison's A and B, then the zoo's."""
-    specs: dict[str, str] = {}
-    if comparison is not None:
-        for slot in ("A", "B"):
-            specs[f"{slot}: {comparison.choices[slot].label}"] = comparison.choices[slot].spec
-    for name in zoo.entries if zoo is not None else ():
-        if f"zoo:{name}" not in specs.values():  # A or B already is this zoo model
-            specs[name] = f"zoo:{name}"
-    return specs
-
-
-def suggested_models(specs: Mapping[str, str], zoo: Zoo | None, count: int) -> list[str]:
-    """A first choice of ``count`` models for the matrix, among :func:`matrix_candidates`.
-
-    The current comparison's models, then some independently trained zoo models and the zoo's
-    derived models of the digits task: a matrix with both related and unrelated pairs.
-    """
-    suggested = [name for name in specs if name.startswith(("A: ", "B: "))]
-    if zoo is not None:
-        suggested += [n for n in zoo.independent() if n in specs][:count // 2]
-        suggested += [c for _, c, _ in zoo.pairs() if c in specs and zoo.entries[c].task == "digits"]
-    return list(dict.fromkeys(suggested))[:count]

@@ -20,7 +20,7 @@ from zest_core.zoo import matched_null
 from zest_core.explain import MIN_NULL
 from zest_core.pipeline import ALIGN_METHODS, FILLS, METRICS, MODES, SEGMENTATION_METHODS
 
-from . import services
+from . import services, uploads
 from .services import ModelChoice
 from .state import default
 
@@ -262,7 +262,7 @@ def apply_defaults(zoo: Zoo | None) -> None:
         default(f"{slot}_url", "")
         # The architectures list imports torchvision (seconds): checked only for a value other than "auto".
         arch = st.session_state.get(f"{slot}_arch")
-        default(f"{slot}_arch", "auto", None if arch in (None, "auto") else ["auto", *services.upload_architectures()])
+        default(f"{slot}_arch", "auto", None if arch in (None, "auto") else ["auto", *uploads.upload_architectures()])
     names = set(zoo.entries) if zoo is not None else set()
     picked = st.session_state.get("null_zoo")
     if picked is None or any(n not in names for n in picked):  # a rebuilt zoo may lack a model picked before
@@ -287,7 +287,7 @@ def model_choice(slot: str, zoo: Zoo | None) -> ModelChoice | None:
         if upload is None:
             return None
         name, data = upload
-        path = services.save_upload(name, data)
+        path = uploads.save_upload(name, data)
         arch = state.get(f"{prefix}_arch", "auto")
         spec = str(path) if arch == "auto" else f"{arch}:{path}"
         return ModelChoice(label=name, spec=spec, kind="upload")
@@ -377,7 +377,7 @@ def model_controls(slot: str, zoo: Zoo | None, zoo_message: str) -> None:
         if upload is not None:
             st.session_state[f"{prefix}_upload_file"] = (upload.name, upload.getvalue())
         st.selectbox(
-            "Format", ["auto", *services.upload_architectures()], key=f"{prefix}_arch",
+            "Format", ["auto", *uploads.upload_architectures()], key=f"{prefix}_arch",
             format_func=lambda a: "TorchScript or ONNX (auto)" if a == "auto" else f"state_dict of {a}",
             help="A state_dict holds weights only: choose the architecture they belong to (this project's networks, "
                  "or any torchvision classification model).",

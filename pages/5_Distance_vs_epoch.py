@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import layout, services, state
+from dashboard import comparison, layout, services, state, uploads
 from dashboard.ui import compute_once, error_boundary, estimate_caption, need, show_figure, show_table
 from zest_core import figures
 from zest_core.explain import checkpoint_specs
@@ -19,7 +19,7 @@ st.markdown(
     "A's run against checkpoint t of B's (or of another run). Signatures use the reference images, parameters "
     "and query budget set on Setup."
 )
-pair = services.pair_series(state.current_comparison(), zoo)
+pair = comparison.pair_series(state.current_comparison(), zoo)
 source = st.radio("Checkpoint series", SOURCES, key="epoch_source", horizontal=True,
                   index=0 if pair else (1 if zoo is not None else 2))
 series: dict[str, list[tuple[int, str]]] = {}
@@ -54,7 +54,7 @@ else:
     folder = left.text_input("Folder of the run's checkpoints", key="epoch_folder",
                              placeholder="/path/to/run (files named like epoch_3.pt)")
     other = middle.text_input("Folder of an unrelated run (optional)", key="epoch_other_folder")
-    arch = right.selectbox("Format", ["auto", *services.upload_architectures()], key="epoch_arch",
+    arch = right.selectbox("Format", ["auto", *uploads.upload_architectures()], key="epoch_arch",
                            format_func=lambda a: "TorchScript or ONNX (auto)" if a == "auto" else f"state_dict of {a}")
     need(bool(folder.strip()),
          "Enter the folder of a training run's checkpoint files (the epoch is the last number in each name).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import layout, reuse, services, state
+from dashboard import comparison, layout, reuse, services, state
 from dashboard.setup import Setup
 from dashboard.state import default
 from dashboard.ui import compute_once, error_boundary, estimate_caption, show_figure, show_table
@@ -19,13 +19,13 @@ def distance_matrix(zoo: Zoo | None, zoo_message: str, setup: Setup) -> None:
     st.header("Distance matrix")
     st.caption("Signatures use the reference images and parameters set on Setup; rows and columns follow the "
                "dendrogram of average-linkage clustering.")
-    specs = services.matrix_candidates(state.current_comparison(), zoo)
+    specs = comparison.matrix_candidates(state.current_comparison(), zoo)
     if zoo is None:
         st.info(f"{zoo_message} The matrix can only hold the models of the current comparison.")
     if len(specs) < 2:
         st.info("Run a comparison on Setup, or build the demo zoo, to have models to compare.")
         return
-    default("zoo_models", services.suggested_models(specs, zoo, DEFAULT_MODELS))
+    default("zoo_models", comparison.suggested_models(specs, zoo, DEFAULT_MODELS))
     # Forget models that are no longer offered (another comparison ran since).
     st.session_state["zoo_models"] = [n for n in st.session_state["zoo_models"] if n in specs]
     chosen = st.multiselect("Models", list(specs), key="zoo_models")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import services
+from dashboard import uploads as services  # the upload staging lives in dashboard.uploads (issue 21)
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes and symlinks as POSIX has them")
 

@@ -24,7 +24,7 @@ from .epochs import EpochCurves, epoch_curves
 from .handover import audit_record, compare_records, read_report, record_intact
 from .markdown import reuse_markdown, summary_markdown
 from .refsize import RefsizeStudy, refsize_study
-from .reuse import ReuseResult, reuse_benchmark, summarize_reuse, write_reuse_report
+from .reuse import ReuseResult, reuse_benchmark, summarize_reuse
 from .reuse_report import OutdatedReuseReportError, read_reuse_report, reuse_overall_rows, reuse_rows
 from .rules import (
     DEFAULT_METHODS,
@@ -44,6 +44,7 @@ from .zoo_studies import (
     reuse_study,
     unlearning_study,
     write_reuse,
+    write_reuse_report,
     write_study,
 )
 

@@ -38,7 +38,7 @@ from .._shared.checks import check_number
 from ..explain.significance import DEFAULT_ALPHA, decide_related, holm_adjusted
 from ..pipeline.distance import compare
 from ..zoo.nulls import family, matched_null
-from .reuse import mean_std
+from .stats import mean_std
 from .rules import METHOD_KINDS, as_distance, order_relations, roc_auc
 from .audit import ALL, COMBINED_METHODS
 from .scoring import PairScorer

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .accounting import query_rows
+from .calibration import CalibrationResult
+from .reuse import ReuseResult
 from .rules import METHOD_KINDS
-
-if TYPE_CHECKING:  # reuse.py renders itself through this module
-    from .calibration import CalibrationResult
-    from .reuse import ReuseResult
 
 RULE_TITLES = (
     ("modeldiff", "ModelDiff rule: the child is closer to the parent than every unrelated model is"),

@@ -30,24 +30,19 @@ References
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .._shared.checks import check_type
-from ..cache.store import atomic_write_bytes
 from ..errors import ZestError
 from ..explain import to_jsonable
 from ..methods.modeldiff import search_params
 from ..pipeline.config import ZestConfig
 from ..pipeline.probe import ProgressFn
 from ..pipeline.reference import ReferenceSet
-from .markdown import reuse_markdown
 from .rules import (
     DEFAULT_METHODS,
     METHOD_KINDS,
@@ -59,6 +54,7 @@ from .rules import (
     zest_relative,
 )
 from .scoring import CacheArg, PairScorer, score_key
+from .stats import mean_std
 
 
 @dataclass(frozen=True)
@@ -116,10 +112,6 @@ class ReuseResult:
             "summary": self.summary,
             "metadata": self.metadata,
         })
-
-    def to_markdown(self) -> str:
-        """The report: scores, both rules' accuracies and false positives, and ROC AUC, one row per relation."""
-        return reuse_markdown(self)
 
 
 def reuse_benchmark(
@@ -323,26 +315,10 @@ def summarize_reuse(
     return summary
 
 
-def write_reuse_report(result: ReuseResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``report.md`` and ``report.json`` into ``out_dir``, each atomically; returns their paths."""
-    folder = Path(out_dir)
-    paths = {"markdown": folder / "report.md", "json": folder / "report.json"}
-    atomic_write_bytes(paths["markdown"], result.to_markdown().encode())
-    atomic_write_bytes(paths["json"], json.dumps(result.to_dict(), indent=2, allow_nan=False).encode())
-    return paths
-
 
 def _mean(values: Iterable[float | None]) -> float | None:
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(finite)) if finite else None
-
-
-def mean_std(values: Sequence[float]) -> dict[str, float | None]:
-    """Mean and population std of the finite values (None, None when there are none)."""
-    finite = [float(v) for v in values if math.isfinite(v)]
-    if not finite:
-        return {"mean": None, "std": None}
-    return {"mean": float(np.mean(finite)), "std": float(np.std(finite))}
 
 
 def _rule_counts(records: Sequence[Mapping[str, Any]], rule: str, rate_name: str) -> dict[str, Any]:

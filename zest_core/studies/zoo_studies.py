@@ -39,8 +39,8 @@ from ..zoo import Zoo
 from .epochs import epoch_curves
 from .refsize import refsize_study
 from .calibration import CalibrationResult, calibrated_reuse_benchmark
-from .markdown import calibration_markdown
-from .reuse import ReuseResult, reuse_benchmark, write_reuse_report
+from .markdown import calibration_markdown, reuse_markdown
+from .reuse import ReuseResult, reuse_benchmark
 from .scoring import PairScorer
 from .rules import DEFAULT_METHODS
 
@@ -244,6 +244,15 @@ def write_study(
     paths = {"json": folder / f"{name}.json", "html": folder / f"{name}.html"}
     atomic_write_bytes(paths["json"], json.dumps(result, indent=1, default=_jsonable).encode())
     write_html(figure, paths["html"])
+    return paths
+
+
+def write_reuse_report(result: ReuseResult, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``report.md`` and ``report.json`` into ``out_dir``, each atomically; returns their paths."""
+    folder = Path(out_dir)
+    paths = {"markdown": folder / "report.md", "json": folder / "report.json"}
+    atomic_write_bytes(paths["markdown"], reuse_markdown(result).encode())
+    atomic_write_bytes(paths["json"], json.dumps(result.to_dict(), indent=2, allow_nan=False).encode())
     return paths
 
 

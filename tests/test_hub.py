@@ -33,9 +33,8 @@ from zest_core.hub import (
 )
 from zest_core.hub.backend import Outcome
 from zest_core.pipeline.probe import adopt_probe
-from zest_core.hub.matrix import greedy_matching
 from zest_core.pipeline import probe as probe_module
-from zest_core.pipeline.alignment import match_classes
+from zest_core.pipeline.alignment import batched_matching, match_classes
 from zest_core.pipeline.distance import signature_distance_matrix, zest_distance
 from zest_core.studies.audit import audit_zoo_models
 from zest_core.zoo import load_zoo
@@ -101,7 +100,7 @@ def test_aligned_copies_are_at_distance_zero():
 def test_the_streamed_file_and_a_file_backed_stack_give_the_same_matrix(tmp_path):
     names, signatures = synthetic_signatures()
     in_memory = hub_distance_matrix(SignatureStack.from_signatures(names, signatures), block_size=4)
-    with SignatureStack.from_signatures(names, signatures, path=tmp_path / "stack.f64") as stack:
+    with SignatureStack.from_signatures(names, signatures, path=tmp_path / "stack.f64"):
         pass
     reopened = SignatureStack.open(tmp_path / "stack.f64")
     assert reopened.names == names and reopened.num_classes.tolist() == [s.num_classes for s in signatures]
@@ -123,15 +122,29 @@ def test_an_order_and_pair_distances_pick_models_out_of_the_stack():
     np.testing.assert_allclose(pair_distances(stack, rows, cols, align="greedy", block_size=2), want, atol=1e-12)
 
 
-def test_the_vectorised_greedy_matching_is_match_classes():
+def greedy_transcribed(cost: np.ndarray) -> np.ndarray:
+    """The Zest authors' greedy matching, one matrix at a time: take the global minimum, strike its row and column."""
+    remaining = cost.astype(float).copy()
+    pairs = []
+    for _ in range(min(cost.shape)):
+        row, col = np.unravel_index(np.argmin(remaining), remaining.shape)
+        pairs.append((row, col))
+        remaining[row, :] = np.inf
+        remaining[:, col] = np.inf
+    pairs = np.array(pairs, dtype=np.int64)
+    return pairs[np.argsort(pairs[:, 0])]
+
+
+def test_the_vectorised_greedy_matching_is_the_authors_greedy_matching():
     rng = np.random.default_rng(3)
     for shape in [(10, 5), (5, 10), (4, 4), (3, 7)]:
         # Small integers make many ties: they must be broken as np.argmin breaks them (first in row-major order).
         costs = rng.integers(0, 4, size=(50, *shape)).astype(float)
-        rows, cols = greedy_matching(costs)
+        rows, cols = batched_matching(costs, "greedy")
         for cost, r, c in zip(costs, rows, cols):
             pairs = np.stack([r, c], axis=1)
-            np.testing.assert_array_equal(pairs[np.argsort(r)], match_classes(cost, "greedy"))
+            np.testing.assert_array_equal(pairs[np.argsort(r)], greedy_transcribed(cost))
+            np.testing.assert_array_equal(match_classes(cost, "greedy"), greedy_transcribed(cost))
 
 
 def test_an_all_zero_signature_is_named():

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .._shared.checks import check_int
 from ..errors import ZestError
+from ..pipeline.alignment import batched_matching
 from ..pipeline.distance import alignment_method
 from .stack import SignatureStack
 
@@ -113,7 +113,7 @@ def _matched_distance(gram: np.ndarray, norms_a: np.ndarray, norms_b: np.ndarray
     # A zero class row is at cosine distance 1 from every row, as in class_cost_matrix.
     cost = 1.0 - np.divide(gram, outer, out=np.zeros_like(gram), where=outer > 0)
     cost = cost.reshape(n_a * n_b, classes_a, classes_b)
-    rows, cols = greedy_matching(cost) if method == "greedy" else _hungarian_matching(cost)
+    rows, cols = batched_matching(cost, method)
     pairs = np.arange(n_a * n_b)[:, None]
     flat_gram = gram.reshape(n_a * n_b, classes_a, classes_b)
     row_norms_a = np.broadcast_to(norms_a[:, None, :], (n_a, n_b, classes_a)).reshape(n_a * n_b, classes_a)
@@ -126,30 +126,6 @@ def _matched_distance(gram: np.ndarray, norms_a: np.ndarray, norms_b: np.ndarray
             "(a constant model?)"
         )
     return np.clip(1.0 - dot / length, 0.0, 2.0).reshape(n_a, n_b)
-
-
-def greedy_matching(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The greedy class matching of :func:`~zest_core.pipeline.alignment.match_classes`, for P matrices at once.
-
-    For each (C_A × C_B) matrix of ``cost`` (P, C_A, C_B): take the smallest remaining entry (the
-    first in row-major order among equals, as ``np.argmin`` does), remove its row and column,
-    min(C_A, C_B) times. Returns the (P, min(C_A, C_B)) matched rows and columns, in the order taken.
-    """
-    remaining = np.array(cost, dtype=np.float64, copy=True)
-    count, classes_a, classes_b = remaining.shape
-    steps = min(classes_a, classes_b)
-    rows, cols = np.empty((count, steps), dtype=np.int64), np.empty((count, steps), dtype=np.int64)
-    every = np.arange(count)
-    for step in range(steps):
-        rows[:, step], cols[:, step] = np.divmod(np.argmin(remaining.reshape(count, -1), axis=1), classes_b)
-        remaining[every, rows[:, step], :] = np.inf
-        remaining[every, :, cols[:, step]] = np.inf
-    return rows, cols
-
-
-def _hungarian_matching(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    matched = [linear_sum_assignment(matrix) for matrix in cost]
-    return np.stack([r for r, _ in matched]), np.stack([c for _, c in matched])
 
 
 def _blocks(count: int, block_size: int) -> list[range]:

@@ -71,19 +71,33 @@ def match_classes(cost: np.ndarray, method: str = "greedy") -> np.ndarray:
         For an unknown ``method``.
     """
     check_choice("method", method, ALIGN_METHODS)
-    if method == "hungarian":
-        rows, cols = linear_sum_assignment(cost)
-        pairs = np.stack([rows, cols], axis=1)
-    else:
-        remaining = np.array(cost, dtype=float, copy=True)
-        pairs_list = []
-        for _ in range(min(cost.shape)):
-            row, col = np.unravel_index(np.argmin(remaining), remaining.shape)
-            pairs_list.append((row, col))
-            remaining[row, :] = np.inf
-            remaining[:, col] = np.inf
-        pairs = np.array(pairs_list, dtype=np.int64).reshape(-1, 2)
+    rows, cols = batched_matching(np.asarray(cost, dtype=float)[None], method)
+    pairs = np.stack([rows[0], cols[0]], axis=1).astype(np.int64).reshape(-1, 2)
     return pairs[np.argsort(pairs[:, 0])]
+
+
+def batched_matching(cost: np.ndarray, method: str = "greedy") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_classes` of P cost matrices (P, C_A, C_B) at once: the (P, min(C_A, C_B)) rows and columns.
+
+    ``"greedy"``: for each matrix, take the smallest remaining entry (the first in row-major order
+    among equals, as ``np.argmin`` does), remove its row and column, min(C_A, C_B) times; the
+    pairs come in the order taken. All P matrices advance together, one vectorised step at a time
+    (a hub's distance matrix matches thousands of pairs). ``"hungarian"``:
+    ``scipy.optimize.linear_sum_assignment`` of each.
+    """
+    if method == "hungarian":
+        matched = [linear_sum_assignment(matrix) for matrix in cost]
+        return np.stack([r for r, _ in matched]), np.stack([c for _, c in matched])
+    remaining = np.array(cost, dtype=np.float64, copy=True)
+    count, classes_a, classes_b = remaining.shape
+    steps = min(classes_a, classes_b)
+    rows, cols = np.empty((count, steps), dtype=np.int64), np.empty((count, steps), dtype=np.int64)
+    every = np.arange(count)
+    for step in range(steps):
+        rows[:, step], cols[:, step] = np.divmod(np.argmin(remaining.reshape(count, -1), axis=1), classes_b)
+        remaining[every, rows[:, step], :] = np.inf
+        remaining[every, :, cols[:, step]] = np.inf
+    return rows, cols
 
 
 def align_matrices(matrix_a: np.ndarray, matrix_b: np.ndarray, method: str = "greedy") -> Alignment:

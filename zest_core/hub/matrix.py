@@ -31,7 +31,7 @@ import numpy as np
 from .._shared.checks import check_int
 from ..errors import ZestError
 from ..pipeline.alignment import batched_matching
-from ..pipeline.distance import alignment_method
+from ..pipeline.distance import alignment_method, cosine_from_products
 from .stack import SignatureStack
 
 DEFAULT_BLOCK_SIZE = 256
@@ -119,13 +119,8 @@ def _matched_distance(gram: np.ndarray, norms_a: np.ndarray, norms_b: np.ndarray
     row_norms_a = np.broadcast_to(norms_a[:, None, :], (n_a, n_b, classes_a)).reshape(n_a * n_b, classes_a)
     row_norms_b = np.broadcast_to(norms_b[None, :, :], (n_a, n_b, classes_b)).reshape(n_a * n_b, classes_b)
     dot = flat_gram[pairs, rows, cols].sum(axis=1)
-    length = np.sqrt((row_norms_a[pairs, rows] ** 2).sum(axis=1) * (row_norms_b[pairs, cols] ** 2).sum(axis=1))
-    if np.any(length == 0):
-        raise ZestError(
-            "signature: expected a nonzero signature for the cosine distance, got all-zero matched class rows "
-            "(a constant model?)"
-        )
-    return np.clip(1.0 - dot / length, 0.0, 2.0).reshape(n_a, n_b)
+    squared_a, squared_b = (row_norms_a[pairs, rows] ** 2).sum(axis=1), (row_norms_b[pairs, cols] ** 2).sum(axis=1)
+    return cosine_from_products(dot, squared_a, squared_b).reshape(n_a, n_b)
 
 
 def _blocks(count: int, block_size: int) -> list[range]:

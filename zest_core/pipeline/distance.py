@@ -164,13 +164,7 @@ def vector_distance(a: np.ndarray, b: np.ndarray, metric: str = "cosine") -> flo
     check_choice("metric", metric, METRICS)
     a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
     if metric == "cosine":
-        norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
-        if norm_a == 0 or norm_b == 0:
-            raise ZestError(
-                "signature: expected a nonzero signature for the cosine distance, got an all-zero signature "
-                "(a constant model?)"
-            )
-        return float(np.clip(1.0 - a @ b / (norm_a * norm_b), 0.0, 2.0))
+        return float(cosine_from_products(a @ b, a @ a, b @ b))
     if metric == "l1":
         return float(np.abs(a - b).sum())
     if metric == "l2":
@@ -240,3 +234,24 @@ def distance_matrix(
                 progress(done, total, f"model {_index + 1}/{len(models)}: {stage}")
         signatures.append(compute_signature(model, refset, config, report if progress else None, cache=cache))
     return signature_distance_matrix(signatures, metric, align), signatures
+
+
+def cosine_from_products(dot: Any, squared_a: Any, squared_b: Any) -> np.ndarray:
+    """``1 − ⟨a, b⟩ / (‖a‖ ‖b‖)`` from the inner products, clipped to [0, 2]; elementwise over arrays.
+
+    The one cosine distance of signatures: :func:`vector_distance` gives it the products of two
+    flattened matrices, :func:`zest_core.hub.hub_distance_matrix` the sums of matched rows' products
+    of many pairs at once.
+
+    Raises
+    ------
+    ZestError
+        If a signature is all zero (its squared norm is 0): a constant model has no cosine distance.
+    """
+    dot, squared_a, squared_b = (np.asarray(v, dtype=np.float64) for v in (dot, squared_a, squared_b))
+    if np.any(squared_a == 0) or np.any(squared_b == 0):
+        raise ZestError(
+            "signature: expected a nonzero signature for the cosine distance, got an all-zero signature "
+            "(a constant model?)"
+        )
+    return np.clip(1.0 - dot / np.sqrt(squared_a * squared_b), 0.0, 2.0)

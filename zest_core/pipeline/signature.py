@@ -216,19 +216,13 @@ def compute_signature(
     check_type("allow_nondeterministic", allow_nondeterministic, bool, "a bool")
     store = resolve_cache(cache)
     fingerprint = signature_fingerprint(model, config)
-    key = None
-    if store is not None and fingerprint is not None:
-        key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())
-        identity = {
-            "model_fingerprint": fingerprint, "refset_fingerprint": refset.fingerprint(), "config": config.to_dict(),
-        }
-        cached = store.load(key, SIGNATURE_FILE, Signature.from_record, identity)
-        if cached is not None:
-            # A signature cached before the check existed may be underdetermined: refused the same way.
-            check_samples_determine_fits([w.shape[1] for w in cached.weights], config.num_samples, config.mask_design)
-            if progress is not None:
-                progress(1, 1, "cached")
-            return cached
+    cached = cached_signature(store, fingerprint, refset, config)
+    if cached is not None:
+        # A signature cached before the check existed may be underdetermined: refused the same way.
+        check_samples_determine_fits([w.shape[1] for w in cached.weights], config.num_samples, config.mask_design)
+        if progress is not None:
+            progress(1, 1, "cached")
+        return cached
 
     device = resolve_device(config.device)
     probe = prepare_probe(refset, config, device, progress, cache=store)
@@ -253,9 +247,31 @@ def compute_signature(
     )
     if progress is not None:
         progress(probe.num_images, probe.num_images, "fit")
-    if key is not None:
-        store.store(key, SIGNATURE_FILE, signature.to_record())
+    store_signature(store, signature)
     return signature
+
+
+def cached_signature(
+    store: SignatureCache | None, fingerprint: str | None, refset: ReferenceSet, config: ZestConfig
+) -> Signature | None:
+    """The signature cached for this model fingerprint, reference set and config, or None.
+
+    The one lookup of the cache: its key, and the identity a cached file must carry (a file copied
+    under another key is refused by :meth:`SignatureCache.load`). None without a cache or a fingerprint.
+    """
+    if store is None or fingerprint is None:
+        return None
+    identity = {"model_fingerprint": fingerprint, "refset_fingerprint": refset.fingerprint(), "config": config.to_dict()}
+    key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())
+    return store.load(key, SIGNATURE_FILE, Signature.from_record, identity)
+
+
+def store_signature(store: SignatureCache | None, signature: Signature) -> None:
+    """Cache ``signature`` under its own model, reference-set and config fingerprints (nothing without a cache or fingerprint)."""
+    if store is None or signature.model_fingerprint is None:
+        return
+    key = SignatureCache.key(signature.model_fingerprint, signature.refset_fingerprint, signature.config.fingerprint())
+    store.store(key, SIGNATURE_FILE, signature.to_record())
 
 
 def _fit_local_models(

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .._shared.checks import check_int
-from ..cache.store import SIGNATURE_FILE, SignatureCache, resolve_cache
+from ..cache.store import resolve_cache
 from ..errors import ZestError
 from ..explain.significance import DEFAULT_ALPHA
 from ..methods.modeldiff import search_params
@@ -42,7 +42,8 @@ from ..pipeline.local_fit import check_samples_determine_fits, fit_operator
 from ..pipeline.probe import Probe, ProgressFn, prepare_probe
 from ..pipeline.queries import QueryCount, query_batches, resolve_device
 from ..pipeline.reference import ReferenceSet
-from ..pipeline.signature import Signature, compute_signature, restrict_signature, signature_fingerprint
+from ..pipeline.signature import (Signature, cached_signature, compute_signature, restrict_signature, signature_fingerprint,
+                                  store_signature)
 from .calibration import calibrated_reuse_benchmark
 from .scoring import PairScorer, staged
 from .sequential import sequential_calibration
@@ -77,7 +78,7 @@ def nested_signatures(
     fingerprint = signature_fingerprint(model, config)
     found: dict[int, Signature] = {}
     for samples in sorted(set(sample_counts)):
-        cached = _cached(store, fingerprint, refset, config.replace(num_samples=samples))
+        cached = cached_signature(store, fingerprint, refset, config.replace(num_samples=samples))
         if cached is not None:
             found[samples] = cached
     missing = sorted(set(sample_counts) - set(found))
@@ -107,9 +108,7 @@ def nested_signatures(
             metadata={"queries": (made if samples == missing[-1] else QueryCount(images=probe.num_images * samples)
                                   ).to_dict(), "refitted_from_prefix_of": missing[-1]},
         )
-        if store is not None and fingerprint is not None:
-            store.store(SignatureCache.key(fingerprint, refset.fingerprint(), at.fingerprint()), SIGNATURE_FILE,
-                        signature.to_record())
+        store_signature(store, signature)
         found[samples] = signature
     return found
 
@@ -134,15 +133,6 @@ def _prefix_operators(probe: Probe, config: ZestConfig) -> list[np.ndarray]:
             _OPERATORS.popitem(last=False)
     _OPERATORS.move_to_end(key)
     return _OPERATORS[key]
-
-
-def _cached(store: SignatureCache | None, fingerprint: str | None, refset: ReferenceSet,
-            config: ZestConfig) -> Signature | None:
-    if store is None or fingerprint is None:
-        return None
-    identity = {"model_fingerprint": fingerprint, "refset_fingerprint": refset.fingerprint(), "config": config.to_dict()}
-    key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())
-    return store.load(key, SIGNATURE_FILE, Signature.from_record, identity)
 
 
 def zest_budget_curve(

@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
 
-    from zest_core.pipeline.queries import effective_batch_size
+    from zest_core.pipeline.device import effective_batch_size
 
     work = Path(tempfile.mkdtemp(prefix="zest-bench-224-"))
     photos(work / "photos", args.images)

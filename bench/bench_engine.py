@@ -73,7 +73,8 @@ import zest_core
 from zest_core import ReferenceSet, SignatureCache, ZestConfig, compute_signature, distance_matrix
 from zest_core.sources.architectures import ResNet20
 from zest_core.pipeline.probe import _PROBES, Probe, prepare_probe
-from zest_core.pipeline.queries import effective_batch_size, query_batches
+from zest_core.pipeline.device import effective_batch_size
+from zest_core.pipeline.queries import query_batches
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FULL = {"n": 128, "samples": 1000, "models": 6}

@@ -17,14 +17,13 @@ import streamlit as st
 
 from zest_core import (
     Classifier,
-    ModelInputError,
     QueryCount,
     ReferenceSet,
     Signature,
     SignatureCache,
     ZestConfig,
     ZestError,
-    adapt_input,
+    fit_input,
     compute_signature,
     epoch_curves,
     load_image_folder,
@@ -140,38 +139,19 @@ def upload_refset(files: tuple[tuple[str, bytes], ...], size: tuple[int, int] | 
     return reference_from_uploads(list(files), size=size)
 
 
-def check_input_shape(model: Classifier, refset: ReferenceSet, label: str) -> None:
-    """Raise ModelInputError when a model declares an input shape that the reference images do not have.
-
-    zest_core checks this too, but only once the queries start; checking first names the model in
-    the user's words and costs no signature work.
-    """
-    images = (refset.channels, *refset.image_size)
-    if model.input_shape is not None and tuple(model.input_shape) != images:
-        c, h, w = model.input_shape
-        raise ModelInputError(
-            f"{label} takes {c}-channel {h}×{w} images, but the reference images are {images[0]}-channel "
-            f"{images[1]}×{images[2]}; tick **{ADAPTER_LABEL}** under Parameters to convert them (grey ↔ RGB, "
-            "resize), or pick reference images of that size"
-        )
-
-
 ADAPTER_LABEL = "Adapt the reference images to each model"
 
 
 def input_model(spec: str, refset: ReferenceSet, label: str, adapt: bool) -> Classifier:
     """The model of ``spec`` (cached), fed the reference images as it takes them when ``adapt`` (the Setup box).
 
-    Without ``adapt`` a model that declares other images is refused (:func:`check_input_shape`): images are
+    Without ``adapt`` a model that declares other images is refused before any query (``fit_input``): images are
     never converted silently. With it, :func:`zest_core.adapt_input` converts grey ↔ RGB and resizes, and the
     adapted model's fingerprint records it.
     """
-    model = cached_model(spec)
-    images = (refset.channels, *refset.image_size)
-    if adapt and model.input_shape is not None and tuple(model.input_shape) != images:
-        return adapt_input(model, images)
-    check_input_shape(model, refset, label)
-    return model
+    return fit_input(cached_model(spec), refset, adapt=adapt, name=label, remedy=(
+        f"tick **{ADAPTER_LABEL}** under Parameters to convert them (grey ↔ RGB, resize), "
+        "or pick reference images of that size"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -190,7 +190,7 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert sorted(null_table["unrelated model"]) == sorted(expected_null)
     # The queries behind the verdict, measured per signature: N × L images, and the first 16 once more.
     total = SMALL["n"] * SMALL["num_samples"]
-    from zest_core.pipeline.queries import effective_batch_size, resolve_device
+    from zest_core.pipeline.device import effective_batch_size, resolve_device
 
     batch = effective_batch_size(comparison.config.batch_size, resolve_device(comparison.config.device), (1, 28, 28))
     first = min(total, batch, 16)

@@ -149,8 +149,6 @@ def test_apply_budget_gives_a_signature_within_the_budget(digits_refset):
 
 
 def test_cli_budget_chooses_n_and_l_and_says_which(tmp_path, capsys):
-    import json
-
     from zest_core.cli import main
 
     out = tmp_path / "s.npz"

@@ -286,7 +286,7 @@ def test_the_cache_argument_has_one_meaning(tmp_path, monkeypatch):
 
 def test_scores_become_probabilities_as_the_model_declares_them():
     from zest_core import Classifier
-    from zest_core.pipeline.queries import model_outputs, scores_to_probabilities
+    from zest_core.pipeline.scores import model_outputs, scores_to_probabilities
 
     logits = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     np.testing.assert_allclose(scores_to_probabilities(logits, "logits"), torch.softmax(logits.double(), 1))

@@ -28,7 +28,8 @@ from zest_core import (
 )
 from zest_core.cache import SIGNATURE_FILE
 from zest_core.cli import main
-from zest_core.pipeline.queries import check_repeatable_scores, error_summary, query_scores
+from zest_core.pipeline.queries import error_summary, query_scores
+from zest_core.pipeline.scores import check_repeatable_scores
 
 from conftest import make_cnn
 

@@ -37,7 +37,6 @@ from .cache.store import SignatureCache
 from .pipeline.budget import DEFAULT_AUDIT_BUDGET, BudgetPlan, apply_budget, plan_budget
 from .pipeline.config import ZestConfig
 from .pipeline.distance import (
-    IncompatibleSignaturesError,
     alignment_method,
     distance_matrix,
     signature_distance_matrix,
@@ -49,12 +48,14 @@ from .sources.npz import load_npz_reference
 from .sources.endpoint import EndpointModel
 from .sources.image_folder import load_image_folder, reference_from_uploads
 from .methods.modeldiff import InputPairs, ModelDiff, decision_distance_vector, generate_pairs, modeldiff_similarity
-from .sources.models import Classifier, adapt_input, load_model
-from .pipeline.queries import ModelInputError, ModelOutputError, QueryCount, model_fingerprint, resolve_device
+from .sources.models import Classifier, adapt_input, fit_input, load_model
+from .pipeline.counting import QueryCount
+from .pipeline.device import resolve_device
+from .pipeline.fingerprint import model_fingerprint
 from .pipeline.reference import ReferenceSet
 from .pipeline.segmentation import default_segmentation_params, segment_image
-from .pipeline.signature import Signature, SignatureFileError, compute_signature
-from .zoo import Zoo, ZooConfig, ZooError, build_zoo, load_zoo, load_zoo_model
+from .pipeline.signature import Signature, compute_signature
+from .zoo import Zoo, ZooConfig, build_zoo, load_zoo, load_zoo_model
 
 __all__ = [
     "BudgetPlan",
@@ -92,6 +93,7 @@ __all__ = [
     "cka_similarity",
     "decision_distance_vector",
     "epoch_curves",
+    "fit_input",
     "generate_pairs",
     "linear_cka",
     "load_zoo",

@@ -3,17 +3,24 @@ from __future__ import annotations
 
 from typing import Any, Collection
 
+import numpy as np
+
 from ..errors import ZestError, ZestTypeError
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """``value`` itself if it is an int (not a bool) within [minimum, maximum]."""
+    """``value`` as a Python int if it is an integer (not a bool; NumPy integers too) within [minimum, maximum].
+
+    Indices and sizes often come out of NumPy (``argmax``, a table's row), so NumPy integers are
+    taken and returned as Python ints.
+    """
     if not _is_int(value):
         raise ZestTypeError(f"{name}: expected an integer, got {value!r}")
+    value = int(value)
     if minimum is not None and value < minimum:
         raise ZestError(f"{name}: expected an integer ≥ {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -49,3 +56,8 @@ def check_type(name: str, value: Any, types: type | tuple[type, ...], what: str)
     if not isinstance(value, types):
         raise ZestTypeError(f"{name}: expected {what}, got {type(value).__name__}")
     return value
+
+
+def check_index(name: str, value: Any, count: int) -> int:
+    """``value`` as an int if it indexes one of ``count`` items (0 <= value < count)."""
+    return check_int(name, value, minimum=0, maximum=count - 1)

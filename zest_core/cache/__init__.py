@@ -3,14 +3,14 @@
 It sits below the pipeline and knows file kinds and keys, not the classes stored: see
 :mod:`zest_core.cache.store`.
 """
+from .._shared.atomic import atomic_write_bytes
+from .._shared.npzfile import array_checksum
 from .store import (
     PAIRS_FILE,
     SEGMENTS_FILE,
     SIGNATURE_FILE,
     CacheArg,
     SignatureCache,
-    array_checksum,
-    atomic_write_bytes,
     default_cache_dir,
     resolve_cache,
 )

@@ -23,8 +23,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar, Union
 
-from .._shared.atomic import atomic_write_bytes, remove_stale_temporaries  # atomic_write_bytes: re-exported
-from .._shared.npzfile import NpzFormat, NpzRecord, array_checksum  # array_checksum: re-exported
+from .._shared.atomic import atomic_write_bytes, remove_stale_temporaries
+from .._shared.npzfile import NpzFormat, NpzRecord
 from ..errors import SignatureFileError, ZestError, ZestTypeError
 
 DEFAULT_CACHE_ENV = "ZEST_CACHE_DIR"

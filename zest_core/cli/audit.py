@@ -14,7 +14,7 @@ from .._shared.progress import ProgressBar
 from ..errors import NullError
 from ..explain import evidence_views, image_evidence
 from ..pipeline.budget import DEFAULT_AUDIT_BUDGET, apply_budget
-from ..pipeline.queries import model_fingerprint
+from ..pipeline.fingerprint import model_fingerprint
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS, folder_models
 from ..sources.models import is_model_folder
 from ..studies.accounting import count_text, describe_entry

@@ -16,7 +16,7 @@ import numpy as np
 from .._shared.atomic import atomic_write_bytes
 from ..hub import hub_distance_matrix
 from ..pipeline.distance import compare, signature_distance_matrix
-from ..pipeline.queries import QueryCount
+from ..pipeline.counting import QueryCount
 from ..studies.accounting import (
     describe_entry,
     queries_report,

@@ -22,14 +22,14 @@ from ..errors import ZestError
 from ..pipeline.budget import apply_budget
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import check_compatible
-from ..pipeline.queries import QueryCount
+from ..pipeline.counting import QueryCount
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature, compute_signature
 from ..sources.cifar import CIFAR_DATASETS, load_cifar
 from ..sources.endpoint import load_endpoint
 from ..sources.image_folder import load_image_folder
 from ..sources.mnist import load_mnist
-from ..sources.models import Classifier, adapt_input, load_model
+from ..sources.models import Classifier, fit_input, load_model
 from ..sources.npz import load_npz_reference
 
 EXIT_OK = 0
@@ -394,20 +394,12 @@ def adapted(spec: str, model: Classifier, refset: ReferenceSet, adapt: bool) -> 
     """``model`` fed the reference images as it takes them (``--input-adapter``), or refused naming the flag.
 
     Images are never converted silently: without ``adapt``, a model that declares another channel count
-    or size than the reference images' is a CLIError that says how to convert them.
+    or size than the reference images' is a ModelInputError that says how to convert them
+    (:func:`zest_core.sources.models.fit_input`).
     """
-    images = (refset.channels, *refset.image_size)
-    if model.input_shape is None or tuple(model.input_shape) == images:
-        return model
-    if adapt:
-        return adapt_input(model, images)
-    c, h, w = model.input_shape
-    raise CLIError(
-        f"{spec}: the model takes {c}-channel {h}×{w} images but the reference set ({refset.provenance}) has "
-        f"{images[0]}-channel {images[1]}×{images[2]} images; pass --input-adapter to convert them (grey ↔ RGB by "
-        "replication or ITU-R 601 luma, bilinear resize), or use a reference set of the model's images "
-        "(images are never converted silently)"
-    )
+    return fit_input(model, refset, adapt=adapt, name=spec, remedy=(
+        "pass --input-adapter to convert them (grey ↔ RGB by replication or ITU-R 601 luma, bilinear resize), "
+        "or use a reference set of the model's images (images are never converted silently)"))
 
 
 def _refset_for(inputs: Sequence[Input], args: argparse.Namespace) -> ReferenceSet | None:

@@ -46,7 +46,7 @@ from .._shared.checks import check_choice
 from ..errors import ZestError
 from ..pipeline.distance import METRICS, compare, compared_pairs, match_signatures, vector_distance
 from ..pipeline.signature import Signature
-from ._checks import check_integer
+from .._shared.checks import check_int
 from .painting import comparison_weight_maps, symmetric_limit
 
 EVIDENCE_NOTE = (
@@ -93,7 +93,7 @@ class ImageEvidence:
 
     def closest_unrelated(self, image: int) -> str:
         """The unrelated model closest to the reference on ``image`` (the strongest independent competitor)."""
-        image = check_integer("image", image, minimum=0, maximum=self.num_images - 1)
+        image = check_int("image", image, minimum=0, maximum=self.num_images - 1)
         column = self.null_distances[:, image]
         return self.null_names[int(np.nanargmin(column))] if np.isfinite(column).any() else self.null_names[0]
 
@@ -106,7 +106,7 @@ class ImageEvidence:
         return self._order(count, descending=False)
 
     def _order(self, count: int, *, descending: bool) -> np.ndarray:
-        count = check_integer("count", count, minimum=0)
+        count = check_int("count", count, minimum=0)
         keys = np.where(np.isfinite(self.scores), -self.scores if descending else self.scores, np.inf)
         return np.argsort(keys, kind="stable")[:count]
 
@@ -278,7 +278,7 @@ def evidence_views(
 
     views = []
     for index in images:
-        index = check_integer("image", index, minimum=0, maximum=evidence.num_images - 1)
+        index = check_int("image", index, minimum=0, maximum=evidence.num_images - 1)
         other = evidence.closest_unrelated(index)
         pairs_s, pairs_u = pairs_with("\0suspect", suspect), pairs_with(other, unrelated[other])
         wanted = _reference_class(reference, index, names_p, labels, pairs_s[:, 0])

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ZestError
 from ..pipeline.distance import compared_pairs, match_signatures
 from ..pipeline.signature import Signature
-from ._checks import check_index, check_integer
+from .._shared.checks import check_index, check_int
 
 
 def paint_weights(weights: np.ndarray, segments: np.ndarray) -> np.ndarray:
@@ -172,7 +172,7 @@ def boundary_image(
     image, segments = np.asarray(image), np.asarray(segments)
     if image.shape[:2] != segments.shape:
         raise ZestError(f"segments: expected the image's size {image.shape[:2]}, got {segments.shape}")
-    scale = check_integer("scale", scale, minimum=1)
+    scale = check_int("scale", scale, minimum=1)
     rgb = to_rgb(image)
     if scale > 1:
         rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)

@@ -18,10 +18,12 @@ from ..cache.store import SignatureCache
 from ..errors import ZestError
 from ..pipeline.perturbation import compose_samples
 from ..pipeline.probe import Probe, prepare_probe
-from ..pipeline.queries import model_outputs, resolve_device, run_model, scores_to_probabilities
+from ..pipeline.device import resolve_device
+from ..pipeline.queries import run_model
+from ..pipeline.scores import model_outputs, scores_to_probabilities
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature
-from ._checks import check_index
+from .._shared.checks import check_index
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ZestError
 from ..pipeline.probe import Probe, adopt_probe
-from ..pipeline.queries import resolve_device
+from ..pipeline.device import resolve_device
 from ..pipeline.reference import ReferenceSet
 from .backend import ModelSource, Outcome, TaskSpec, signature_outcome, torch_threads
 

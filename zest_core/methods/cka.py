@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from ..errors import NotComparableError, ZestError
-from ..pipeline.queries import ModelFn, QueryCount, query_scores, resolve_device
+from ..pipeline.counting import QueryCount
+from ..pipeline.device import resolve_device
+from ..pipeline.queries import ModelFn, query_scores
 from ..pipeline.reference import ReferenceSet, check_refset
 from ..sources.models.classifier import Classifier
 

@@ -53,7 +53,8 @@ import torch
 
 from .._shared.checks import check_int, check_number
 from ..errors import ZestError
-from ..pipeline.queries import ModelFn, QueryCount, check_batch_size, check_model, query_scores
+from ..pipeline.counting import QueryCount
+from ..pipeline.queries import ModelFn, check_batch_size, check_model, query_scores
 from ..pipeline.reference import ReferenceSet, check_refset
 
 DEFAULT_NUM_IMAGES = 100  # the paper's SAC-m uses 50-100 CutMix images

@@ -36,7 +36,7 @@ from ..errors import ZestError
 from .config import ZestConfig
 from .designs import MASK_DESIGNS, minimum_samples
 from .local_fit import check_samples_determine_fits
-from .queries import MAX_FINGERPRINT_IMAGES, REPEAT_CHECK_IMAGES
+from .counting import MAX_FINGERPRINT_IMAGES, REPEAT_CHECK_IMAGES
 from .reference import ReferenceSet
 from .segmentation import segment_reference_set
 

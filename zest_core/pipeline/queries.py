@@ -4,117 +4,25 @@
 perturbed images, ModelDiff's pairs, the baselines' reference images) goes through it, so that each
 gets the same preparation of the model, the same checks of its scores and the same error messages.
 Whatever the model raises becomes zest_core's error, naming the model and the batch. The checks of
-the scores themselves are :mod:`.scores`' (re-exported here).
+the scores themselves are :mod:`.scores`'; counting queries is :mod:`.counting`'s, the device and
+batch size :mod:`.device`'s, a model's content hash :mod:`.fingerprint`'s.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from .._shared.checks import check_choice
-from ..errors import EndpointError, ModelInputError, ModelOutputError, ModelRuntimeError, ZestError, ZestTypeError
+from ..errors import EndpointError, ModelInputError, ModelRuntimeError, ZestError, ZestTypeError
+from .counting import REPEAT_CHECK_IMAGES, QueryCount, fingerprint_queries
+from .device import effective_batch_size, prepared_model, resolve_device
 from .perturbation import batch_plan, compose_samples
 from .probe import Probe
-# The checks of what a model returns live in .scores; imported from here by the code before the split.
-from .scores import (  # noqa: F401 - re-exported
-    OUTPUT_KINDS,
-    PROBABILITY_TOLERANCE,
-    REPEAT_TOLERANCE,
-    _raise_if_nonfinite,
-    check_outputs,
-    check_repeatable_scores,
-    model_outputs,
-    scores_to_probabilities,
-    to_targets,
-)
+from .scores import raise_if_nonfinite, check_outputs, check_repeatable_scores, model_outputs, to_targets
 
 ModelFn = Callable[[torch.Tensor], Any]
-# The images of the first batch that ``check_repeatable`` asks about a second time.
-REPEAT_CHECK_IMAGES = 16
-# The most images a model's fingerprint may have cost (an endpoint without a model_id is fingerprinted by
-# its answers to the protocol's 3 probe images). They come out of the repeat check's share of a budget.
-MAX_FINGERPRINT_IMAGES = 3
-
-
-def fingerprint_queries(model: Any) -> int:
-    """Images a model (or the model it wraps, through ``.model``) spent on its own fingerprint: 0 for most."""
-    for _ in range(8):  # wrappers of wrappers, bounded
-        spent = getattr(model, "fingerprint_images", None)
-        if isinstance(spent, int):
-            return spent
-        model = getattr(model, "model", None)
-        if model is None:
-            return 0
-    return 0
-DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass
-class QueryCount:
-    """The queries made of a black-box model: how many calls, and how many images they held in all.
-
-    A suspect behind a metered API is paid per query: these counts are the cost of a comparison.
-    :func:`run_model` adds every call it makes to one (the repeat check's second call included);
-    an :class:`~zest_core.EndpointModel` keeps its own, of the HTTP requests it actually sent.
-
-    Attributes
-    ----------
-    calls : int
-        Calls of the model (batches; HTTP requests for an endpoint's own count).
-    images : int
-        Images in those calls.
-    """
-
-    calls: int = 0
-    images: int = 0
-
-    def add(self, images: int, calls: int = 1) -> None:
-        """Count ``calls`` more calls holding ``images`` images in all."""
-        self.calls += int(calls)
-        self.images += int(images)
-
-    def __add__(self, other: "QueryCount") -> "QueryCount":
-        if not isinstance(other, QueryCount):
-            return NotImplemented
-        return QueryCount(self.calls + other.calls, self.images + other.images)
-
-    def __iadd__(self, other: "QueryCount") -> "QueryCount":
-        """In place, so that a counter handed down keeps counting (``counter += made``)."""
-        if not isinstance(other, QueryCount):
-            return NotImplemented
-        self.add(other.images, other.calls)
-        return self
-
-    def to_dict(self) -> dict[str, int]:
-        return {"calls": self.calls, "images": self.images}
-
-    @classmethod
-    def from_dict(cls, counts: Mapping[str, Any] | None) -> "QueryCount | None":
-        """The count a ``to_dict()`` holds (as a file stores it), or None when there is none or it is malformed."""
-        if not isinstance(counts, Mapping):
-            return None
-        values = [counts.get("calls"), counts.get("images")]
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in values):
-            return None
-        return cls(int(values[0]), int(values[1]))
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """"auto" picks CUDA when it is available, else the CPU."""
-    if isinstance(name, torch.device):
-        return name
-    check_choice("device", name, DEVICES)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ZestError("device: expected an available device, got 'cuda' (no CUDA device is available)")
-    return torch.device(name)
 
 
 def check_model(name: str, model: Any) -> ModelFn:
@@ -133,71 +41,24 @@ def check_batch_size(batch_size: Any) -> int | None:
     return int(batch_size)
 
 
-def check_input_shape(model: Any, shape: tuple[int, ...], what: str, name: str = "the model") -> None:
-    """Raise ModelInputError when the model declares an ``input_shape`` other than ``shape`` (C, H, W)."""
-    expected = getattr(model, "input_shape", None)
-    if expected is not None and tuple(expected) != tuple(shape):
-        raise ModelInputError(
-            f"{name} expects inputs of shape {tuple(expected)} (C, H, W) but {what} are {tuple(shape)}"
-        )
+def check_input_shape(
+    model: Any, shape: tuple[int, ...], what: str, name: str = "the model", remedy: str | None = None
+) -> None:
+    """Raise ModelInputError when the model declares an ``input_shape`` other than ``shape`` (C, H, W).
 
-
-def effective_batch_size(batch_size: int | None, device: torch.device, input_shape: tuple[int, ...]) -> int:
-    """The configured batch size, or the automatic one (see ``ZestConfig.batch_size``)."""
-    if batch_size is not None:
-        return batch_size
-    if device.type != "cuda":
-        # 256 for small images (faster than 1000 for small CNNs on 2 cores); fewer for large ones, whose
-        # activations dominate memory: resnet18 at 224 px runs 30 images/s at 32 a batch (1.1 GB) and at
-        # 256 (2.5 GB) alike on this 2-core machine (bench/bench_224.py, issue 22).
-        return max(8, min(256, 2**22 // int(np.prod(input_shape))))
-    return max(32, min(4096, 2**24 // int(np.prod(input_shape))))
-
-
-def model_fingerprint(model: Any) -> str | None:
-    """A content hash of a model, or None when it cannot be computed.
-
-    An ``nn.Module`` (TorchScript included) is hashed by its class and every tensor of its
-    state_dict; any object may instead carry its own ``fingerprint`` string (adapters over files or
-    endpoints do). A bare callable has no content to hash, so it is never cached.
+    The one check of a model's declared input against the images it is about to be given, with one
+    message: ``name`` is the model in the caller's words (a spec, "model A"), ``what`` the images,
+    and ``remedy`` what the caller's user can do about it (the flag or box that converts images).
     """
-    own = getattr(model, "fingerprint", None)
-    if isinstance(own, str) and own:
-        return own
-    if not isinstance(model, torch.nn.Module):
-        return None
-    digest = hashlib.sha256()
-    digest.update(type(model).__qualname__.encode())
-    if isinstance(model, torch.jit.ScriptModule):
-        with contextlib.suppress(Exception):
-            digest.update(model.code.encode())
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
-@contextlib.contextmanager
-def prepared_model(model: ModelFn, device: torch.device) -> Iterator[ModelFn]:
-    """Put an ``nn.Module`` in eval mode on ``device`` for the queries, then restore it as it was."""
-    if not isinstance(model, torch.nn.Module):
-        yield model
+    expected = getattr(model, "input_shape", None)
+    if expected is None or tuple(expected) == tuple(shape):
         return
-    was_training = model.training
-    first = next(iter(model.parameters()), None)
-    if first is None:
-        first = next(iter(model.buffers()), None)
-    original_device = first.device if first is not None else None
-    model.eval()
-    if original_device is not None and original_device != device:
-        model.to(device)
-    try:
-        yield model
-    finally:
-        if original_device is not None and original_device != device:
-            model.to(original_device)
-        model.train(was_training)
+    message = f"{name} expects inputs of shape {tuple(expected)} (C, H, W) but {what} are {tuple(shape)}"
+    if len(expected) == 3 and len(shape) == 3:
+        (c, h, w), (c2, h2, w2) = expected, shape
+        message = (f"{name} expects inputs of shape {tuple(expected)} (C, H, W): it takes {c}-channel {h}×{w} images, "
+                   f"but {what} are {c2}-channel {h2}×{w2}, of shape {tuple(shape)}")
+    raise ModelInputError(message + (f"; {remedy}" if remedy else ""))
 
 
 def run_model(
@@ -281,7 +142,7 @@ def run_model(
             num_classes = outputs.shape[1]
             total += batch.shape[0]
             yield outputs
-    _raise_if_nonfinite(int(nonfinite), f"the {total} {what}")
+    raise_if_nonfinite(int(nonfinite), f"the {total} {what}")
 
 
 def model_label(model: Any) -> str:

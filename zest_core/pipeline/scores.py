@@ -140,11 +140,11 @@ def check_outputs(outputs: Any, batch: int, num_classes: int | None, *, check_fi
     if not outputs.is_floating_point():
         outputs = outputs.to(torch.float64)
     if check_finite:
-        _raise_if_nonfinite(int((~torch.isfinite(outputs)).sum()), f"a batch of {batch} images")
+        raise_if_nonfinite(int((~torch.isfinite(outputs)).sum()), f"a batch of {batch} images")
     return outputs
 
 
-def _raise_if_nonfinite(count: int, where: str) -> None:
+def raise_if_nonfinite(count: int, where: str) -> None:
     if count:
         raise ModelOutputError(f"the model returned {count} NaN or infinite scores in {where}")
 

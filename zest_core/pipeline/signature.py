@@ -17,7 +17,10 @@ from ..errors import SignatureFileError, ZestError
 from .config import ZestConfig
 from .local_fit import check_samples_determine_fits
 from .probe import Probe, ProgressFn, prepare_probe
-from .queries import ModelFn, QueryCount, check_model, model_fingerprint, query_batches, resolve_device
+from .counting import QueryCount
+from .device import resolve_device
+from .fingerprint import model_fingerprint
+from .queries import ModelFn, check_model, query_batches
 from .scores import model_outputs
 from .reference import ReferenceSet, check_refset
 

@@ -26,7 +26,7 @@ from .cifar import CIFAR_DATASETS, load_cifar
 from .endpoint import EndpointModel, EndpointServer, load_endpoint, model_responder, serve_model, serve_responder
 from .image_folder import IMAGE_EXTENSIONS, decode_image, decode_images, load_image_folder, reference_from_uploads
 from .mnist import MNIST_PROVENANCE, load_mnist
-from .models import Classifier, ModuleClassifier, OnnxRunner, adapt_input, load_model, register_spec_scheme
+from .models import Classifier, ModuleClassifier, OnnxRunner, adapt_input, fit_input, load_model, register_spec_scheme
 from .models.formats.state_dict import state_dict_architectures
 from .npz import load_npz_reference
 
@@ -52,6 +52,7 @@ __all__ = [
     "ModuleClassifier",
     "OnnxRunner",
     "adapt_input",
+    "fit_input",
     "build_architecture",
     "load_endpoint",
     "load_model",

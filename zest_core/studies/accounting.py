@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..pipeline.queries import REPEAT_CHECK_IMAGES, QueryCount
+from ..pipeline.counting import QueryCount, REPEAT_CHECK_IMAGES
 from ..pipeline.signature import Signature
 from ..sources.endpoint import sent_queries
 

@@ -40,7 +40,9 @@ from ..pipeline.designs import minimum_samples
 from ..pipeline.distance import zest_distance
 from ..pipeline.local_fit import check_samples_determine_fits, fit_operator
 from ..pipeline.probe import Probe, ProgressFn, prepare_probe
-from ..pipeline.queries import QueryCount, query_batches, resolve_device
+from ..pipeline.counting import QueryCount
+from ..pipeline.device import resolve_device
+from ..pipeline.queries import query_batches
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import (Signature, cached_signature, compute_signature, restrict_signature, signature_fingerprint,
                                   store_signature)

@@ -22,7 +22,7 @@ from ..methods.sac import cutmix_images, model_correlation, sac_distance, sac_pa
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import zest_distance
 from ..pipeline.probe import ProgressFn
-from ..pipeline.queries import QueryCount
+from ..pipeline.counting import QueryCount
 from ..pipeline.reference import ReferenceSet
 from ..pipeline.signature import Signature, compute_signature
 from .accounting import QueryLedger, with_http

@@ -24,7 +24,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .._shared.checks import check_choice
-from ..cache.store import atomic_write_bytes
+from .._shared.atomic import atomic_write_bytes
 from ..errors import ZestTypeError
 from ..explain.report import to_jsonable
 from ..explain.significance import DEFAULT_ALPHA

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .._shared.checks import check_int
-from ..cache.store import atomic_write_bytes
+from .._shared.atomic import atomic_write_bytes
 from ..errors import ZestError, ZooError
 from ..pipeline.reference import ReferenceSet, stratified_indices
 from ..sources.architectures import weight_layers

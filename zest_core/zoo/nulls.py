@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ..errors import NullError, ZooError
-from ..pipeline.queries import model_fingerprint
+from ..pipeline.fingerprint import model_fingerprint
 from ..sources.architectures import ARCHITECTURES
 from .manifest import INDEPENDENT_RELATIONS
 

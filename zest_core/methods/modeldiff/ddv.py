@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from ...errors import ModelOutputError, ZestError, ZestTypeError
-from ...pipeline.queries import ModelFn, QueryCount, check_model, model_outputs, query_scores, scores_to_probabilities
+from ...pipeline.counting import QueryCount
+from ...pipeline.queries import ModelFn, check_model, query_scores
+from ...pipeline.scores import model_outputs, scores_to_probabilities
 from .pairs import InputPairs
 
 # Decision distances at or below this are rounding noise of 1 - cos (float64), not a change of decision.

@@ -8,7 +8,8 @@ import torch
 
 from ...cache.store import CacheArg
 from ...errors import ZestTypeError
-from ...pipeline.queries import ModelFn, QueryCount, check_batch_size, check_model
+from ...pipeline.counting import QueryCount
+from ...pipeline.queries import ModelFn, check_batch_size, check_model
 from ...pipeline.reference import ReferenceSet
 from .ddv import ddv_similarity, decision_distance_vector
 from .pairs import InputPairs, generate_pairs, search_params

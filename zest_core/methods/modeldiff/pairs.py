@@ -17,7 +17,9 @@ import torch
 from ..._shared.npzfile import NpzRecord
 from ...cache.store import PAIRS_FILE, CacheArg, SignatureCache, resolve_cache
 from ...errors import ZestError
-from ...pipeline.queries import ModelFn, QueryCount, check_batch_size, check_model, model_fingerprint
+from ...pipeline.counting import QueryCount
+from ...pipeline.fingerprint import model_fingerprint
+from ...pipeline.queries import ModelFn, check_batch_size, check_model
 from ...pipeline.reference import ReferenceSet, check_refset
 from .search import search_pairs
 

@@ -13,17 +13,10 @@ from typing import Any, Callable
 import torch
 
 from ...errors import ModelInputError, ModelOutputError, ZestError
-from ...pipeline.queries import (
-    ModelFn,
-    QueryCount,
-    check_input_shape,
-    check_outputs,
-    effective_batch_size,
-    model_outputs,
-    prepared_model,
-    resolve_device,
-    scores_to_probabilities,
-)
+from ...pipeline.counting import QueryCount
+from ...pipeline.device import effective_batch_size, prepared_model, resolve_device
+from ...pipeline.queries import ModelFn, check_input_shape
+from ...pipeline.scores import check_outputs, model_outputs, scores_to_probabilities
 
 ProgressFn = Callable[[int, int, str], None]
 

@@ -20,7 +20,7 @@ import torch
 from ..._shared.checks import check_int, check_number
 from ..._shared.limits import check_image_pixels
 from ...errors import EndpointError, ZestError
-from ...pipeline.queries import QueryCount
+from ...pipeline.counting import QueryCount
 from .protocol import OUTPUT_KINDS, check_batch, encode_batch, is_count, probe_batch
 from .transport import RedirectRefused, ResponseTooLarge, build_deadline_opener, open_before, read_bounded
 

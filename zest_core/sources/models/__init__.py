@@ -12,7 +12,7 @@
 Models behind an HTTP URL live in :mod:`zest_core.sources.endpoint`.
 """
 from ...errors import ModelLoadError
-from .adapter import adapt_input, convert_images
+from .adapter import adapt_input, convert_images, fit_input
 from .classifier import OUTPUTS, Classifier, ModelOptions, ModuleClassifier, Normalization
 from .formats import CHECKPOINT_KEYS, IMAGENET_NORMALIZATION, NATIVE_SIZES, OnnxRunner, infer_shape, is_model_folder
 from .load import SPEC_SCHEMES, load_file, load_model, register_spec_scheme
@@ -31,6 +31,7 @@ __all__ = [
     "OnnxRunner",
     "adapt_input",
     "convert_images",
+    "fit_input",
     "infer_shape",
     "is_model_folder",
     "load_file",

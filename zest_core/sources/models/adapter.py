@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelInputError
+from ...pipeline.queries import check_input_shape
+from ...pipeline.reference import ReferenceSet
 from .classifier import Classifier, ModelOptions, wrap_model
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
@@ -103,3 +105,23 @@ def adapt_input(model: Classifier, input_shape: Sequence[int]) -> Classifier:
     options = ModelOptions(class_names=model.class_names, input_shape=target, outputs=model.outputs)
     return wrap_model(_Adapted(model, tuple(own)), options, fingerprint=fingerprint,
                       source=f"{model.source}, {description}")
+
+
+def fit_input(model: Classifier, refset: ReferenceSet, *, adapt: bool, name: str, remedy: str) -> Classifier:
+    """``model``, fed the reference images as it takes them: itself, adapted (only with ``adapt``), or refused.
+
+    The one place the CLI and the dashboard decide whether a model can take the reference images
+    before any query. ``name`` is the model in the user's words, ``remedy`` the flag or box that
+    converts images (``"pass --input-adapter ..."``); the message is
+    :func:`zest_core.pipeline.queries.check_input_shape`'s.
+
+    Raises
+    ------
+    ModelInputError
+        Without ``adapt``, when the model declares other images than the reference set's.
+    """
+    images = (refset.channels, *refset.image_size)
+    if adapt and model.input_shape is not None and tuple(model.input_shape) != images:
+        return adapt_input(model, images)
+    check_input_shape(model, images, f"the reference images ({refset.provenance})", name=name, remedy=remedy)
+    return model

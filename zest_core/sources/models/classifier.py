@@ -22,7 +22,7 @@ from torch import nn
 
 from ..._shared.checks import check_choice
 from ...errors import ZestError, ZestTypeError
-from ...pipeline.queries import model_fingerprint
+from ...pipeline.fingerprint import model_fingerprint
 from ..architectures import Normalize
 from .files import sha256
 

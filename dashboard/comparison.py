@@ -2,9 +2,9 @@
 
 :func:`run_comparison` loads the models through :mod:`dashboard.services`, computes the signatures
 with progress, calls :func:`zest_core.explain.compare_signatures` for the pair and measures the
-distances of the unrelated models (the *null*, :func:`comparison_null`); the :class:`Comparison` it
+distances of the unrelated models (the *null*, :func:`comparison_null`); the :class:`PairComparison` it
 returns is kept in session state (:mod:`dashboard.state`) for every page. Its calibrated verdict,
-:meth:`Comparison.audit`, is the engine's :func:`zest_core.studies.audit_signatures` at the level α the user sets.
+:meth:`PairComparison.audit`, is the engine's :func:`zest_core.studies.audit_signatures` at the level α the user sets.
 """
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def checked_null(
 
 
 @dataclass
-class Comparison:
+class PairComparison:
     """One finished comparison, kept in session state for every page.
 
     Attributes
@@ -318,7 +318,7 @@ class Comparison:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_alignments(key: str, names_as_truth: bool, *, _comparison: Comparison) -> dict[str, AlignmentSummary]:
+def cached_alignments(key: str, names_as_truth: bool, *, _comparison: PairComparison) -> dict[str, AlignmentSummary]:
     """:func:`zest_core.explain.compare_alignments` of a comparison, cached by its key (not hashed whole)."""
     comparison = _comparison
     names = (comparison.class_names("A"), comparison.class_names("B")) if names_as_truth else (None, None)
@@ -344,7 +344,7 @@ def run_comparison(
     budget: BudgetPlan | None = None,
     audit_argv: list[str] | None = None,
     adapt: bool = False,
-) -> Comparison:
+) -> PairComparison:
     """Load both models and the unrelated ones, compute their signatures, compare the pair and measure the null.
 
     Parameters
@@ -375,7 +375,7 @@ def run_comparison(
                                 seed=seed)
     null_distances = {name: zest_distance(pair["A"], sig, metric, align) for name, sig in null_signatures.items()}
     done = time.perf_counter()
-    return Comparison(
+    return PairComparison(
         key=key,
         choices=dict(choices),
         meta={slot: model_metadata(models[slot], choices[slot], zoo) for slot in ("A", "B")},
@@ -415,7 +415,7 @@ def _load_pair(choices: Mapping[str, ModelChoice], refset: ReferenceSet, adapt: 
     return models
 
 
-def all_methods_audit(comparison: Comparison, alpha: float) -> AuditResult:
+def all_methods_audit(comparison: PairComparison, alpha: float) -> AuditResult:
     """``zest audit --method all`` on the comparison's models: Zest, ModelDiff, SAC-m and AKH, combined by Holm.
 
     The engine's :func:`zest_core.studies.audit` with the comparison's reference images, config, class
@@ -430,7 +430,7 @@ def all_methods_audit(comparison: Comparison, alpha: float) -> AuditResult:
                  akh_options={"pool": comparison.refset})
 
 
-def pair_series(comparison: Comparison | None, zoo: Zoo | None) -> dict[str, list[tuple[int, str]]] | None:
+def pair_series(comparison: PairComparison | None, zoo: Zoo | None) -> dict[str, list[tuple[int, str]]] | None:
     """The checkpoint series of the current comparison's A and B, when both are zoo runs with checkpoints; else None."""
     if comparison is None or zoo is None:
         return None
@@ -442,7 +442,7 @@ def pair_series(comparison: Comparison | None, zoo: Zoo | None) -> dict[str, lis
     return {name: zoo_series(zoo, name) for name in names}
 
 
-def matrix_candidates(comparison: Comparison | None, zoo: Zoo | None) -> dict[str, str]:
+def matrix_candidates(comparison: PairComparison | None, zoo: Zoo | None) -> dict[str, str]:
     """The models a distance matrix can hold, name → spec: the current comparison's A and B, then the zoo's."""
     specs: dict[str, str] = {}
     if comparison is not None:

@@ -10,7 +10,7 @@ from zest_core.explain import DEFAULT_ALPHA
 from zest_core.studies import AuditResult
 
 from . import services, state
-from .comparison import Comparison
+from .comparison import PairComparison
 from .setup import SETUP_KEYS, Setup, current_setup
 
 # The browser tab's icon, shipped with the app: a Material icon name here would make the browser
@@ -74,7 +74,7 @@ def alpha() -> float:
     return float(st.session_state[ALPHA_KEY])
 
 
-def current_audit(comparison: Comparison, *, quiet: bool = False) -> AuditResult | None:
+def current_audit(comparison: PairComparison, *, quiet: bool = False) -> AuditResult | None:
     """The comparison's calibrated verdict at the sidebar's α, or None (after ``st.error`` unless quiet) if it fails."""
     try:
         return comparison.audit(alpha())
@@ -84,7 +84,7 @@ def current_audit(comparison: Comparison, *, quiet: bool = False) -> AuditResult
         return None
 
 
-def require_comparison() -> Comparison:
+def require_comparison() -> PairComparison:
     """The comparison the pages show, or ``st.info`` and stop when there is none."""
     comparison = state.current_comparison()
     if comparison is None:

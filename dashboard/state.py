@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import streamlit as st
 
 if TYPE_CHECKING:  # services imports nothing from here; the type is only for the signatures
-    from .comparison import Comparison
+    from .comparison import PairComparison
 
 RESULTS_KEY = "zx_results"
 CURRENT_KEY = "zx_current"
@@ -33,9 +33,9 @@ def autorun_once() -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-def store_comparison(comparison: "Comparison") -> None:
+def store_comparison(comparison: "PairComparison") -> None:
     """Keep a finished comparison (the most recent :data:`MAX_RESULTS`) and make it the current one."""
-    results: dict[str, Comparison] = st.session_state.setdefault(RESULTS_KEY, {})
+    results: dict[str, PairComparison] = st.session_state.setdefault(RESULTS_KEY, {})
     results.pop(comparison.key, None)  # re-inserted last: the dict's order is the order of use
     results[comparison.key] = comparison
     while len(results) > MAX_RESULTS:
@@ -43,12 +43,12 @@ def store_comparison(comparison: "Comparison") -> None:
     st.session_state[CURRENT_KEY] = comparison.key
 
 
-def stored_comparison(key: str | None) -> "Comparison | None":
+def stored_comparison(key: str | None) -> "PairComparison | None":
     """A finished comparison by key, or None."""
     return st.session_state.get(RESULTS_KEY, {}).get(key) if key else None
 
 
-def current_comparison() -> "Comparison | None":
+def current_comparison() -> "PairComparison | None":
     """The comparison the pages show: the last one run or revisited."""
     return stored_comparison(st.session_state.get(CURRENT_KEY))
 

@@ -9,7 +9,7 @@ import pandas as pd
 from zest_core.explain import AlignmentSummary
 from zest_core.studies import describe_entry
 
-from .comparison import Comparison
+from .comparison import PairComparison
 
 MODEL_FIELDS = (
     ("label", "model"), ("kind", "chosen as"), ("source", "source"), ("classes", "classes"),
@@ -19,7 +19,7 @@ MODEL_FIELDS = (
 ZOO_FIELDS = ("arch", "relation", "parent", "source", "task", "accuracy", "epochs", "description")
 
 
-def model_table(comparison: Comparison) -> pd.DataFrame:
+def model_table(comparison: PairComparison) -> pd.DataFrame:
     """Both models' metadata side by side (zoo fields when a model comes from the demo zoo)."""
     rows = []
     for key, title in MODEL_FIELDS:
@@ -45,7 +45,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def image_label(comparison: Comparison, index: int) -> str:
+def image_label(comparison: PairComparison, index: int) -> str:
     """``'#12 (digit 3)'``: a reference image's number and, when known, its label."""
     labels = comparison.refset.labels
     if labels is None:
@@ -55,7 +55,7 @@ def image_label(comparison: Comparison, index: int) -> str:
     return f"#{index} (label {label})"
 
 
-def image_contributions(comparison: Comparison) -> pd.DataFrame:
+def image_contributions(comparison: PairComparison) -> pd.DataFrame:
     """Every reference image's contribution to the distance, largest first."""
     contributions = comparison.result.contributions
     labels = comparison.refset.labels
@@ -69,7 +69,7 @@ def image_contributions(comparison: Comparison) -> pd.DataFrame:
     return frame.sort_values("contribution", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def class_contributions(comparison: Comparison) -> pd.DataFrame:
+def class_contributions(comparison: PairComparison) -> pd.DataFrame:
     """Every compared class pair's contribution to the distance, largest first."""
     contributions = comparison.result.contributions
     names_a, names_b = comparison.class_names("A"), comparison.class_names("B")
@@ -115,7 +115,7 @@ def pairs_table(summary: AlignmentSummary, names_a: Sequence[str], names_b: Sequ
     })
 
 
-def null_table(comparison: Comparison) -> pd.DataFrame:
+def null_table(comparison: PairComparison) -> pd.DataFrame:
     """The unrelated models of the comparison's null: name, spec, distance to model A and queries, nearest first."""
     queries = comparison.query_entries()
     rows = [{"unrelated model": name, "spec": comparison.null.specs[name], "distance to A": distance,

@@ -1,6 +1,6 @@
 """The calibrated verdict as the Setup and Overview pages show it: the message, the matched null and its figure.
 
-The verdict is zest_core's (:meth:`dashboard.comparison.Comparison.audit`, which calls
+The verdict is zest_core's (:meth:`dashboard.comparison.PairComparison.audit`, which calls
 :func:`zest_core.studies.audit_signatures`); this module only words and draws it. "Not detected" is
 never shown as good news: failing to reject is not evidence that the models are unrelated. With too few
 unrelated models it says plainly that there is no calibrated verdict, and draws no stand-in.
@@ -14,7 +14,7 @@ from zest_core import figures
 from zest_core.explain import MIN_NULL
 from zest_core.studies import AuditResult, count_text, describe_entry
 
-from .comparison import Comparison
+from .comparison import PairComparison
 from .reuse import relation_benchmark
 from .ui import show_figure, show_table
 
@@ -26,7 +26,7 @@ def p_text(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
-def verdict_text(comparison: Comparison, audit: AuditResult) -> str:
+def verdict_text(comparison: PairComparison, audit: AuditResult) -> str:
     """One paragraph: the verdict at α with its p-value, zest_core's reason, and what to do when inconclusive."""
     decision = audit.decision
     if decision.verdict != "inconclusive":
@@ -51,7 +51,7 @@ def query_text(audit: AuditResult) -> str:
             f"made in this run: {count_text(queries['now'])}.")
 
 
-def show_verdict(comparison: Comparison, audit: AuditResult, key: str) -> None:
+def show_verdict(comparison: PairComparison, audit: AuditResult, key: str) -> None:
     """The verdict's message, where its null comes from, and the null's distances with A vs B's among them."""
     MESSAGES.get(audit.decision.verdict, st.info)(verdict_text(comparison, audit))
     for warning in audit.warnings:
@@ -81,7 +81,7 @@ def methods_table(audit: AuditResult) -> list[dict[str, object]]:
             for name, d in audit.methods.items()]
 
 
-def show_all_methods(comparison: Comparison, alpha: float, key: str) -> None:
+def show_all_methods(comparison: PairComparison, alpha: float, key: str) -> None:
     """Every method on the same suspect, one verdict (Holm): run on request, since it queries every model again."""
     from .comparison import all_methods_audit
 

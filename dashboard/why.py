@@ -1,8 +1,8 @@
 """Why the verdict, as the Overview shows it: the images that carry the most evidence, and the report to hand over.
 
 The evidence is zest_core's (:func:`zest_core.explain.image_evidence`, through
-:meth:`dashboard.comparison.Comparison.evidence`); the pictures are :func:`zest_core.figures.evidence_figure`;
-the report is :func:`zest_core.figures.audit_report_html` of :meth:`Comparison.audit_record`. This
+:meth:`dashboard.comparison.PairComparison.evidence`); the pictures are :func:`zest_core.figures.evidence_figure`;
+the report is :func:`zest_core.figures.audit_report_html` of :meth:`PairComparison.audit_record`. This
 module only lays them out.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ import streamlit as st
 from zest_core import Zoo, figures
 from zest_core.explain import EVIDENCE_NOTE
 
-from .comparison import Comparison
+from .comparison import PairComparison
 from .ui import show_figure, show_table
 
 
-def show_why(comparison: Comparison, key: str) -> None:
+def show_why(comparison: PairComparison, key: str) -> None:
     """The strongest images side by side (reference image, A, B, the closest unrelated model) and their table."""
     evidence = comparison.evidence()
     if evidence is None:
@@ -42,7 +42,7 @@ def show_why(comparison: Comparison, key: str) -> None:
         show_table(pd.DataFrame(rows), key=f"{key}_table", filename="image_evidence")
 
 
-def report_button(comparison: Comparison, alpha: float, zoo: Zoo | None, key: str) -> None:
+def report_button(comparison: PairComparison, alpha: float, zoo: Zoo | None, key: str) -> None:
     """A download button for the self-contained HTML audit report of the comparison at level ``alpha``."""
     def html() -> str:
         record = comparison.audit_record(alpha, zoo)

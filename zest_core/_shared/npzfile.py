@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ZestError
+from ..errors import ZestError, ZestTypeError
 from .atomic import atomic_write_bytes
 
 META = "meta"
@@ -138,5 +138,5 @@ def _take_meta(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         return {CHECKSUM_KEY: str(arrays.pop(CHECKSUM_KEY))}
     meta = json.loads(arrays.pop(META).tobytes().decode())
     if not isinstance(meta, dict):
-        raise TypeError(f"meta: expected a JSON object, got {type(meta).__name__}")
+        raise ZestTypeError(f"meta: expected a JSON object, got {type(meta).__name__}")
     return meta

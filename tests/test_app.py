@@ -13,7 +13,9 @@ import io
 import json
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -142,7 +144,27 @@ def errors(app: AppTest) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
+@dataclass
+class Tour:
+    """The default comparison of two zoo models, run once on Setup; each page then has its own test."""
+
+    app: AppTest
+    comparison: Any
+    decision: Any
+    expected_null: tuple
+    suspect: str
+    metrics: dict
+    zoo: Any
+    zoo_dir: Path
+
+
+@pytest.fixture(scope="module")
+def tour(zoo_dir, tmp_path_factory):
+    """Setup: run the default comparison, and check its distance, its matched null and its verdict."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ZEST_ZOO_DIR", str(zoo_dir))
+    patch.setenv("ZEST_CACHE_DIR", str(tmp_path_factory.mktemp("tour-cache")))
+    with_zoo = zoo_dir
     app = new_app()
     assert_ok(app)
     assert app.session_state["a_source"] == "Demo zoo"
@@ -167,7 +189,20 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert metrics["Verdict"] == decision.verdict and metrics["p-value"] == f"{decision.p_value:.3g}"
     suspect = f"B ({comparison.choices['B'].label})"  # the null chart names B, never just "suspect"
     assert figures(app)["setup_null"]["data"][1]["name"] == f"{suspect}: {decision.verdict}"
+    yield Tour(app, comparison, decision, expected_null, suspect, metrics, zoo, zoo_dir)
+    patch.undo()
 
+
+def test_setup_runs_the_default_comparison(tour):
+    """The fixture's checks ran on Setup; the comparison it left is the one every page shows."""
+    assert tour.app.session_state["a_source"] == "Demo zoo"
+    assert tour.comparison.result.distance == pytest.approx(float(tour.metrics["Zest distance"]), abs=5e-5)
+
+
+def test_overview_shows_the_verdict_its_null_why_and_the_report(tour, tmp_path):
+    app, comparison, decision, expected_null, suspect, zoo = (
+        tour.app, tour.comparison, tour.decision, tour.expected_null, tour.suspect, tour.zoo)
+    distance = comparison.result.distance
     # 1 Overview: the calibrated verdict against its matched null, contributions, model table, JSON report.
     app.switch_page(PAGES["overview"]).run()
     assert_ok(app)
@@ -255,6 +290,9 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert "relative_distance" not in again and "baseline" not in again
     assert again["audit"]["queries"]["per_model"]["Model B"]["images"] == total + first
 
+
+def test_superpixels_page(tour):
+    app, comparison = tour.app, tour.comparison
     # 2 Super-pixels: the gallery, one image's numbered super-pixels, samples with predictions.
     app.switch_page(PAGES["superpixels"]).run()
     assert_ok(app)
@@ -275,6 +313,9 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert_ok(app)
     assert trace_types(figures(app)["superpixels_samples"]) == ["image"] * 3
 
+
+def test_lime_heatmaps_page(tour):
+    app, comparison = tour.app, tour.comparison
     # 3 LIME heatmaps: A, B on one symmetric scale, their difference on its own; all classes below.
     app.switch_page(PAGES["lime"]).run()
     assert_ok(app)
@@ -298,6 +339,9 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     app.checkbox(key="lime_unit").uncheck().run()
     assert_ok(app)
 
+
+def test_class_alignment_page(tour):
+    app, comparison = tour.app, tour.comparison
     # 4 Class alignment: cost matrix with the matching marked, bipartite diagram, correct matches.
     app.switch_page(PAGES["alignment"]).run()
     assert_ok(app)
@@ -316,6 +360,9 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert_ok(app)
     assert "hungarian matching" in _title(figures(app)["alignment_cost"])
 
+
+def test_distance_vs_epoch_page(tour):
+    app, with_zoo = tour.app, tour.zoo_dir
     # 5 Distance vs epoch: the zoo's checkpointed runs.
     app.switch_page(PAGES["epoch"]).run()
     assert_ok(app)
@@ -332,6 +379,9 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert values(curve["data"][0]["x"]).tolist() == run[:-1]  # t vs t+1
     assert values(curve["data"][1]["x"]).tolist() == [t for t in run if t in other]
 
+
+def test_zoo_and_reuse_page(tour, tmp_path):
+    app = tour.app
     # 6 Zoo and reuse: clustered distance matrix; the reuse report once there is one.
     app.switch_page(PAGES["zoo"]).run()
     assert_ok(app)
@@ -350,6 +400,9 @@ def test_a_comparison_of_two_zoo_models_on_every_page(with_zoo, tmp_path):
     assert sum(t["type"] == "scatter" for t in heatmap["data"]) == 3  # the dendrogram's three links
     check_reuse_benchmark(app, tmp_path)
 
+
+def test_back_on_setup_the_comparison_is_shown_without_a_run(tour):
+    app, metrics = tour.app, tour.metrics
     # Back on Setup, the computed comparison is shown without running it again.
     app.switch_page("app.py").run()
     assert_ok(app)

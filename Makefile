@@ -7,7 +7,7 @@ export TQDM_DISABLE := 1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install run test bench
+.PHONY: install run test test-fast bench
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 	# The browser test needs Debian's chromium; install it when missing (as root, or through passwordless sudo).
 	command -v chromium >/dev/null || (sudo -n true 2>/dev/null && sudo apt-get install -y chromium || apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
 	$(PY) -m pytest -q
+
+# The suite without the slow tests (browser, make run, Ray, zoo builds): for the edit-test loop; CI runs `make test`.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) bench/bench_engine.py

@@ -13,6 +13,26 @@ from zest_core import ReferenceSet, ZestConfig
 from zest_core.sources.architectures import SmallCNN
 
 
+# Slow tests (`make test` runs them, `make test-fast` skips them): a real browser, `make run`, a real Ray,
+# and any test that builds a zoo (through these fixtures, or marked slow where it calls build_zoo itself).
+SLOW_MODULES = {"test_browser", "test_make_run", "test_ray_backend", "test_ray_hygiene"}
+SLOW_FIXTURES = {"tiny_zoo", "tiny", "app_url"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in SLOW_MODULES or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """The tiny demo zoo (``ZooConfig.tiny()``), built once for the whole session; tests must not change it."""
+    from zest_core.zoo import ZooConfig, build_zoo
+
+    return build_zoo(tmp_path_factory.mktemp("zoo") / "tiny", ZooConfig.tiny())
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own signature cache folder; nothing is written to ~/.cache."""

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from zest_core import Signature, ZestConfig, ZestError, build_zoo, compute_signature, model_fingerprint
+from zest_core import Signature, ZestConfig, ZestError, compute_signature, model_fingerprint
 from zest_core.pipeline.designs import MASK_DESIGNS
 from zest_core.studies.budget import auc_gap, cheapest_within, nested_signatures, zest_budget_curve
 from zest_core.studies.calibration import calibrated_reuse_benchmark
 from zest_core.studies.scoring import PairScorer
-from zest_core.zoo import ZooConfig
 from zest_core.sources.mnist import load_mnist
 
 from conftest import make_cnn
@@ -80,11 +79,6 @@ def test_auc_gap_and_cheapest_point_by_hand():
     assert auc_gap(points[3], full) is None
     assert cheapest_within(points, full, 0.02) is points[1]  # same queries: more images first
     assert cheapest_within(points, full, 0.001) is None
-
-
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
-    return build_zoo(tmp_path_factory.mktemp("zoo") / "tiny", ZooConfig.tiny())
 
 
 def test_budget_curve_point_equals_the_calibrated_benchmark_of_ordinary_signatures(tiny_zoo):

@@ -30,9 +30,9 @@ from zest_core.zoo import (
 )
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_zoo(tmp_path_factory.mktemp("zoo") / "tiny", ZooConfig.tiny())
+@pytest.fixture
+def tiny(tiny_zoo):
+    return tiny_zoo  # the session's tiny zoo (conftest.py): built once for every test module that needs one
 
 
 def test_tiny_zoo_has_every_relation_for_both_architectures(tiny):
@@ -50,6 +50,7 @@ def test_tiny_zoo_has_every_relation_for_both_architectures(tiny):
     assert (low.task, low.classes, low.parent, low.source) == ("low", ["0", "1", "2", "3", "4"], None, None)
 
 
+@pytest.mark.slow
 def test_extending_a_zoo_keeps_its_models_and_adds_what_a_full_build_would(tmp_path):
     small = ZooConfig.tiny(independent_per_arch=0, checkpointed_independent=0, task_independent_per_arch=0)
     before = build_zoo(tmp_path / "zoo", small)
@@ -128,6 +129,7 @@ def test_a_failed_build_leaves_the_previous_zoo_untouched(tiny, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zoo"]  # no staging folder left behind
 
 
+@pytest.mark.slow
 def test_accuracy_floor_is_enforced(tmp_path):
     with pytest.raises(ZooError, match="miss their accuracy floor"):
         build_zoo(tmp_path / "weak", ZooConfig.tiny(check_accuracy=True))
@@ -162,6 +164,7 @@ def test_altered_weights_and_broken_manifests_are_named(tiny, tmp_path):
         load_zoo(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_cli_builds_and_lists_a_zoo(tmp_path, capsys):
     assert main(["zoo", "build", "--tiny", "--out", str(tmp_path / "z")]) == 0
     assert "38 models" in capsys.readouterr().out

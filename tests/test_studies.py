@@ -92,7 +92,7 @@ def test_bench_command_writes_json_html_and_markdown(tiny, tmp_path, capsys):
 
 
 def test_write_study_stores_the_figure_it_is_given(tmp_path):
-    """Studies draw nothing: the caller passes the figure (anything with Plotly's to_html) and it is written as is."""
+    """The writer stores the figure it is given (anything with Plotly's to_html) as is (zest_core.figures.writers)."""
 
     class Figure:
         def to_html(self, *, include_plotlyjs, full_html):
@@ -100,8 +100,8 @@ def test_write_study_stores_the_figure_it_is_given(tmp_path):
             return "<html>figure</html>"
 
     result = {"study": "x", "value": np.float32(0.5), "array": np.arange(2)}
-    paths = studies.write_study(result, Figure(), tmp_path, "x")
+    paths = figures.write_study(result, Figure(), tmp_path, "x")
     assert json.loads(paths["json"].read_text()) == {"study": "x", "value": 0.5, "array": [0, 1]}
     assert paths["html"].read_text() == "<html>figure</html>"
     with pytest.raises(TypeError, match="^result: expected JSON values"):
-        studies.write_study({"study": "x", "value": object()}, Figure(), tmp_path, "y")
+        figures.write_study({"study": "x", "value": object()}, Figure(), tmp_path, "y")

@@ -28,11 +28,12 @@ def _run_study(args: argparse.Namespace) -> int:
     # Imported here so that the other commands start without Plotly.
     from ..figures import (ablation_figure, budget_figure, budget_relations_figure, calibration_figures, epochs_figure,
                            refsize_figure, unlearning_figure)
-    from ..studies import epochs_study, refsize_study_on_zoo, summary_markdown, unlearning_study, write_study
-    from ..studies.ablation import ablation_markdown, ablation_study
-    from ..studies.budget import budget_markdown, budget_study
-    from ..studies.markdown import calibration_markdown
-    from ..studies.zoo_studies import calibrated_reuse_study, write_calibration, write_html
+    from ..studies import epochs_study, refsize_study_on_zoo, summary_markdown, unlearning_study
+    from ..studies.ablation import ablation_study
+    from ..studies.budget import budget_study
+    from ..studies.markdown import ablation_markdown, budget_markdown, calibration_markdown
+    from ..studies.zoo_studies import calibrated_reuse_study
+    from ..figures.writers import write_calibration, write_html, write_study
     from ..zoo import load_zoo
 
     built = load_zoo(args.zoo)

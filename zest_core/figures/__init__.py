@@ -25,6 +25,7 @@ from .images import image_grid, numbered_segments, png_image
 from .report import audit_report_html, evidence_figure, method_null_figures
 from .studies import epoch_figure, epochs_figure, refsize_figure, reuse_figure, unlearning_figure
 from .weights import weight_small_multiples, weight_triptych
+from .writers import write_calibration, write_html, write_reuse, write_study
 
 __all__ = [
     "DIVERGING",
@@ -55,4 +56,8 @@ __all__ = [
     "unlearning_figure",
     "weight_small_multiples",
     "weight_triptych",
+    "write_calibration",
+    "write_html",
+    "write_reuse",
+    "write_study",
 ]

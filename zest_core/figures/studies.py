@@ -2,7 +2,7 @@
 after unlearning (§5.3), and the reuse benchmark's scores per relation.
 
 The CLI writes them as self-contained HTML next to each study's JSON
-(:func:`zest_core.studies.write_study`); the dashboard draws :func:`epoch_figure`.
+(:func:`zest_core.figures.writers.write_study`); the dashboard draws :func:`epoch_figure`.
 """
 from __future__ import annotations
 

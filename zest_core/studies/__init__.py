@@ -43,9 +43,7 @@ from .zoo_studies import (
     refsize_study_on_zoo,
     reuse_study,
     unlearning_study,
-    write_reuse,
     write_reuse_report,
-    write_study,
 )
 
 __all__ = [
@@ -96,8 +94,6 @@ __all__ = [
     "summarize_reuse",
     "summary_markdown",
     "unlearning_study",
-    "write_reuse",
     "write_reuse_report",
-    "write_study",
     "zest_relative",
 ]

@@ -115,20 +115,3 @@ def _variant_setup(variant: Variant, base: ZestConfig, n: int, align: str, ref_s
     count = n if variant.n is None else max(1, round(n * variant.n))
     refset = load_mnist(count, split=variant.split or "test", seed=ref_seed)
     return config, refset, variant.align or align
-
-
-def ablation_markdown(result: Mapping[str, Any]) -> str:
-    """The ablation table: one row per variant, matched AUC per relation, then TPR and FPR overall."""
-    relations = result["relations"]
-    header = ["variant", "N", "L", *relations, "min AUC", "TPR", "FPR (95% CI)"]
-    lines = [f"# Ablation of Zest cosine (matched AUC per relation; α = {result['alpha']:g})", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in result["rows"]:
-        tpr = [row["relations"][r]["tpr"] for r in relations]
-        fpr = row["fpr"]
-        ci = "n/a" if fpr["rate"] is None else f"{100 * fpr['rate']:.1f}% ({100 * fpr['ci95'][0]:.1f}–{100 * fpr['ci95'][1]:.1f})"
-        cells = [row["variant"], str(row["n"]), str(row["num_samples"]),
-                 *[f"{row['relations'][r]['auc']:.2f}" for r in relations], f"{row['min_auc']:.2f}",
-                 f"{100 * sum(t for t in tpr if t is not None) / len(tpr):.0f}%", ci]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

@@ -1,15 +1,24 @@
-"""Markdown tables of the studies: the reuse report, and the short tables of the epochs, refsize and unlearning studies."""
+"""Markdown of every study, in one place: the reuse and calibration reports, the budget and ablation studies, and the short tables of the epochs, refsize and unlearning studies."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from .accounting import query_rows
 from .calibration import CalibrationResult
-from .reuse import ReuseResult
 from .rules import METHOD_KINDS
+
+
+class ReuseReport(Protocol):
+    """What the reuse report reads of a :class:`zest_core.studies.reuse.ReuseResult` (which renders itself here)."""
+
+    methods: Sequence[str]
+    relations: Sequence[str]
+    summary: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+
 
 RULE_TITLES = (
     ("modeldiff", "ModelDiff rule: the child is closer to the parent than every unrelated model is"),
@@ -22,7 +31,7 @@ RULE_TITLES = (
 # --------------------------------------------------------------------------------------------------
 
 
-def reuse_markdown(result: ReuseResult) -> str:
+def reuse_markdown(result: ReuseReport) -> str:
     """The reuse report: scores, both rules' accuracies and false positives, and ROC AUC, one row per relation."""
     refset = result.metadata.get("refset", {})
     lines = [
@@ -50,7 +59,7 @@ def reuse_markdown(result: ReuseResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _scores_section(result: ReuseResult) -> list[str]:
+def _scores_section(result: ReuseReport) -> list[str]:
     methods = result.methods
     arrows = {m: "↓" if METHOD_KINDS[m] == "distance" else "↑" for m in methods}
     lines = [
@@ -67,7 +76,7 @@ def _scores_section(result: ReuseResult) -> list[str]:
     return lines
 
 
-def _rule_section(result: ReuseResult, rule: str, title: str) -> list[str]:
+def _rule_section(result: ReuseReport, rule: str, title: str) -> list[str]:
     """One rule's accuracy per relation, over all related pairs, and its false positives."""
     methods = result.methods
     lines = ["", f"## Accuracy, {title}", "", _table_header(["relation"] + list(methods))]
@@ -87,7 +96,7 @@ def _rule_section(result: ReuseResult, rule: str, title: str) -> list[str]:
     return lines
 
 
-def _auc_section(result: ReuseResult) -> list[str]:
+def _auc_section(result: ReuseReport) -> list[str]:
     methods = result.methods
     lines = ["", "## ROC AUC, the relation's pairs against the unrelated pairs", "",
              _table_header(["relation"] + list(methods))]
@@ -229,3 +238,96 @@ def _refsize_table(result: Mapping[str, Any]) -> str:
         lines.append(f"| {size} | {related['mean'][i]:.4f} ± {related['std'][i]:.4f} | "
                      f"{unrelated['mean'][i]:.4f} ± {unrelated['std'][i]:.4f} |")
     return "\n".join(lines)
+
+
+# ----- the budget study (zest bench budget)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def budget_markdown(result: Mapping[str, Any]) -> str:
+    """The budget study as Markdown: every point's queries, worst-relation AUC, gap, TPR and FPR; the timings."""
+    lines = ["| method | design | N / images | L | queries per model | worst-relation AUC | largest AUC drop | "
+             "TPR at α | FPR at α |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(result["points"], key=lambda p: (p["method"], p.get("design", ""), p["queries"], p["images"])):
+        if "auc" not in p:
+            lines.append(f"| {p['method']} | {p.get('design', '')} | {p['images']} | {p.get('samples', '')} | "
+                         f"{p['queries']} | refused: {p['refused']} | | | |")
+            continue
+        aucs = [a for a in p["auc"].values() if a is not None]
+        fpr = p["fpr"]
+        lines.append(
+            f"| {p['method']} | {p.get('design', '')} | {p['images']} | {p.get('samples', '')} | {p['queries']} | "
+            f"{min(aucs):.3f} | {_number(p.get('auc_gap'))} | {_number(p['tpr_overall'])} | "
+            f"{fpr['k']}/{fpr['n']} = {_number(fpr['rate'])} |"
+        )
+    out = ["## Verdict quality against queries per suspect model", "", *lines, ""]
+    if "full_budget" in result:
+        full = result["full_budget"]
+        out.append(f"Full budget: {full['design']} N = {full['images']}, L = {full['samples']} "
+                   f"({full['queries']} queries per model). Cheapest point with every relation's matched AUC within "
+                   f"{result['tolerance']} of it:")
+        for design, point in result["cheapest_within_tolerance"].items():
+            out.append(f"- {design}: " + ("none in the grid" if point is None else
+                                          f"N = {point['images']}, L = {point['samples']} ({point['queries']} queries)"))
+        times = result.get("signature_time") or []
+        if times:
+            base = times[0]
+            out += ["", "| signature | queries | wall s | CPU s | CPU ratio to the full budget |", "|---|---|---|---|---|"]
+            out += [f"| {t['design']} N = {t['images']}, L = {t['samples']} | {t['queries']} | {t['wall_s']:.2f} | "
+                    f"{t['cpu_s']:.2f} | {t['cpu_s'] / base['cpu_s']:.4f} |" for t in times]
+    if result.get("distance_errors"):
+        first = result["distance_errors"][0]
+        out += ["", f"Distance error against Bernoulli L = {result['full_budget']['samples']}, all "
+                    f"{result['full_budget']['images']} images, over {first['pairs']} model pairs:", "",
+                "| design | L | mean abs. error | max abs. error | mean relative error |", "|---|---|---|---|---|"]
+        out += [f"| {r['design']} | {r['samples']} | {r['mean_abs_error']:.5f} | {r['max_abs_error']:.5f} | "
+                f"{r['mean_relative_error']:.4f} |" for r in result["distance_errors"]]
+    if "sequential" in result:
+        out += ["", *sequential_markdown(result["sequential"])]
+    return "\n".join(out) + "\n"
+
+
+def sequential_markdown(data: Mapping[str, Any]) -> list[str]:
+    """The sequential audit beside the fixed one: FPR, TPR and the suspect's mean queries."""
+    rule, summary = data["rule"], data["summary"]
+    config = data["config"]
+
+    def rate(r: Mapping[str, Any]) -> str:
+        return "n/a" if r["rate"] is None else f"{r['k']}/{r['n']} = {r['rate']:.3f} ({r['ci95'][0]:.3f}–{r['ci95'][1]:.3f})"
+
+    queries = summary["mean_queries"]
+    return [
+        f"Sequential audit: rounds of {rule['blocks']} new images, each round at α / {rule['rounds']} = "
+        f"{rule['round_alpha']:.4f}, futility stop at p > {rule['futility']}; L = {config['num_samples']} "
+        f"({config.get('mask_design', 'bernoulli')} masks).",
+        "",
+        "| audit | FPR at α (95% CI) | TPR at α | mean queries, unrelated suspects | mean queries, related |",
+        "|---|---|---|---|---|",
+        f"| sequential | {rate(summary['false_positive']['sequential'])} | "
+        f"{rate(summary['true_positive']['sequential'])} | {_number(queries['negatives'])} | {_number(queries['related'])} |",
+        f"| fixed (every image, one test at α) | {rate(summary['false_positive']['fixed'])} | "
+        f"{rate(summary['true_positive']['fixed'])} | {queries['fixed']} | {queries['fixed']} |",
+    ]
+
+
+# ----- the ablation study (zest bench ablation)
+
+
+def ablation_markdown(result: Mapping[str, Any]) -> str:
+    """The ablation table: one row per variant, matched AUC per relation, then TPR and FPR overall."""
+    relations = result["relations"]
+    header = ["variant", "N", "L", *relations, "min AUC", "TPR", "FPR (95% CI)"]
+    lines = [f"# Ablation of Zest cosine (matched AUC per relation; α = {result['alpha']:g})", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in result["rows"]:
+        tpr = [row["relations"][r]["tpr"] for r in relations]
+        fpr = row["fpr"]
+        ci = "n/a" if fpr["rate"] is None else f"{100 * fpr['rate']:.1f}% ({100 * fpr['ci95'][0]:.1f}–{100 * fpr['ci95'][1]:.1f})"
+        cells = [row["variant"], str(row["n"]), str(row["num_samples"]),
+                 *[f"{row['relations'][r]['auc']:.2f}" for r in relations], f"{row['min_auc']:.2f}",
+                 f"{100 * sum(t for t in tpr if t is not None) / len(tpr):.0f}%", ci]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

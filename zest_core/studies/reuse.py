@@ -53,6 +53,7 @@ from .rules import (
     roc_auc,
     zest_relative,
 )
+from .markdown import reuse_markdown
 from .scoring import CacheArg, PairScorer, score_key
 from .stats import mean_std
 
@@ -112,6 +113,10 @@ class ReuseResult:
             "summary": self.summary,
             "metadata": self.metadata,
         })
+
+    def to_markdown(self) -> str:
+        """The report: scores, both rules' accuracies and false positives, and ROC AUC, one row per relation."""
+        return reuse_markdown(self)
 
 
 def reuse_benchmark(

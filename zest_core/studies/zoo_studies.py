@@ -2,9 +2,8 @@
 
 Each ``*_study`` function takes a :class:`~zest_core.zoo.Zoo` and returns a JSON-serialisable dict
 (with the uncertainty of every number: a std over pairs or draws, or a bootstrap interval over the
-reference images). The figures of these results are drawn by :mod:`zest_core.figures`, a layer above
-this one, so :func:`write_study` and :func:`write_reuse` take the figure they store as an argument
-(anything with Plotly's ``to_html``). The computations themselves live in :mod:`zest_core.studies.reuse`,
+reference images). The figures of these results are drawn, and written with them, by
+:mod:`zest_core.figures` (:mod:`zest_core.figures.writers`), a layer above this one. The computations themselves live in :mod:`zest_core.studies.reuse`,
 :mod:`~zest_core.studies.epochs` and :mod:`~zest_core.studies.refsize`.
 
 References
@@ -19,14 +18,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .._shared.checks import check_choice
 from .._shared.atomic import atomic_write_bytes
-from ..errors import ZestTypeError
-from ..explain.report import to_jsonable
 from ..explain.significance import DEFAULT_ALPHA
 from ..explain.uncertainty import bootstrap_distance_interval
 from ..methods.modeldiff import search_params
@@ -39,7 +36,7 @@ from ..zoo import Zoo
 from .epochs import epoch_curves
 from .refsize import refsize_study
 from .calibration import CalibrationResult, calibrated_reuse_benchmark
-from .markdown import calibration_markdown, reuse_markdown
+from .markdown import reuse_markdown
 from .reuse import ReuseResult, reuse_benchmark
 from .scoring import PairScorer
 from .rules import DEFAULT_METHODS
@@ -102,20 +99,6 @@ def calibrated_reuse_study(
     result = calibrated_reuse_benchmark(zoo, scorer, methods=methods, alpha=alpha, progress=progress)
     result.metadata.update(zoo=str(zoo.root), models=len(models), seconds=round(time.perf_counter() - started, 1))
     return result
-
-
-def write_calibration(
-    result: CalibrationResult, figures: Sequence["HtmlFigure"], out_dir: str | os.PathLike
-) -> dict[str, Path]:
-    """``reuse.json``, ``reuse.md`` and ``reuse.html`` (the figures, one after another) in ``out_dir``, atomically."""
-    folder = Path(out_dir)
-    paths = {"json": folder / "reuse.json", "markdown": folder / "reuse.md", "html": folder / "reuse.html"}
-    atomic_write_bytes(paths["json"], json.dumps(to_jsonable(result.to_dict()), indent=1, allow_nan=False).encode())
-    atomic_write_bytes(paths["markdown"], calibration_markdown(result).encode())
-    body = "\n".join(f.to_html(include_plotlyjs=k == 0, full_html=False) for k, f in enumerate(figures))
-    html = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Reuse detection</title></head><body>{body}</body></html>"
-    atomic_write_bytes(paths["html"], html.encode())
-    return paths
 
 
 def epochs_study(
@@ -219,34 +202,6 @@ def unlearning_study(
     return {"study": "unlearning", "config": config.to_dict(), "refset": refset.provenance, "rows": rows}
 
 
-class HtmlFigure(Protocol):
-    """What the writers need of a figure: Plotly's ``to_html`` (studies draw nothing themselves)."""
-
-    def to_html(self, *, include_plotlyjs: bool, full_html: bool) -> str: ...
-
-
-def write_study(
-    result: dict[str, Any], figure: HtmlFigure, out_dir: str | os.PathLike, name: str
-) -> dict[str, Path]:
-    """``<name>.json`` and ``<name>.html`` (the figure, self-contained so it works offline) in ``out_dir``.
-
-    Parameters
-    ----------
-    result : dict
-        A study's result, e.g. from :func:`epochs_study`.
-    figure : plotly.graph_objects.Figure
-        Its figure, e.g. from :func:`zest_core.figures.epochs_figure`.
-    out_dir : path
-    name : str
-        The files' stem.
-    """
-    folder = Path(out_dir)
-    paths = {"json": folder / f"{name}.json", "html": folder / f"{name}.html"}
-    atomic_write_bytes(paths["json"], json.dumps(result, indent=1, default=_jsonable).encode())
-    write_html(figure, paths["html"])
-    return paths
-
-
 def write_reuse_report(result: ReuseResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``report.md`` and ``report.json`` into ``out_dir``, each atomically; returns their paths."""
     folder = Path(out_dir)
@@ -254,24 +209,6 @@ def write_reuse_report(result: ReuseResult, out_dir: str | os.PathLike) -> dict[
     atomic_write_bytes(paths["markdown"], reuse_markdown(result).encode())
     atomic_write_bytes(paths["json"], json.dumps(result.to_dict(), indent=2, allow_nan=False).encode())
     return paths
-
-
-def write_reuse(result: ReuseResult, figure: HtmlFigure, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """The reuse report (Markdown + JSON, :func:`~zest_core.studies.reuse.write_reuse_report`) and ``reuse.html``.
-
-    ``figure`` is the result's figure, e.g. from :func:`zest_core.figures.reuse_figure`.
-    """
-    paths = write_reuse_report(result, out_dir)
-    html = Path(out_dir) / "reuse.html"
-    write_html(figure, html)
-    return {**paths, "html": html}
-
-
-def write_html(figure: HtmlFigure, path: Path) -> Path:
-    """``figure`` as a self-contained HTML file at ``path``, written atomically."""
-    # plotly.js goes inside the file, so it opens offline and keeps working if the CDN moves on.
-    atomic_write_bytes(path, figure.to_html(include_plotlyjs=True, full_html=True).encode())
-    return path
 
 
 def _checkpoints(zoo: Zoo, name: str) -> list[tuple[int, Any]]:
@@ -286,12 +223,3 @@ def _curve_summary(curves: dict[str, dict[str, list]]) -> dict[str, list]:
     values = np.array([[dict(zip(c["epochs"], c["distance"]))[e] for e in epochs] for c in curves.values()])
     return {"epochs": epochs, "mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist(),
             "count": len(curves)}
-
-
-def _jsonable(value: Any) -> Any:
-    """``json.dumps``'s ``default``: numpy scalars and arrays as plain values (NaN stays NaN, as it always has)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise ZestTypeError(f"result: expected JSON values, numpy scalars or arrays, got {type(value).__name__}")

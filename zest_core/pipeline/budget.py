@@ -38,7 +38,7 @@ from .designs import MASK_DESIGNS, minimum_samples
 from .local_fit import check_samples_determine_fits
 from .counting import MAX_FINGERPRINT_IMAGES, REPEAT_CHECK_IMAGES
 from .reference import ReferenceSet
-from .segmentation import segment_reference_set
+from .probe import reference_segments
 
 BUDGET_SAMPLES = 64
 BUDGET_DESIGN = "orthogonal"
@@ -168,7 +168,7 @@ def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, *,
     query the model sees fits in it.
     """
     check_int("budget", budget, minimum=1)
-    segments = segment_reference_set(refset, config.segmentation, config.segmentation_params, seed=config.seed)
+    segments = reference_segments(refset, config)  # the probe reuses them
     counts = segments.reshape(len(refset), -1).max(axis=1) + 1
     # Held back from N × L: the determinism check's second asking, or without it the few images an
     # endpoint's fingerprint may take; either way every image a model is sent fits in the budget.

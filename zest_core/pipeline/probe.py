@@ -54,8 +54,9 @@ class Probe:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
 
-_PROBES: "OrderedDict[tuple, Probe]" = OrderedDict()
-_MAX_PROBES = 4
+# This process's memory of probes, and of the segment maps they are built from (key ("segments", ...)).
+_PROBES: "OrderedDict[tuple, Probe | np.ndarray]" = OrderedDict()
+_MAX_PROBES = 6
 
 
 def prepare_probe(
@@ -76,7 +77,7 @@ def prepare_probe(
     if key in _PROBES:
         _PROBES.move_to_end(key)
         return _PROBES[key]
-    segments = _segments(refset, config, progress, cache)
+    segments = reference_segments(refset, config, progress, cache=cache)
     num_segments = segments.reshape(len(refset), -1).max(axis=1) + 1
     # Before any mask is drawn: N × L mask rows must fit the mask-memory limit.
     check_mask_memory(len(refset), config.num_samples, int(num_segments.max()), source="num_samples")
@@ -130,7 +131,7 @@ def _probe_key(refset_fingerprint: str, config: ZestConfig, device: torch.device
     return (refset_fingerprint, config.fingerprint(science_only=True), str(device))
 
 
-def _remember(key: tuple[str, str, str], probe: Probe) -> None:
+def _remember(key: tuple, probe: Probe | np.ndarray) -> None:
     _PROBES[key] = probe
     while len(_PROBES) > _MAX_PROBES:
         _PROBES.popitem(last=False)
@@ -141,6 +142,26 @@ def _pad_masks(masks: list[np.ndarray]) -> torch.Tensor:
     for index, image_masks_ in enumerate(masks):
         padded[index, :, : image_masks_.shape[1]] = image_masks_
     return torch.from_numpy(padded)
+
+
+def reference_segments(
+    refset: ReferenceSet, config: ZestConfig, progress: ProgressFn | None = None, *, cache: SignatureCache | None = None
+) -> np.ndarray:
+    """The super-pixels of every reference image under ``config``'s segmentation, int32 (N, H, W).
+
+    The one place a reference set is segmented: from this process's memory, else from ``cache``,
+    else computed (and kept in both).
+    """
+    # Kept with the probes, in this process's memory (clearing it is starting afresh): the budget's plan
+    # and the probe both need the segments, and quickshift takes about 1 s per 224-px image.
+    key = ("segments", SignatureCache.segments_key(
+        refset.fingerprint(), config.segmentation, config.segmentation_params, config.seed))
+    if key in _PROBES:
+        _PROBES.move_to_end(key)
+        return _PROBES[key]
+    segments = _segments(refset, config, progress, cache)
+    _remember(key, segments)
+    return segments
 
 
 def _segments(

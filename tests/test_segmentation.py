@@ -1,4 +1,6 @@
 """Segmentation fits the image: about 10–40 super-pixels at 28, 32 and 224 px, on real images."""
+import os
+
 import numpy as np
 import pytest
 from skimage import data, transform
@@ -64,3 +66,20 @@ def test_reference_set_segmentation_reports_progress(digits_refset):
     result = segment_reference_set(digits_refset, progress=lambda d, t, s: calls.append((d, t, s)))
     assert result.shape == (6, 28, 28)
     assert calls[-1] == (6, 6, "segment")
+
+
+def test_large_sets_segmented_in_worker_processes_get_the_same_labels(digits_refset, monkeypatch):
+    """Quickshift holds the GIL, so large sets (224-px photos) go to forked processes: same labels, none left behind."""
+    import multiprocessing
+    import sys
+
+    from zest_core.pipeline import segmentation
+
+    if not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2:
+        pytest.skip("worker processes are used on Linux with more than one CPU")
+    monkeypatch.setattr(segmentation, "PROCESS_PIXELS", 0)  # these small digits take the large sets' path
+    params = segmentation.default_segmentation_params("quickshift", digits_refset.image_size)
+    in_processes = segmentation.segment_reference_set(digits_refset, "quickshift", params, seed=3)
+    one_by_one = [segmentation.segment_image(image, "quickshift", seed=3, **params) for image in digits_refset.images]
+    np.testing.assert_array_equal(in_processes, np.stack(one_by_one))
+    assert multiprocessing.active_children() == []

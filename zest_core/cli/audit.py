@@ -180,7 +180,7 @@ def _split_budget(args: argparse.Namespace, refset: Any, config: Any) -> tuple[A
         raise CLIError(f"--budget: expected at least {2 * len(COMBINED_METHODS)} queries to split among "
                        f"{', '.join(COMBINED_METHODS)}, got {budget}")
     with named_as_flags({"budget": "--budget"}):
-        images, chosen, plan = apply_budget(share, refset, config,
+        images, chosen, plan = apply_budget(share, refset, config, cache=cache_from_args(args),
                                             repeat_check=not getattr(args, "allow_nondeterministic", False))
     args.budget_plan = plan
     refsets = {"zest-cosine": images, "modeldiff": refset.subset(list(range(min(seeds, len(refset))))),

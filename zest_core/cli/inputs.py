@@ -308,7 +308,8 @@ def budgeted(
                        f"{args.samples})")
     with named_as_flags({"budget": "--budget"}):
         images, chosen, plan = apply_budget(
-            budget, refset, config, repeat_check=not getattr(args, "allow_nondeterministic", False))
+            budget, refset, config, repeat_check=not getattr(args, "allow_nondeterministic", False),
+            cache=cache_from_args(args))
     args.budget_plan = plan
     print(plan.describe(), file=sys.stderr)
     return images, chosen

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._shared.checks import check_int
+from ..cache.store import CacheArg, resolve_cache
 from .._shared.limits import check_mask_memory
 from ..errors import ZestError
 from .config import ZestConfig
@@ -160,7 +161,7 @@ def budget_config(config: ZestConfig, plan: BudgetPlan) -> ZestConfig:
 
 
 def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, *, repeat_check: bool = True,
-                       **rule: Any) -> BudgetPlan:
+                       cache: CacheArg = False, **rule: Any) -> BudgetPlan:
     """:func:`plan_budget` for a reference set, its images segmented as ``config`` says.
 
     With ``repeat_check`` (``compute_signature``'s default) the budget keeps back the
@@ -168,7 +169,8 @@ def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, *,
     query the model sees fits in it.
     """
     check_int("budget", budget, minimum=1)
-    segments = reference_segments(refset, config)  # the probe reuses them
+    # The probe reuses them in this process; with a cache, a later process reads them from it.
+    segments = reference_segments(refset, config, cache=resolve_cache(cache))
     counts = segments.reshape(len(refset), -1).max(axis=1) + 1
     # Held back from N × L: the determinism check's second asking, or without it the few images an
     # endpoint's fingerprint may take; either way every image a model is sent fits in the budget.
@@ -182,10 +184,14 @@ def plan_for_reference(budget: int, refset: ReferenceSet, config: ZestConfig, *,
                       reserved=held if repeat_check else 0, probe_reserve=0 if repeat_check else held)
 
 
-def apply_budget(budget: int, refset: ReferenceSet, config: ZestConfig, *, repeat_check: bool = True, **rule: Any
-                 ) -> tuple[ReferenceSet, ZestConfig, BudgetPlan]:
-    """The reference images (the first N) and the config (L, design) a budget buys, and the plan."""
-    plan = plan_for_reference(budget, refset, config, repeat_check=repeat_check, **rule)
+def apply_budget(budget: int, refset: ReferenceSet, config: ZestConfig, *, repeat_check: bool = True,
+                 cache: CacheArg = False, **rule: Any) -> tuple[ReferenceSet, ZestConfig, BudgetPlan]:
+    """The reference images (the first N) and the config (L, design) a budget buys, and the plan.
+
+    ``cache`` (as ``compute_signature``'s; none by default) is where the segment maps the plan needs
+    are read from or kept.
+    """
+    plan = plan_for_reference(budget, refset, config, repeat_check=repeat_check, cache=cache, **rule)
     images = refset if plan.images == len(refset) else refset.subset(
         np.arange(plan.images), provenance=f"{refset.provenance}, first {plan.images} (budget {budget})")
     return images, budget_config(config, plan), plan

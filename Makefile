@@ -9,10 +9,11 @@ export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: install run test test-fast bench
 
+# --no-cache-dir: a CI machine with little disk holds the venv (about 7 GB with torch) and no second copy of the wheels.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir -r requirements.txt
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 

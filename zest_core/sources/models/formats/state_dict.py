@@ -34,9 +34,11 @@ def load_architecture(spec: str, arch: str, path: str, options: ModelOptions, tr
     builder = _architecture_builder(spec, arch)
     data = read_file(path, "a weights file")
     state = read_weights(path, data, trust_pickle, arch)
-    # A safetensors file keeps its tensors sorted by name: put them in the architecture's registration
-    # order, which infer_shape reads (the classes from the last linear layer, the channels from the first conv).
-    state = in_module_order(state, builder(num_classes=10, **({"in_channels": 1} if arch in ARCHITECTURES else {})))
+    if is_safetensors(path, data):
+        # A safetensors file keeps its tensors sorted by name: put them in the architecture's registration
+        # order, which infer_shape reads (the classes from the last linear layer, the channels from the first
+        # conv). A torch.save state_dict is in that order already, so its network is built once, not twice.
+        state = in_module_order(state, builder(num_classes=10, **({"in_channels": 1} if arch in ARCHITECTURES else {})))
     if arch in ARCHITECTURES:
         num_classes, in_channels = infer_shape(path, state)
         module = builder(num_classes=options.num_classes or num_classes, in_channels=in_channels)

@@ -32,33 +32,47 @@ cache folder) is one ``zest: warning: ...`` line.
 The modules: :mod:`.parser` (every flag and its help), :mod:`.inputs` (MODEL and REF arguments,
 config flags, signatures), and one module per command group: :mod:`.compare` (signature,
 distance, matrix), :mod:`.search`, :mod:`.audit`, :mod:`.zoo` (demo, zoo build/list) and :mod:`.bench`
-(the studies). A new
-command is a ``cmd_<name>(args) -> int`` in its group's module and a subparser in :mod:`.parser`.
+(the studies). The command line becomes a typed request once (:mod:`.requests`, by :func:`.parser.parse_request`); the
+commands and their helpers read its fields and never see argparse. A new command is a request type in
+:mod:`.requests`, a ``cmd_<name>(request) -> int`` in its group's module, a subparser in :mod:`.parser`
+that sets ``request=`` to the type, and an entry of :data:`HANDLERS`.
 """
 from __future__ import annotations
 
 import sys
 import warnings
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-# The CLI's surface for tests and scripts: its entry point, its error, and the REF parser.
-from .inputs import DEFAULT_MNIST_N, EXIT_OK, EXIT_USAGE, CLIError, check_flags, flag_named, limits_from_flags, load_refset
-from .parser import build_parser
+from .audit import cmd_audit
+from .bench import cmd_bench
+from .compare import cmd_distance, cmd_matrix, cmd_signature
+from .handover import cmd_commit, cmd_verify
+from .inputs import DEFAULT_MNIST_N, EXIT_OK, EXIT_USAGE, CLIError, check_flags, flag_named, limits_from_request, load_refset
+from .parser import build_parser, parse_request
+from .requests import (AuditRequest, BenchRequest, CommitRequest, DemoRequest, DistanceRequest, MatrixRequest, Request,
+                       SearchRequest, SignatureRequest, VerifyRequest, ZooBuildRequest, ZooListRequest)
+from .search import cmd_search
+from .zoo import cmd_demo, cmd_zoo_build, cmd_zoo_list
+
+# Each request type and the command that runs it.
+HANDLERS: dict[type[Request], Callable[[Any], int]] = {
+    SignatureRequest: cmd_signature, DistanceRequest: cmd_distance, MatrixRequest: cmd_matrix, DemoRequest: cmd_demo,
+    ZooBuildRequest: cmd_zoo_build, ZooListRequest: cmd_zoo_list, BenchRequest: cmd_bench, AuditRequest: cmd_audit,
+    CommitRequest: cmd_commit, VerifyRequest: cmd_verify, SearchRequest: cmd_search,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zest`` command; returns its exit status (0 on success, 2 on bad input)."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for audit reports
+        request = parse_request(sys.argv[1:] if argv is None else argv)
     except SystemExit as exit_:  # argparse exits on --help and on bad arguments
         return int(exit_.code or 0)
     try:
-        check_flags(args)  # every numeric flag as typed, before any work
-        with warnings.catch_warnings(), limits_from_flags(args):
+        check_flags(request)  # every numeric flag as typed, before any work
+        with warnings.catch_warnings(), limits_from_request(request):
             warnings.showwarning = _show_warning
-            return args.handler(args)
+            return HANDLERS[type(request)](request)
     except (CLIError, ValueError, OSError, RuntimeError) as error:
         print(f"zest: error: {flag_named(str(error))}", file=sys.stderr)
         return EXIT_USAGE
@@ -72,4 +86,5 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"zest: warning: {message}", file=sys.stderr)
 
 
-__all__ = ["DEFAULT_MNIST_N", "EXIT_OK", "EXIT_USAGE", "CLIError", "build_parser", "load_refset", "main"]
+__all__ = ["DEFAULT_MNIST_N", "EXIT_OK", "EXIT_USAGE", "HANDLERS", "CLIError", "build_parser", "load_refset", "main",
+           "parse_request"]

@@ -1,19 +1,18 @@
 """``zest audit REFERENCE SUSPECT``: is the suspect derived from the reference? A calibrated verdict."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .._shared.checks import check_int
 from .._shared.progress import ProgressBar
 from ..errors import NullError
 from ..explain import evidence_views, image_evidence
-from ..pipeline.budget import DEFAULT_AUDIT_BUDGET, apply_budget
+from ..pipeline.budget import DEFAULT_AUDIT_BUDGET, BudgetPlan
 from ..pipeline.fingerprint import model_fingerprint
 from ..sources.checkpoints import CHECKPOINT_EXTENSIONS, folder_models
 from ..sources.models import is_model_folder
@@ -24,8 +23,9 @@ from ..studies.handover import audit_record
 from ..studies.sequential import sequential_audit
 from ..zoo import MatchedNull, load_zoo, matched_null, resolve_null
 from ..zoo.nulls import ZOO_PREFIX, model_facts, zoo_facts
-from .inputs import (EXIT_OK, CLIError, adapted, budgeted, cache_from_args, config_from_args, load_classifier, load_refset,
-                     model_options, named_as_flags)
+from .inputs import (EXIT_OK, CLIError, adapted, budgeted, cache_from_request, config_from_request, load_classifier,
+                     load_refset, requested_budget)
+from .requests import AuditRequest, QueryFlags
 from .reports import check_report_path, read_commitment, write_report
 
 
@@ -46,6 +46,8 @@ class AuditPlan:
         The budget split of ``--method all``.
     options : dict
         ``sac_options`` and ``akh_options`` of :func:`zest_core.studies.audit`.
+    budget_plan : BudgetPlan or None
+        Zest's N × L plan of ``--budget`` (of its share, for ``--method all``); None without a budget.
     """
 
     pool: Any
@@ -54,80 +56,80 @@ class AuditPlan:
     refsets: dict[str, Any] | None
     split: dict[str, Any] | None
     options: dict[str, Any]
+    budget_plan: BudgetPlan | None = None
 
 
-def plan_audit(args: argparse.Namespace) -> AuditPlan:
+def plan_audit(request: QueryFlags) -> AuditPlan:
     """The reference images, config and method options ``zest audit`` and ``zest commit`` derive from the flags."""
-    check_int("--sac-images", args.sac_images, minimum=2)  # before any model is loaded
-    check_int("--akh-queries", args.akh_queries, minimum=1)
-    config = config_from_args(args)
-    pool = load_refset(args.refset or "mnist", args.image_size)
-    refsets, split = None, None
-    sac_images, akh_queries = args.sac_images, args.akh_queries
-    if args.method == ALL:
-        refset, config, refsets, split = _split_budget(args, pool, config)
+    check_int("--sac-images", request.sac_images, minimum=2)  # before any model is loaded
+    check_int("--akh-queries", request.akh_queries, minimum=1)
+    config = config_from_request(request)
+    pool = load_refset(request.refset or "mnist", request.image_size)
+    refsets, split, budget_plan = None, None, None
+    sac_images, akh_queries = request.sac_images, request.akh_queries
+    if request.method == ALL:
+        refset, config, refsets, split, budget_plan = _split_budget(request, pool, config)
         sac_images, akh_queries = split["sac"]["queries"], split["akh"]["queries"]
-    elif args.method.startswith("zest"):  # the other methods have their own query counts (--sac-images, the seeds)
-        refset, config = budgeted(args, pool, config, default=DEFAULT_AUDIT_BUDGET)
+    elif request.method.startswith("zest"):  # the other methods have their own query counts (--sac-images, the seeds)
+        refset, config, budget_plan = budgeted(request, pool, config, default=DEFAULT_AUDIT_BUDGET)
     else:
-        refset, args.budget_plan = pool, None
+        refset = pool
     options = {"sac_options": {"num_images": sac_images}, "akh_options": {"num_queries": akh_queries, "pool": pool}}
-    return AuditPlan(pool, refset, config, refsets, split, options)
+    return AuditPlan(pool, refset, config, refsets, split, options, budget_plan)
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
+def cmd_audit(request: AuditRequest) -> int:
     """``zest audit REFERENCE SUSPECT [--unrelated SPEC ...] [--alpha A] [--method M] [--json] [--report F]``."""
-    report_path = check_report_path(args.report)  # before any work
-    commitment = read_commitment(args.commitment)
-    if args.sequential:
-        if args.report or args.commitment:
+    report_path = check_report_path(request.report)  # before any work
+    commitment = read_commitment(request.commitment)
+    if request.sequential:
+        if request.report or request.commitment:
             raise CLIError("--sequential: --report and --commitment take a fixed audit, not a sequential one")
-        plan = plan_audit(args)
-        return _sequential(args, plan.refset, plan.config)
-    result, report, record, figures_in = run_audit(args, commitment=commitment)
+        return _sequential(request, plan_audit(request))
+    result, report, record, figures_in = run_audit(request, commitment=commitment)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if report_path is not None:
         write_report(report_path, record, figures_in)
         print(f"report: {report_path} (check it with `zest verify {report_path}`)", file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else describe(result, report["budget_split"]))
+    print(json.dumps(report, indent=2) if request.json else describe(result, report["budget_split"]))
     return EXIT_OK
 
 
-def run_audit(args: argparse.Namespace, *, commitment: Mapping[str, Any] | None = None,
+def run_audit(request: AuditRequest, *, commitment: Mapping[str, Any] | None = None,
               ) -> tuple[AuditResult, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Run the audit the flags describe: its result, its JSON report, its record, and what its figures need.
 
     The record (:func:`zest_core.studies.audit_record`) holds the fingerprints, the reference set, the
     config, the query digests, the commitment and the per-image evidence; ``zest verify`` recomputes it
-    from ``args.argv`` through this same function.
+    from ``request.argv`` through this same function.
     """
-    plan = plan_audit(args)
-    reference, suspect, unrelated, null = _audit_models(args)
-    adapt = getattr(args, "input_adapter", False)
-    reference = adapted(args.reference, reference, plan.refset, adapt)
-    suspect = adapted(args.suspect, suspect, plan.refset, adapt)
+    plan = plan_audit(request)
+    reference, suspect, unrelated, null = _audit_models(request)
+    adapt = request.input_adapter
+    reference = adapted(request.reference, reference, plan.refset, adapt)
+    suspect = adapted(request.suspect, suspect, plan.refset, adapt)
     unrelated = {name: adapted(name, model, plan.refset, adapt) for name, model in unrelated.items()}
     with ProgressBar("audit: ") as bar:
         result = audit(reference, suspect, unrelated, plan.refset, null=null, refsets=plan.refsets, progress=bar,
-                       method=args.method, config=plan.config, alpha=args.alpha, align=args.align,
-                       cache=cache_from_args(args), commitment=commitment, **plan.options)
-    budget = None if args.budget_plan is None else args.budget_plan.to_dict()
+                       method=request.method, config=plan.config, alpha=request.alpha, align=request.align,
+                       cache=cache_from_request(request), commitment=commitment, **plan.options)
+    budget = None if plan.budget_plan is None else plan.budget_plan.to_dict()
     report = {**result.to_dict(), "budget": budget, "budget_split": plan.split}
-    evidence, views = audit_evidence(result, plan, args)
+    evidence, views = audit_evidence(result, plan, align=request.align)
     models = {
-        "reference": {"spec": args.reference, "fingerprint": model_fingerprint(reference)},
-        "suspect": {"spec": args.suspect, "fingerprint": model_fingerprint(suspect)},
-        "unrelated": _null_models(unrelated, args),
+        "reference": {"spec": request.reference, "fingerprint": model_fingerprint(reference)},
+        "suspect": {"spec": request.suspect, "fingerprint": model_fingerprint(suspect)},
+        "unrelated": _null_models(unrelated, request),
     }
-    record = audit_record(report, models=models, refset=plan.refset, refset_spec=args.refset or "mnist",
-                          config=plan.config, command=["zest", *getattr(args, "argv", [])],
+    record = audit_record(report, models=models, refset=plan.refset, refset_spec=request.refset or "mnist",
+                          config=plan.config, command=["zest", *request.argv],
                           working_directory=os.getcwd(), commitment=commitment,
                           evidence=None if evidence is None else evidence.to_dict())
     return result, report, record, {"views": views, "refset": plan.refset, "signatures": result.signatures}
 
 
-def audit_evidence(result: AuditResult, plan: AuditPlan, args: argparse.Namespace) -> tuple[Any, list[Any]]:
+def audit_evidence(result: AuditResult, plan: AuditPlan, *, align: str) -> tuple[Any, list[Any]]:
     """The per-image evidence of a Zest audit and the pictures of its 4 strongest images (None, [] without Zest)."""
     sigs = result.signatures
     method = next((name for name in result.methods if name.startswith("zest")), None)
@@ -135,19 +137,19 @@ def audit_evidence(result: AuditResult, plan: AuditPlan, args: argparse.Namespac
         return None, []
     null = {name: sigs[name] for name in result.null_models}
     metric = method.removeprefix("zest-")
-    evidence = image_evidence(sigs[REFERENCE], sigs[SUSPECT], null, metric=metric, align=args.align)
+    evidence = image_evidence(sigs[REFERENCE], sigs[SUSPECT], null, metric=metric, align=align)
     refset = plan.refset
     labels = None
     if refset.labels is not None:
         labels = [refset.class_names[k] if refset.class_names else str(k) for k in refset.labels]
     views = evidence_views(sigs[REFERENCE], sigs[SUSPECT], null, evidence, evidence.most(4), labels=labels,
-                           align=args.align)
+                           align=align)
     return evidence, views
 
 
-def _null_models(unrelated: Mapping[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+def _null_models(unrelated: Mapping[str, Any], request: AuditRequest) -> list[dict[str, Any]]:
     """The unrelated models as the record lists them: name, spec, SHA-256, and what makes each a matched model."""
-    zoo = None if args.unrelated else load_zoo(args.zoo)  # without --unrelated, the zoo's matched null
+    zoo = None if request.unrelated else load_zoo(request.zoo)  # without --unrelated, the zoo's matched null
     listed = []
     for name, model in unrelated.items():
         facts = model_facts(name, model) if zoo is None else zoo_facts(zoo, name, model)
@@ -157,32 +159,28 @@ def _null_models(unrelated: Mapping[str, Any], args: argparse.Namespace) -> list
     return listed
 
 
-def _split_budget(args: argparse.Namespace, refset: Any, config: Any) -> tuple[Any, Any, dict[str, Any], dict | None]:
+def _split_budget(request: QueryFlags, refset: Any, config: Any,
+                  ) -> tuple[Any, Any, dict[str, Any], dict[str, Any], BudgetPlan | None]:
     """``--method all --budget Q``: Q queries per suspect in all, split equally among the four methods.
 
     Each method gets ⌊Q/4⌋: Zest the N × L plan of :func:`~zest_core.pipeline.budget.apply_budget`,
     ModelDiff ⌊Q/8⌋ seed images (it asks 2 per seed), SAC that many CutMix images, AKH that many
     queries. Without a budget (``--budget 0``, or ``--samples`` given) each method uses its own setting.
     """
-    budget = args.budget if args.budget is not None else (DEFAULT_AUDIT_BUDGET if args.samples is None else 0)
-    args.budget_plan = None
+    budget = requested_budget(request, DEFAULT_AUDIT_BUDGET)
     if not budget:
         refsets = {"zest-cosine": refset, "modeldiff": refset, "sac": refset, "akh": refset}
         return refset, config, refsets, {
-            "budget": None, "sac": {"queries": args.sac_images}, "akh": {"queries": args.akh_queries},
-        }
-    if args.samples is not None:
-        raise CLIError(f"--budget, --samples: expected one of them (the budget chooses L), got both ({budget} and "
-                       f"{args.samples})")
+            "budget": None, "sac": {"queries": request.sac_images}, "akh": {"queries": request.akh_queries},
+        }, None
     share = budget // len(COMBINED_METHODS)
     seeds = share // 2
     if seeds < 1:
         raise CLIError(f"--budget: expected at least {2 * len(COMBINED_METHODS)} queries to split among "
                        f"{', '.join(COMBINED_METHODS)}, got {budget}")
-    with named_as_flags({"budget": "--budget"}):
-        images, chosen, plan = apply_budget(share, refset, config, cache=cache_from_args(args),
-                                            repeat_check=not getattr(args, "allow_nondeterministic", False))
-    args.budget_plan = plan
+    print(f"--budget {budget}, split equally: {share} queries per method ({', '.join(COMBINED_METHODS)})",
+          file=sys.stderr)
+    images, chosen, plan = budgeted(request, refset, config, budget=share)
     refsets = {"zest-cosine": images, "modeldiff": refset.subset(list(range(min(seeds, len(refset))))),
                "sac": refset, "akh": refset}
     split = {
@@ -191,23 +189,22 @@ def _split_budget(args: argparse.Namespace, refset: Any, config: Any) -> tuple[A
         "modeldiff": {"queries": 2 * min(seeds, len(refset)), "seeds": min(seeds, len(refset))},
         "sac": {"queries": share}, "akh": {"queries": share},
     }
-    print(f"--budget {budget}, split equally: {share} queries per method ({', '.join(COMBINED_METHODS)})",
-          file=sys.stderr)
-    return images, chosen, refsets, split
+    return images, chosen, refsets, split, plan
 
 
-def _sequential(args: argparse.Namespace, refset: Any, config: Any) -> int:
+def _sequential(request: AuditRequest, plan: AuditPlan) -> int:
     """``zest audit --sequential``: Zest cosine in rounds of reference images, stopping once decided.
 
     The JSON has the fixed audit's keys (the verdict, its p-value, α, distance, detection threshold,
     reason, null, queries), from the round it stopped at, plus ``rounds``.
     """
-    if args.method != "zest-cosine":
-        raise CLIError(f"--sequential: expected --method zest-cosine, got {args.method}")
-    reference, suspect, unrelated, null = _audit_models(args)
+    if request.method != "zest-cosine":
+        raise CLIError(f"--sequential: expected --method zest-cosine, got {request.method}")
+    refset, config = plan.refset, plan.config
+    reference, suspect, unrelated, null = _audit_models(request)
     with ProgressBar("sequential audit: "):
-        decision, signatures = sequential_audit(reference, suspect, unrelated, refset, config=config, alpha=args.alpha,
-                                                align=args.align, cache=cache_from_args(args))
+        decision, signatures = sequential_audit(reference, suspect, unrelated, refset, config=config, alpha=request.alpha,
+                                                align=request.align, cache=cache_from_request(request))
     asked = {name: signatures.joined(name, decision.stopped_round).recorded_queries()
              for name in ("reference", "suspect", *unrelated)}
     last = decision.decisions[-1]
@@ -220,12 +217,12 @@ def _sequential(args: argparse.Namespace, refset: Any, config: Any) -> int:
         "null": {"models": list(unrelated), "distances": dict(zip(unrelated, last.null_distances)),
                  "reason": null.reason, "warnings": list(null.warnings)},
         "queries": {name: None if q is None else q.to_dict() for name, q in asked.items()},
-        "budget": None if args.budget_plan is None else args.budget_plan.to_dict(), "budget_split": None,
+        "budget": None if plan.budget_plan is None else plan.budget_plan.to_dict(), "budget_split": None,
         # The images every round could ask: a suspect is asked the rounds up to the one it stopped at.
         "query_digests": {"zest-cosine": zest_queries_digest(refset, config)},
         "rounds": decision.to_dict(),
     }
-    if args.json:
+    if request.json:
         print(json.dumps(report, indent=2))
         return EXIT_OK
     rounds = ", ".join(f"N = {n}: p = {'n/a' if p is None else f'{p:.3g}'}" for n, p in
@@ -242,26 +239,26 @@ def _sequential(args: argparse.Namespace, refset: Any, config: Any) -> int:
     return EXIT_OK
 
 
-def _audit_models(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], MatchedNull]:
+def _audit_models(request: AuditRequest) -> tuple[Any, Any, dict[str, Any], MatchedNull]:
     """The reference, the suspect, the unrelated models and their null, resolved and checked by ``resolve_null``.
 
     Named ``--unrelated`` models take precedence; two ``zoo:`` models otherwise get the zoo's matched
     null. A null that would make the verdict wrong is refused before any query (a ``NullError``
     naming ``--unrelated``).
     """
-    both_zoo = args.reference.startswith(ZOO_PREFIX) and args.suspect.startswith(ZOO_PREFIX)
-    zoo = load_zoo(args.zoo) if both_zoo or any(
-        spec.startswith(ZOO_PREFIX) for spec in (args.unrelated or [])) else None
-    if args.unrelated:
-        specs = unrelated_specs(args.unrelated)
+    both_zoo = request.reference.startswith(ZOO_PREFIX) and request.suspect.startswith(ZOO_PREFIX)
+    zoo = load_zoo(request.zoo) if both_zoo or any(
+        spec.startswith(ZOO_PREFIX) for spec in (request.unrelated or [])) else None
+    if request.unrelated:
+        specs = unrelated_specs(request.unrelated)
         models: dict[str, Any] = {}
-        for spec in (args.reference, args.suspect, *specs):
+        for spec in (request.reference, request.suspect, *specs):
             if spec not in models:
-                models[spec] = load_classifier(spec, **model_options(args))
-        null = resolve_null(args.reference, args.suspect, zoo=zoo, models=models, unrelated=specs)
-        return models[args.reference], models[args.suspect], {spec: models[spec] for spec in specs}, null
+                models[spec] = load_classifier(spec, **request.model_options())
+        null = resolve_null(request.reference, request.suspect, zoo=zoo, models=models, unrelated=specs)
+        return models[request.reference], models[request.suspect], {spec: models[spec] for spec in specs}, null
     if both_zoo:
-        reference, suspect = args.reference.removeprefix(ZOO_PREFIX), args.suspect.removeprefix(ZOO_PREFIX)
+        reference, suspect = request.reference.removeprefix(ZOO_PREFIX), request.suspect.removeprefix(ZOO_PREFIX)
         # Every model loaded once: the matched null's too, which resolve_null then checks as they are.
         names = (reference, suspect, *matched_null(zoo, reference, suspect).models)
         models = {name: zoo.load(name) for name in dict.fromkeys(names)}
@@ -274,7 +271,7 @@ def _audit_models(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], M
     )
 
 
-def unrelated_specs(values: list[str]) -> list[str]:
+def unrelated_specs(values: Sequence[str]) -> list[str]:
     """``--unrelated`` values: model specs, folders (every model file inside) or @FILE (one spec per line)."""
     specs: list[str] = []
     for value in values:

@@ -1,7 +1,6 @@
 """``zest signature``, ``zest distance`` and ``zest matrix``: one model's signature, and distances between models."""
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -28,34 +27,34 @@ from .inputs import (
     EXIT_OK,
     SIGNATURE_SUFFIX,
     CLIError,
-    cache_from_args,
     budgeted,
-    config_from_args,
+    cache_from_request,
+    config_from_request,
     load_classifier,
     load_input,
     load_refset,
-    model_options,
     signature_of,
     signatures_of,
 )
+from .requests import DistanceRequest, MatrixRequest, SignatureRequest
 from .search import EXIT_PARTIAL, hub_flags_named, report_failures, stack_of_inputs
 
 
-def cmd_signature(args: argparse.Namespace) -> int:
+def cmd_signature(request: SignatureRequest) -> int:
     """``zest signature MODEL --refset REF -o OUT.npz``."""
-    if not args.output.lower().endswith(SIGNATURE_SUFFIX):
-        raise CLIError(f"-o: expected an output path ending in {SIGNATURE_SUFFIX}, got {args.output!r}")
-    model = load_classifier(args.model, **model_options(args))
-    refset, config = budgeted(args, load_refset(args.refset, args.image_size), config_from_args(args))
+    if not request.output.lower().endswith(SIGNATURE_SUFFIX):
+        raise CLIError(f"-o: expected an output path ending in {SIGNATURE_SUFFIX}, got {request.output!r}")
+    model = load_classifier(request.model, **request.model_options())
+    refset, config, plan = budgeted(request, load_refset(request.refset, request.image_size), config_from_request(request))
     made = QueryCount()
     signature = signature_of(
-        args.model, model, refset, config, cache_from_args(args),
-        allow_nondeterministic=args.allow_nondeterministic, counter=made, adapt=args.input_adapter,
+        request.model, model, refset, config, cache_from_request(request),
+        allow_nondeterministic=request.allow_nondeterministic, counter=made, adapt=request.input_adapter,
     )
-    signature.metadata.update(model=args.model, refset=refset.describe())
-    if args.budget_plan is not None:
-        signature.metadata["budget"] = args.budget_plan.to_dict()
-    path = signature.save(args.output)
+    signature.metadata.update(model=request.model, refset=refset.describe())
+    if plan is not None:
+        signature.metadata["budget"] = plan.to_dict()
+    path = signature.save(request.output)
     print(
         f"wrote {path}: {signature.num_classes} classes × {signature.matrix().shape[1]} super-pixel weights "
         f"over {signature.num_images} reference images"
@@ -64,17 +63,17 @@ def cmd_signature(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_distance(args: argparse.Namespace) -> int:
+def cmd_distance(request: DistanceRequest) -> int:
     """``zest distance A B --refset REF``: the Zest distance, as a number or one JSON object."""
-    inputs = [load_input(spec, **model_options(args)) for spec in (args.a, args.b)]
+    inputs = [load_input(spec, **request.model_options()) for spec in (request.a, request.b)]
     counters: list[QueryCount] = []
-    sig_a, sig_b = signatures_of(inputs, args, counters=counters)
+    (sig_a, sig_b), plan = signatures_of(inputs, request, counters=counters)
     queries = [
         with_http(signature_queries(sig, made), item.model) for item, sig, made in zip(inputs, (sig_a, sig_b), counters)
     ]
-    comparison = compare(sig_a, sig_b, metric=args.metric, align=args.align)
+    comparison = compare(sig_a, sig_b, metric=request.metric, align=request.align)
     distance, method = comparison.distance, comparison.method
-    if not args.json:
+    if not request.json:
         print(_format_number(distance))
         # On stderr, with the progress bars: stdout stays the one number that scripts read.
         for item, entry in zip(inputs, queries):
@@ -82,8 +81,8 @@ def cmd_distance(args: argparse.Namespace) -> int:
         return EXIT_OK
     report: dict[str, Any] = {
         "distance": distance,
-        "metric": args.metric,
-        "align": args.align,
+        "metric": request.metric,
+        "align": request.align,
         "alignment_method": method,
         "models": [
             {"input": item.spec, "fingerprint": sig.model_fingerprint, "num_classes": sig.num_classes,
@@ -92,7 +91,7 @@ def cmd_distance(args: argparse.Namespace) -> int:
         ],
         "refset_fingerprint": sig_a.refset_fingerprint,
         "config": sig_a.config.science_dict(),
-        "budget": None if args.budget_plan is None else args.budget_plan.to_dict(),
+        "budget": None if plan is None else plan.to_dict(),
     }
     detail = signature_query_detail(sig_a.num_images, sig_a.config.num_samples)
     totals = queries_report({"a": queries[0], "b": queries[1]}, f"{detail}; per model in models[].queries")
@@ -103,45 +102,45 @@ def cmd_distance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_matrix(args: argparse.Namespace) -> int:
+def cmd_matrix(request: MatrixRequest) -> int:
     """``zest matrix M1 M2 ... --refset REF [--backend local|ray]``: every pairwise distance, each signature once.
 
     The signatures are computed on the backend, one task per model; a model that fails is reported
     on stderr and left out of the matrix (exit status 1). Cosine distances are computed blockwise
     (:func:`zest_core.hub.hub_distance_matrix`); ``--format npy`` streams them to ``-o FILE``.
     """
-    if len(args.models) < 2:
-        raise CLIError(f"matrix: expected at least 2 models, got {len(args.models)}")
-    if args.format == "npy" and not args.output:
+    if len(request.models) < 2:
+        raise CLIError(f"matrix: expected at least 2 models, got {len(request.models)}")
+    if request.format == "npy" and not request.output:
         raise CLIError("--format npy: expected -o FILE.npy to stream the matrix to, got no -o")
-    specs = list(dict.fromkeys(args.models))  # a model given twice is computed once
-    with tempfile.TemporaryDirectory(dir=Path(args.output).parent if args.format == "npy" else None) as scratch:
+    specs = list(dict.fromkeys(request.models))  # a model given twice is computed once
+    with tempfile.TemporaryDirectory(dir=Path(request.output).parent if request.format == "npy" else None) as scratch:
         # Streaming: the signatures wait in a file too, so that neither they nor the matrix fill the memory.
-        stack_path = Path(scratch) / "signatures.f64" if args.format == "npy" else None
-        stack, segments, failures = stack_of_inputs(specs, args, stack_path=stack_path)
-        names = [spec for spec in args.models if spec in stack.names]
+        stack_path = Path(scratch) / "signatures.f64" if request.format == "npy" else None
+        stack, segments, failures = stack_of_inputs(specs, request, stack_path=stack_path)
+        names = [spec for spec in request.models if spec in stack.names]
         if len(names) < 2:
             report_failures(failures)
             raise CLIError(f"matrix: expected at least 2 models with a signature, got {len(names)} ({len(failures)} failed)")
         order = [stack.index(name) for name in names]
         # Streamed into the scratch folder (beside -o), then moved into place: -o is whole or absent.
-        out = str(Path(scratch) / "matrix.npy") if args.format == "npy" else None
+        out = str(Path(scratch) / "matrix.npy") if request.format == "npy" else None
         with hub_flags_named():
-            if args.metric == "cosine":
-                matrix = hub_distance_matrix(stack, align=args.align, block_size=args.block_size, out=out, order=order)
+            if request.metric == "cosine":
+                matrix = hub_distance_matrix(stack, align=request.align, block_size=request.block_size, out=out, order=order)
             else:
                 signatures = [stack.signature(index, segments) for index in order]
-                matrix = signature_distance_matrix(signatures, metric=args.metric, align=args.align)
+                matrix = signature_distance_matrix(signatures, metric=request.metric, align=request.align)
                 if out is not None:
                     np.save(out, matrix)
-        if args.format == "npy":
+        if request.format == "npy":
             del matrix  # the memory map of the scratch file, before it moves
-            atomic_write_bytes(Path(args.output).with_suffix(".names.txt"), ("\n".join(names) + "\n").encode())
-            os.replace(out, args.output)
+            atomic_write_bytes(Path(request.output).with_suffix(".names.txt"), ("\n".join(names) + "\n").encode())
+            os.replace(out, request.output)
         else:
-            text = _matrix_csv(names, matrix) if args.format == "csv" else _matrix_json(names, matrix, args)
-            if args.output:
-                atomic_write_bytes(args.output, text.encode())
+            text = _matrix_csv(names, matrix) if request.format == "csv" else _matrix_json(names, matrix, request)
+            if request.output:
+                atomic_write_bytes(request.output, text.encode())
             else:
                 sys.stdout.write(text)
     report_failures(failures)
@@ -157,8 +156,8 @@ def _matrix_csv(names: Sequence[str], matrix: np.ndarray) -> str:
     return buffer.getvalue()
 
 
-def _matrix_json(names: Sequence[str], matrix: np.ndarray, args: argparse.Namespace) -> str:
-    report = {"models": list(names), "metric": args.metric, "align": args.align, "matrix": matrix.tolist()}
+def _matrix_json(names: Sequence[str], matrix: np.ndarray, request: MatrixRequest) -> str:
+    report = {"models": list(names), "metric": request.metric, "align": request.align, "matrix": matrix.tolist()}
     return json.dumps(report) + "\n"
 
 

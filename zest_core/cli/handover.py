@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,27 +19,29 @@ from ..studies.audit import audit_query_digests
 from ..studies.commitment import commitment_record
 from ..studies.handover import compare_records, read_report, record_intact
 from .audit import plan_audit, run_audit
-from .inputs import EXIT_OK, CLIError, cache_from_args, check_writable, load_classifier, model_options
+from .inputs import EXIT_OK, CLIError, cache_from_request, check_writable, load_classifier
+from .parser import parse_request
+from .requests import AuditRequest, CommitRequest, VerifyRequest
 
 EXIT_DIFFERS = 1
 
 
-def cmd_commit(args: argparse.Namespace) -> int:
+def cmd_commit(request: CommitRequest) -> int:
     """``zest commit [--reference SPEC] --refset REF [flags] -o FILE``: the queries' digests, before any suspect."""
-    out = Path(args.out)
+    out = Path(request.out)
     if out.suffix.lower() != ".json":
-        raise CLIError(f"-o: expected a .json file, got {args.out}")
+        raise CLIError(f"-o: expected a .json file, got {request.out}")
     check_writable("-o", out)
-    plan = plan_audit(args)
-    needs_reference = args.method in ("modeldiff", "akh", "all")
-    if needs_reference and args.reference is None:
-        raise CLIError(f"--reference: expected the reference model, whose own queries {args.method} commits to")
-    reference = None if args.reference is None else load_classifier(args.reference, **model_options(args))
-    digests = audit_query_digests(reference, plan.refset, method=args.method, config=plan.config,
-                                  refsets=plan.refsets, cache=cache_from_args(args), **plan.options)
+    plan = plan_audit(request)
+    needs_reference = request.method in ("modeldiff", "akh", "all")
+    if needs_reference and request.reference is None:
+        raise CLIError(f"--reference: expected the reference model, whose own queries {request.method} commits to")
+    reference = None if request.reference is None else load_classifier(request.reference, **request.model_options())
+    digests = audit_query_digests(reference, plan.refset, method=request.method, config=plan.config,
+                                  refsets=plan.refsets, cache=cache_from_request(request), **plan.options)
     fingerprint = None if reference is None else reference.fingerprint
-    options = {"method": args.method, "sac_images": plan.options["sac_options"]["num_images"],
-               "akh_queries": plan.options["akh_options"]["num_queries"], "reference": args.reference}
+    options = {"method": request.method, "sac_images": plan.options["sac_options"]["num_images"],
+               "akh_queries": plan.options["akh_options"]["num_queries"], "reference": request.reference}
     record = commitment_record(plan.refset, plan.config, digests, reference_fingerprint=fingerprint, options=options)
     atomic_write_bytes(out, json.dumps(record, indent=1, sort_keys=True).encode())
     print(f"commitment {record['digest']}: {len(digests)} method(s), {len(plan.refset)} reference images; "
@@ -50,24 +51,23 @@ def cmd_commit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(request: VerifyRequest) -> int:
     """``zest verify REPORT [--reference SPEC] [--suspect SPEC] [--refset REF]``: recompute and compare."""
-    reported = read_report(args.report)
+    reported = read_report(request.report)
     command = reported.get("command", [])
     if len(command) < 2 or command[:2] != ["zest", "audit"]:
         raise CLIError(f"REPORT: expected the record of a `zest audit`, got the command {command!r}")
     try:
-        again = args.build_parser().parse_args(command[1:])  # the parser hands itself over: it imports this module
+        recorded_request = parse_request(command[1:])
     except SystemExit as exit_:
         raise CLIError(f"REPORT: its command does not parse: {' '.join(command)}") from exit_
-    for flag in ("reference", "suspect", "refset"):
-        if getattr(args, flag, None) is not None:
-            setattr(again, flag, getattr(args, flag))
-    again.report, again.commitment, again.json = None, None, True
-    again.trust_pickle = args.trust_pickle or False
-    if args.zoo is not None:
-        again.zoo = args.zoo
-    again.argv = command[1:]
+    if not isinstance(recorded_request, AuditRequest):
+        raise CLIError(f"REPORT: expected the record of a `zest audit`, got the command {command!r}")
+    # What to check against instead, where given; the recorded command as typed stays the report's.
+    instead = {name: getattr(request, name) for name in ("reference", "suspect", "refset", "zoo")
+               if getattr(request, name) is not None}
+    again = recorded_request.replace(report=None, commitment=None, json=True, trust_pickle=request.trust_pickle,
+                                     **instead)
     recorded = reported.get("working_directory")
     if recorded and Path(recorded) != Path.cwd():
         print(f"note: the report was made in {recorded}; relative paths in its command are read from here, "

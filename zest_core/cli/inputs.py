@@ -5,7 +5,6 @@ Every fault in an input is a :class:`CLIError` (or an engine error) whose messag
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -19,7 +18,7 @@ from .._shared.limits import LIMITS, parse_size
 from .._shared.progress import ProgressBar
 from ..cache.store import SignatureCache
 from ..errors import ZestError
-from ..pipeline.budget import apply_budget
+from ..pipeline.budget import BudgetPlan, apply_budget
 from ..pipeline.config import ZestConfig
 from ..pipeline.distance import check_compatible
 from ..pipeline.counting import QueryCount
@@ -31,6 +30,7 @@ from ..sources.image_folder import load_image_folder
 from ..sources.mnist import load_mnist
 from ..sources.models import Classifier, fit_input, load_model
 from ..sources.npz import load_npz_reference
+from .requests import ComputeFlags, ConfigFlags, Request
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input of any kind, as argparse uses for bad arguments
@@ -106,7 +106,7 @@ FIELD_FLAGS = {**CONFIG_FIELD_FLAGS, **{name: flag for name, (flag, _) in {**FLA
                "num_samples": "--samples", "address": "--address"}
 
 
-def check_flags(args: argparse.Namespace) -> None:
+def check_flags(request: Request) -> None:
     """Every numeric flag the command has, checked as the user typed it, and ``-o``'s folder, before any work.
 
     Raises
@@ -114,24 +114,25 @@ def check_flags(args: argparse.Namespace) -> None:
     CLIError
         Naming the flag as typed (``--alpha: expected a number > 0.0, got 0.0``).
     """
+    # Generic over the request types: a command checks the flags its request has.
     for name, (flag, bounds) in FLAG_BOUNDS.items():
-        if getattr(args, name, None) is not None:
-            check_number(flag, getattr(args, name), **bounds)
+        if getattr(request, name, None) is not None:
+            check_number(flag, getattr(request, name), **bounds)
     for name, (flag, minimum) in INT_FLAG_MINIMA.items():
-        if getattr(args, name, None) is not None:
-            check_int(flag, getattr(args, name), minimum=minimum)
-    if getattr(args, "output", None):
-        check_writable("-o", Path(args.output))
-    address = getattr(args, "address", None)
-    if getattr(args, "backend", None) == "ray" and address not in (None, "auto", "local"):
+        if getattr(request, name, None) is not None:
+            check_int(flag, getattr(request, name), minimum=minimum)
+    if getattr(request, "output", None):
+        check_writable("-o", Path(request.output))
+    address = getattr(request, "address", None)
+    if getattr(request, "backend", None) == "ray" and address not in (None, "auto", "local"):
         from ..hub.ray_backend import CONNECT_TIMEOUT_S, check_reachable  # no Ray import: a socket
 
         with named_as_flags({"address": "--address"}):
-            check_reachable(address, getattr(args, "timeout", None) or CONNECT_TIMEOUT_S)
+            check_reachable(address, getattr(request, "timeout", None) or CONNECT_TIMEOUT_S)
 
 
 @contextlib.contextmanager
-def limits_from_flags(args: argparse.Namespace) -> Iterator[None]:
+def limits_from_request(request: Request) -> Iterator[None]:
     """The resource-limit flags (``--max-mask-memory 8G``) as their environment variables, for one command.
 
     :mod:`zest_core._shared.limits` reads them there, in this process and in those it starts (Ray's
@@ -145,7 +146,7 @@ def limits_from_flags(args: argparse.Namespace) -> Iterator[None]:
     saved = {limit.env: os.environ.get(limit.env) for limit in LIMITS}
     try:
         for limit in LIMITS:
-            value = getattr(args, limit.flag.removeprefix("--").replace("-", "_"), None)
+            value = request.limits.get(limit.flag)
             if value is not None:
                 try:
                     os.environ[limit.env] = str(parse_size(value))
@@ -188,12 +189,6 @@ def flag_named(message: str) -> str:
 def is_endpoint_spec(spec: str) -> bool:
     """Whether a MODEL argument is a model behind an HTTP endpoint."""
     return spec.startswith(("http://", "https://"))
-
-
-def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :func:`load_classifier` and :func:`load_input` that the command's flags give."""
-    return {"trust_pickle": getattr(args, "trust_pickle", False), "timeout": getattr(args, "timeout", None),
-            "retries": getattr(args, "retries", None)}
 
 
 def load_classifier(
@@ -275,7 +270,7 @@ def _ref_count(spec: str, count: str, forms: str) -> int:
     return int(count)
 
 
-def config_from_args(args: argparse.Namespace, base: ZestConfig | None = None) -> ZestConfig:
+def config_from_request(request: ConfigFlags, base: ZestConfig | None = None) -> ZestConfig:
     """``base`` (default ``ZestConfig()``) with the config flags the user gave applied over it.
 
     Raises
@@ -283,43 +278,50 @@ def config_from_args(args: argparse.Namespace, base: ZestConfig | None = None) -
     CLIError
         Naming the flag (``--samples``, not ``num_samples``) whose value the config refuses.
     """
-    changes = {field: getattr(args, flag) for flag, field in CONFIG_FLAGS.items() if getattr(args, flag) is not None}
+    changes = {field: getattr(request, flag) for flag, field in CONFIG_FLAGS.items() if getattr(request, flag) is not None}
     with named_as_flags(CONFIG_FIELD_FLAGS):
         return (base or ZestConfig()).replace(**changes)
 
 
-def budgeted(
-    args: argparse.Namespace, refset: ReferenceSet, config: ZestConfig, *, default: int = 0
-) -> tuple[ReferenceSet, ZestConfig]:
-    """The reference images and config that ``--budget Q`` buys (:func:`zest_core.pipeline.budget.apply_budget`).
+def requested_budget(request: ComputeFlags, default: int = 0) -> int:
+    """The queries per model ``--budget`` asks (0: no budget).
 
     Without ``--budget``, the command's ``default`` applies unless ``--samples`` was given (explicit
-    settings win). Without a budget (0) both are returned unchanged. The plan is printed on stderr
-    and kept in ``args.budget_plan`` for JSON output.
+    settings win); both given is refused.
     """
-    budget = getattr(args, "budget", None)
+    budget = request.budget
     if budget is None:
-        budget = default if getattr(args, "samples", None) is None else 0
-    args.budget_plan = None
-    if not budget:
-        return refset, config
-    if getattr(args, "samples", None) is not None:
+        budget = default if request.samples is None else 0
+    if budget and request.samples is not None:
         raise CLIError(f"--budget, --samples: expected one of them (the budget chooses L), got both ({budget} and "
-                       f"{args.samples})")
+                       f"{request.samples})")
+    return budget
+
+
+def budgeted(
+    request: ComputeFlags, refset: ReferenceSet, config: ZestConfig, *, default: int = 0, budget: int | None = None,
+) -> tuple[ReferenceSet, ZestConfig, BudgetPlan | None]:
+    """The reference images, config and plan that ``--budget Q`` buys (:func:`zest_core.pipeline.budget.apply_budget`).
+
+    ``budget`` (default: :func:`requested_budget` with ``default``) overrides the flag, for a share of it.
+    Without a budget (0) the images and config are returned unchanged, with no plan. The plan is
+    printed on stderr.
+    """
+    budget = requested_budget(request, default) if budget is None else budget
+    if not budget:
+        return refset, config, None
     with named_as_flags({"budget": "--budget"}):
-        images, chosen, plan = apply_budget(
-            budget, refset, config, repeat_check=not getattr(args, "allow_nondeterministic", False),
-            cache=cache_from_args(args))
-    args.budget_plan = plan
+        images, chosen, plan = apply_budget(budget, refset, config, repeat_check=not request.allow_nondeterministic,
+                                            cache=cache_from_request(request))
     print(plan.describe(), file=sys.stderr)
-    return images, chosen
+    return images, chosen, plan
 
 
-def cache_from_args(args: argparse.Namespace) -> SignatureCache | bool | None:
+def cache_from_request(request: ConfigFlags) -> SignatureCache | bool | None:
     """False for --no-cache, a cache in --cache-dir, or None (the engine's default folder)."""
-    if args.no_cache:
+    if request.no_cache:
         return False
-    return SignatureCache(args.cache_dir) if args.cache_dir else None
+    return SignatureCache(request.cache_dir) if request.cache_dir else None
 
 
 def signature_of(
@@ -351,9 +353,9 @@ def signature_of(
 
 
 def signatures_of(
-    inputs: Sequence[Input], args: argparse.Namespace, *, counters: list[QueryCount] | None = None
-) -> list[Signature]:
-    """Every input's signature: loaded from its file, or computed once on --refset.
+    inputs: Sequence[Input], request: ComputeFlags, *, counters: list[QueryCount] | None = None
+) -> tuple[list[Signature], BudgetPlan | None]:
+    """Every input's signature, loaded from its file or computed once on --refset, and the budget's plan.
 
     ``counters``, when given, gets one :class:`QueryCount` per input: the queries made now (none for a
     signature file or a cached signature).
@@ -361,14 +363,15 @@ def signatures_of(
     loaded = [item.signature for item in inputs if item.signature is not None]
     # Unset config flags follow a given signature file's config, so a model can be compared with it.
     base = ZestConfig(**loaded[0].config.science_dict()) if loaded else None
-    config = config_from_args(args, base)
-    refset = _refset_for(inputs, args)
+    config = config_from_request(request, base)
+    refset = _refset_for(inputs, request)
+    plan = None
     if refset is not None:
-        refset, config = budgeted(args, refset, config)
+        refset, config, plan = budgeted(request, refset, config)
     if refset is not None and loaded and loaded[0].refset_fingerprint != refset.fingerprint():
         first = next(item.spec for item in inputs if item.signature is not None)
-        raise CLIError(f"{first} was computed on another reference set than --refset {args.refset}; use the same one")
-    cache = cache_from_args(args)
+        raise CLIError(f"{first} was computed on another reference set than --refset {request.refset}; use the same one")
+    cache = cache_from_request(request)
     result = []
     for index, item in enumerate(inputs):
         made = QueryCount()
@@ -380,15 +383,14 @@ def signatures_of(
             label = f"model {index + 1}/{len(inputs)} ({item.spec}): "
             result.append(signature_of(
                 item.spec, item.model, refset, config, cache, label,
-                allow_nondeterministic=getattr(args, "allow_nondeterministic", False), counter=made,
-                adapt=getattr(args, "input_adapter", False),
+                allow_nondeterministic=request.allow_nondeterministic, counter=made, adapt=request.input_adapter,
             ))
     for item, signature in zip(inputs[1:], result[1:]):
         try:
             check_compatible(result[0], signature)
         except ValueError as error:
             raise CLIError(f"{inputs[0].spec} vs {item.spec}: {error}") from error
-    return result
+    return result, plan
 
 
 def adapted(spec: str, model: Classifier, refset: ReferenceSet, adapt: bool) -> Classifier:
@@ -403,10 +405,10 @@ def adapted(spec: str, model: Classifier, refset: ReferenceSet, adapt: bool) -> 
         "or use a reference set of the model's images (images are never converted silently)"))
 
 
-def _refset_for(inputs: Sequence[Input], args: argparse.Namespace) -> ReferenceSet | None:
+def _refset_for(inputs: Sequence[Input], request: ComputeFlags) -> ReferenceSet | None:
     models = [item.spec for item in inputs if item.model is not None]
     if not models:
         return None
-    if args.refset is None:
+    if request.refset is None:
         raise CLIError(f"--refset is required to compute the signature of {models[0]}")
-    return load_refset(args.refset, args.image_size)
+    return load_refset(request.refset, request.image_size)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Sequence
 
 from ..methods.sac import DEFAULT_NUM_IMAGES as DEFAULT_SAC_IMAGES
 from ..pipeline.budget import BUDGET_DESIGN, BUDGET_SAMPLES, DEFAULT_AUDIT_BUDGET
@@ -14,14 +15,10 @@ from ..sources.architectures import ARCHITECTURES
 from ..studies.rules import METHODS
 from ..sources.endpoint import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from ..zoo.demo import DEMO_NUM_SAMPLES
-from .audit import cmd_audit
-from .handover import cmd_commit, cmd_verify
-from .bench import cmd_bench
 from .._shared.limits import LIMITS
-from .compare import cmd_distance, cmd_matrix, cmd_signature
-from .search import cmd_search
 from .inputs import DEFAULT_MNIST_N
-from .zoo import cmd_demo, cmd_zoo_build, cmd_zoo_list
+from .requests import (AuditRequest, BenchRequest, CommitRequest, DemoRequest, DistanceRequest, MatrixRequest, Request,
+                       SearchRequest, SignatureRequest, VerifyRequest, ZooBuildRequest, ZooListRequest)
 
 
 def _config_parent() -> argparse.ArgumentParser:
@@ -148,7 +145,7 @@ MODEL_HELP = f"{MODEL_SPEC_HELP}, or a signature .npz"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``zest`` argument parser: one subparser per command, ``handler`` set to the function that runs it."""
+    """The ``zest`` argument parser: one subparser per command, ``request`` set to the type of its request."""
     parser = argparse.ArgumentParser(
         prog="zest",
         description=(
@@ -166,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_request(argv: Sequence[str]) -> Request:
+    """The typed request of the command line ``argv`` (after ``zest``): argparse's namespace, once, as a dataclass.
+
+    Raises
+    ------
+    SystemExit
+        As argparse does, on ``--help`` and on arguments it refuses (with its usage message).
+    """
+    namespace = build_parser().parse_args(list(argv))
+    return namespace.request.from_namespace(namespace, tuple(argv))
+
+
 def _add_comparison_commands(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
     """``signature``, ``distance`` and ``matrix``."""
     sign = commands.add_parser("signature", parents=[config], help="compute and save a model's signature")
@@ -178,7 +187,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     _image_size_flag(sign)
     _budget_flag(sign)
     sign.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the signature")
-    sign.set_defaults(handler=cmd_signature)
+    sign.set_defaults(request=SignatureRequest)
 
     dist = commands.add_parser(
         "distance", parents=[config], help="the Zest distance between two models", description=INPUTS_HELP
@@ -189,7 +198,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
     _input_adapter_flag(dist)
     _budget_flag(dist)
     dist.add_argument("--json", action="store_true", help="print one JSON object with the details")
-    dist.set_defaults(handler=cmd_distance)
+    dist.set_defaults(request=DistanceRequest)
 
     matrix = commands.add_parser(
         "matrix", parents=[config], help="distances between every pair of models", description=INPUTS_HELP
@@ -202,7 +211,7 @@ def _add_comparison_commands(commands: argparse._SubParsersAction, config: argpa
                              "with the model names beside it in FILE.names.txt, for hubs of thousands")
     matrix.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     _backend_flags(matrix)
-    matrix.set_defaults(handler=cmd_matrix)
+    matrix.set_defaults(request=MatrixRequest)
 
 
 def _add_zoo_commands(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
@@ -212,7 +221,7 @@ def _add_zoo_commands(commands: argparse._SubParsersAction, config: argparse.Arg
     )
     demo.add_argument("--epochs", type=int, default=2, help="training epochs of the base models (default: 2)")
     demo.add_argument("--n", type=int, default=32, help="reference digits (default: 32)")
-    demo.set_defaults(handler=cmd_demo)
+    demo.set_defaults(request=DemoRequest)
 
     zoo_parser = commands.add_parser("zoo", help="the demo zoo of related and unrelated MNIST models")
     zoo_commands = zoo_parser.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
@@ -223,11 +232,11 @@ def _add_zoo_commands(commands: argparse._SubParsersAction, config: argparse.Arg
     build.add_argument("--extend", action="store_true",
                        help="keep the models already in --out and train only the missing models trained from "
                             "scratch (e.g. unrelated models added to the recipe)")
-    build.set_defaults(handler=cmd_zoo_build)
+    build.set_defaults(request=ZooBuildRequest)
     listing = zoo_commands.add_parser("list", help="the zoo's models, relations and held-out accuracies")
     listing.add_argument("--root", metavar="DIR", help="zoo folder (default: $ZEST_ZOO_DIR or assets/zoo)")
     listing.add_argument("--json", action="store_true", help="print the manifest's model entries as JSON")
-    listing.set_defaults(handler=cmd_zoo_list)
+    listing.set_defaults(request=ZooListRequest)
 
 
 def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.ArgumentParser) -> None:
@@ -259,7 +268,7 @@ def _add_bench_command(commands: argparse._SubParsersAction, config: argparse.Ar
                             "against models trained from scratch for the child's task with its architecture")
     bench.add_argument("--k", type=int, default=1, help="epochs: compare checkpoint t with t+k (default: 1)")
     bench.add_argument("--repeats", type=int, default=10, help="refsize: draws per reference-set size (default: 10)")
-    bench.set_defaults(handler=cmd_bench)
+    bench.set_defaults(request=BenchRequest)
 
 
 def _sac_images_flag(parser: argparse.ArgumentParser) -> None:
@@ -298,7 +307,7 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
                        help="a commitment of `zest commit`: refuse to query the suspect unless every image the audit "
                             "sends it is one committed to")
     audit.add_argument("--json", action="store_true", help="print one JSON object")
-    audit.set_defaults(handler=cmd_audit)
+    audit.set_defaults(request=AuditRequest)
 
     commit = commands.add_parser(
         "commit", parents=[config],
@@ -309,7 +318,7 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
                         help="the owner's model (needed for modeldiff, akh and all, whose queries it shapes)")
     _query_flags(commit)
     commit.add_argument("-o", "--out", required=True, metavar="FILE", help="the commitment (.json)")
-    commit.set_defaults(handler=cmd_commit)
+    commit.set_defaults(request=CommitRequest)
 
     verify = commands.add_parser(
         "verify", help="recompute an audit report's verdict from its command, model files and reference set, and "
@@ -321,7 +330,7 @@ def _add_audit_command(commands: argparse._SubParsersAction, config: argparse.Ar
     verify.add_argument("--refset", metavar="REF", help="check against this reference set instead")
     verify.add_argument("--zoo", metavar="DIR", help="zoo folder for zoo: models (default: the recorded one)")
     _trust_pickle_flag(verify)
-    verify.set_defaults(handler=cmd_verify, build_parser=build_parser)
+    verify.set_defaults(request=VerifyRequest)
 
 
 def _query_flags(parser: argparse.ArgumentParser) -> None:
@@ -400,4 +409,4 @@ def _add_search_command(commands: argparse._SubParsersAction, config: argparse.A
     search.add_argument("--json", action="store_true", help="print one JSON object (the whole ranking included)")
     search.add_argument("-o", "--output", metavar="FILE.csv", help="write the whole ranking here (rank, model, distance)")
     _backend_flags(search)
-    search.set_defaults(handler=cmd_search)
+    search.set_defaults(request=SearchRequest)

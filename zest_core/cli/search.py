@@ -5,7 +5,6 @@ the models-done progress bar, and the signatures of MODEL arguments computed on 
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -27,13 +26,14 @@ from .inputs import (
     EXIT_OK,
     CLIError,
     budgeted,
-    cache_from_args,
-    config_from_args,
+    cache_from_request,
+    config_from_request,
     is_signature_spec,
     load_refset,
     load_signature,
     named_as_flags,
 )
+from .requests import ComputeFlags, MatrixRequest, SearchRequest
 
 EXIT_PARTIAL = 1  # the command's output covers the models that succeeded; the others are listed on stderr
 # Engine parameter → the flag that gives it, for messages.
@@ -57,19 +57,19 @@ class ModelProgress(ProgressBar):
         self._bar.update(done - self._bar.n)
 
 
-def model_source(spec: str, args: argparse.Namespace) -> HubModel:
+def model_source(spec: str, request: ComputeFlags) -> HubModel:
     """A MODEL argument as a hub model: loaded by its task, with the command's --trust-pickle/--timeout/--retries."""
-    endpoint = {name: getattr(args, name, None) for name in ("timeout", "retries")}
-    return HubModel(spec, spec, trust_pickle=getattr(args, "trust_pickle", False),
+    endpoint = {"timeout": request.timeout, "retries": request.retries}
+    return HubModel(spec, spec, trust_pickle=request.trust_pickle,
                     endpoint_options={k: v for k, v in endpoint.items() if v is not None})
 
 
-def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+def backend_options(request: MatrixRequest | SearchRequest) -> dict[str, Any]:
     """:func:`zest_core.hub.compute_signatures`'s options that the backend and cache flags give."""
     return {
-        "backend": args.backend, "address": args.address, "workers": args.workers, "threads": args.threads,
-        "gpus_per_task": args.gpus_per_task, "retries": args.task_retries, "cache": cache_from_args(args),
-        "allow_nondeterministic": getattr(args, "allow_nondeterministic", False),
+        "backend": request.backend, "address": request.address, "workers": request.workers, "threads": request.threads,
+        "gpus_per_task": request.gpus_per_task, "retries": request.task_retries, "cache": cache_from_request(request),
+        "allow_nondeterministic": request.allow_nondeterministic,
     }
 
 
@@ -84,7 +84,7 @@ def report_failures(failures: Sequence[ModelFailure]) -> None:
 
 
 def stack_of_inputs(
-    specs: Sequence[str], args: argparse.Namespace, *, stack_path: str | Path | None = None
+    specs: Sequence[str], request: MatrixRequest, *, stack_path: str | Path | None = None
 ) -> tuple[SignatureStack, np.ndarray, list[ModelFailure]]:
     """The signatures of MODEL arguments (each spec once): signature files read, models computed on the backend.
 
@@ -93,19 +93,19 @@ def stack_of_inputs(
     loaded = {spec: load_signature(spec) for spec in specs if is_signature_spec(spec)}
     first = next(iter(loaded.values()), None)
     # Unset config flags follow a given signature file's config, so a model can be compared with it.
-    config = config_from_args(args, ZestConfig(**first.config.science_dict()) if first else None)
+    config = config_from_request(request, ZestConfig(**first.config.science_dict()) if first else None)
     models = [spec for spec in specs if spec not in loaded]
     if not models:
         _check_all_compatible(next(iter(loaded)), first, loaded)
         return SignatureStack.from_signatures(list(loaded), list(loaded.values()), path=stack_path), first.segments, []
-    if args.refset is None:
+    if request.refset is None:
         raise CLIError(f"--refset is required to compute the signature of {models[0]}")
-    refset, config = budgeted(args, load_refset(args.refset, args.image_size), config)
+    refset, config, _ = budgeted(request, load_refset(request.refset, request.image_size), config)
     if first is not None and first.refset_fingerprint != refset.fingerprint():
-        raise CLIError(f"{next(iter(loaded))} was computed on another reference set than --refset {args.refset}; use the same one")
+        raise CLIError(f"{next(iter(loaded))} was computed on another reference set than --refset {request.refset}; use the same one")
     with ModelProgress("") as bar, hub_flags_named():
-        run = compute_signatures({spec: model_source(spec, args) for spec in models}, refset, config, progress=bar,
-                                 stack_path=stack_path, **backend_options(args))
+        run = compute_signatures({spec: model_source(spec, request) for spec in models}, refset, config, progress=bar,
+                                 stack_path=stack_path, **backend_options(request))
     if loaded and len(run.stack):
         reference = run.stack.names[0]
         _check_all_compatible(reference, run.signature(reference), loaded)
@@ -126,23 +126,24 @@ def _check_all_compatible(reference: str, signature: Signature, others: dict[str
             raise CLIError(f"{reference} vs {spec}: {error}") from error
 
 
-def cmd_search(args: argparse.Namespace) -> int:
+def cmd_search(request: SearchRequest) -> int:
     """``zest search SUSPECT --hub DIR|LIST [--top K] [--unrelated SPEC ...] [--json] [-o RANKING.csv]``."""
-    hub = load_hub(args.hub, checkpoints=not args.no_checkpoints, trust_pickle=args.trust_pickle,
-                   endpoint_options=model_source("", args).endpoint_options)
-    refset, config = budgeted(args, load_refset(args.refset or "mnist", args.image_size), config_from_args(args))
+    hub = load_hub(request.hub, checkpoints=not request.no_checkpoints, trust_pickle=request.trust_pickle,
+                   endpoint_options=model_source("", request).endpoint_options)
+    refset, config, plan = budgeted(request, load_refset(request.refset or "mnist", request.image_size),
+                                    config_from_request(request))
     unrelated = None
-    if args.unrelated:
-        unrelated = {spec: model_source(spec, args) for spec in unrelated_specs(args.unrelated)}
+    if request.unrelated:
+        unrelated = {spec: model_source(spec, request) for spec in unrelated_specs(request.unrelated)}
     with ModelProgress("") as bar, hub_flags_named():
         result = search_hub(
-            model_source(args.suspect, args), hub, refset, config, top=args.top, alpha=args.alpha,
-            align=args.align, unrelated=unrelated, block_size=args.block_size, progress=bar, **backend_options(args),
+            model_source(request.suspect, request), hub, refset, config, top=request.top, alpha=request.alpha,
+            align=request.align, unrelated=unrelated, block_size=request.block_size, progress=bar, **backend_options(request),
         )
-    if args.output:
-        write_ranking(args.output, result)
-    budget = None if args.budget_plan is None else args.budget_plan.to_dict()
-    print(json.dumps({**result.to_dict(), "budget": budget}, indent=2) if args.json else describe_search(result))
+    if request.output:
+        write_ranking(request.output, result)
+    budget = None if plan is None else plan.to_dict()
+    print(json.dumps({**result.to_dict(), "budget": budget}, indent=2) if request.json else describe_search(result))
     report_failures(result.failures)
     return EXIT_PARTIAL if result.failures else EXIT_OK
 

@@ -256,3 +256,47 @@ def test_the_store_sweeps_its_folder_when_it_first_writes(digits_refset, small_c
     compute_signature(make_cnn(0), digits_refset, small_config, cache=root)
     assert not orphan.exists() and len(list(root.glob("*.zsig.npz"))) == 1
     assert not list(root.glob(".*.tmp"))
+
+
+# --- issue 22: quickshift of images from 224 px runs shrunk; the rule is in their keys ---------------
+
+def test_the_quickshift_shrink_factor_is_part_of_the_keys_of_large_images_only(isolated_cache):
+    from skimage import data, transform
+
+    from zest_core import ZestConfig, segment_image
+    from zest_core.pipeline.probe import config_key, keyed_segmentation_params, reference_segments
+
+    config = ZestConfig()
+    # Below 224 px the keys are what they were before the rule: the shipped MNIST signatures stay valid.
+    for size in ((28, 28), (32, 32), (223, 300)):
+        assert config_key(config, size) == config.fingerprint() and keyed_segmentation_params(config, size) == {}
+    assert config_key(config, (224, 224)) == f"{config.fingerprint()}|quickshift-downscale=2"
+    assert keyed_segmentation_params(config, (224, 224)) == {"downscale": 2}
+    full = config.replace(segmentation_params={"downscale": 1})  # the full-size quickshift, asked for
+    assert config_key(full, (224, 224)) == full.fingerprint() != config.fingerprint()
+
+    photos = np.stack([(transform.resize(image, (224, 224, 3), anti_aliasing=True) * 255).astype(np.uint8)
+                       for image in (data.astronaut(), data.chelsea())])
+    refset = ReferenceSet.from_arrays(photos)
+    # A segmentation made before the rule, under the key of that time (here: zeros, to tell it apart).
+    cache = SignatureCache(isolated_cache)
+    old_identity = {"refset_fingerprint": refset.fingerprint(), "segmentation": "quickshift", "segmentation_params": {},
+                    "seed": 0}
+    old_key = SignatureCache.segments_key(refset.fingerprint(), "quickshift", {}, 0)
+    cache.store(old_key, SEGMENTS_FILE, NpzRecord(arrays={"segments": np.zeros((2, 224, 224), np.int32)},
+                                                  meta=old_identity))
+    forget_probes()
+    segments = reference_segments(refset, config, cache=cache)
+    np.testing.assert_array_equal(segments, np.stack([segment_image(image) for image in photos]))
+
+
+def test_signatures_whose_super_pixels_differ_are_not_compared(digits_refset, small_config):
+    import dataclasses
+
+    from zest_core import IncompatibleSignaturesError
+
+    signature = compute_signature(make_cnn(0), digits_refset, small_config, cache=False)
+    other = dataclasses.replace(signature, segments=signature.segments[:, ::-1].copy())  # same config, other segments
+    with pytest.raises(IncompatibleSignaturesError, match="super-pixels differ"):
+        zest_distance(signature, other)
+    assert zest_distance(signature, dataclasses.replace(signature, segments=signature.segments.copy())) == 0.0

@@ -83,3 +83,39 @@ def test_large_sets_segmented_in_worker_processes_get_the_same_labels(digits_ref
     one_by_one = [segmentation.segment_image(image, "quickshift", seed=3, **params) for image in digits_refset.images]
     np.testing.assert_array_equal(in_processes, np.stack(one_by_one))
     assert multiprocessing.active_children() == []
+
+
+def test_large_images_are_segmented_shrunk_by_the_default_rule():
+    """From 224 px, quickshift runs on the image shrunk by side // 112, with that size's kernel (issue 22)."""
+    from zest_core.pipeline.segmentation import default_segmentation_params, quickshift_downscale
+
+    assert default_segmentation_params("quickshift", (223, 223)).get("downscale") is None
+    assert default_segmentation_params("quickshift", (224, 224)) == {
+        "kernel_size": round(112 / 45, 2), "max_dist": 200.0, "ratio": 0.2, "downscale": 2}
+    assert quickshift_downscale("quickshift", {}, (448, 500)) == 4
+    assert quickshift_downscale("quickshift", {"downscale": 1}, (224, 224)) == 1
+    assert quickshift_downscale("slic", {}, (448, 448)) == 1
+    photo = _photos(224)[0]
+    shrunk = segment_image(photo)
+    assert shrunk.shape == (224, 224)
+    # The same as segmenting the anti-aliased half-size image and giving each pixel its half-size pixel's label.
+    half = (transform.resize(photo, (112, 112, 3), anti_aliasing=True, preserve_range=True)).round().astype(np.uint8)
+    small = segment_image(half, downscale=1)
+    np.testing.assert_array_equal(shrunk, np.repeat(np.repeat(small, 2, axis=0), 2, axis=1))
+    assert not np.array_equal(shrunk, segment_image(photo, downscale=1, kernel_size=round(224 / 45, 2)))
+
+
+def test_shrunk_segments_follow_obvious_regions_at_224_px():
+    image = np.zeros((224, 224, 3), np.uint8)
+    image[:112, 112:] = (255, 0, 0)
+    image[112:, :112] = (0, 255, 0)
+    image[112:, 112:] = (0, 0, 255)
+    labels = segment_image(image)
+    assert set(np.unique(labels)) == set(range(labels.max() + 1))
+    for label in range(labels.max() + 1):
+        assert len({tuple(c) for c in image[labels == label]}) == 1
+
+
+def test_a_shrink_factor_below_one_is_refused_by_name():
+    with pytest.raises(ValueError, match="downscale"):
+        segment_image(_photos(224)[0], downscale=0)

@@ -24,7 +24,7 @@ ALIGN_CHOICES = ("auto", "none") + ALIGN_METHODS
 
 
 def check_compatible(sig_a: Signature, sig_b: Signature) -> None:
-    """Raise IncompatibleSignaturesError unless both signatures probe the same segments and masks."""
+    """Raise IncompatibleSignaturesError unless both signatures probe the same segments and masks (same super-pixels)."""
     if sig_a.refset_fingerprint != sig_b.refset_fingerprint:
         raise IncompatibleSignaturesError(
             "sig_a, sig_b: the signatures come from different reference sets "
@@ -35,6 +35,13 @@ def check_compatible(sig_a: Signature, sig_b: Signature) -> None:
     if differing:
         details = ", ".join(f"{k}={science_a[k]!r} vs {science_b[k]!r}" for k in differing)
         raise IncompatibleSignaturesError(f"sig_a, sig_b: the signatures were computed with different configs: {details}")
+    same_segments = sig_a.segments is sig_b.segments or (
+        sig_a.segments.shape == sig_b.segments.shape and np.array_equal(sig_a.segments, sig_b.segments))
+    if not same_segments:  # the same config, segmented by another rule (another version, another scale)
+        raise IncompatibleSignaturesError(
+            "sig_a, sig_b: the signatures' super-pixels differ (segmented by another rule or version); compute both "
+            "with the same version"
+        )
 
 
 def alignment_method(align: str, classes_a: int, classes_b: int) -> str | None:

@@ -21,7 +21,7 @@ from .config import ZestConfig
 from .local_fit import fit_operator
 from .perturbation import fill_images, image_masks
 from .reference import ReferenceSet, check_refset
-from .segmentation import segment_reference_set
+from .segmentation import quickshift_downscale, segment_reference_set
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -155,7 +155,7 @@ def reference_segments(
     # Kept with the probes, in this process's memory (clearing it is starting afresh): the budget's plan
     # and the probe both need the segments, and quickshift takes about 1 s per 224-px image.
     key = ("segments", SignatureCache.segments_key(
-        refset.fingerprint(), config.segmentation, config.segmentation_params, config.seed))
+        refset.fingerprint(), config.segmentation, keyed_segmentation_params(config, refset.image_size), config.seed))
     if key in _PROBES:
         _PROBES.move_to_end(key)
         return _PROBES[key]
@@ -170,14 +170,13 @@ def _segments(
     key = None
     # What the key is made from, written into the file and checked when it is read back: a file
     # without it (written before issue 9) or with another's is segmented again and overwritten.
+    params = keyed_segmentation_params(config, refset.image_size)
     identity = {
         "refset_fingerprint": refset.fingerprint(), "segmentation": config.segmentation,
-        "segmentation_params": config.segmentation_params, "seed": config.seed,
+        "segmentation_params": params, "seed": config.seed,
     }
     if cache is not None:
-        key = SignatureCache.segments_key(
-            refset.fingerprint(), config.segmentation, config.segmentation_params, config.seed
-        )
+        key = SignatureCache.segments_key(refset.fingerprint(), config.segmentation, params, config.seed)
         cached = cache.load(key, SEGMENTS_FILE, _decode_segments, identity)
         if cached is not None and cached.shape == (len(refset),) + refset.image_size:
             return cached
@@ -187,6 +186,23 @@ def _segments(
     if key is not None:
         cache.store(key, SEGMENTS_FILE, NpzRecord(arrays={"segments": segments}, meta=identity))
     return segments
+
+
+def keyed_segmentation_params(config: ZestConfig, image_size: tuple[int, int]) -> dict:
+    """The segmentation parameters a cache key holds: the config's, with quickshift's shrink factor when it has one.
+
+    Images from 224 px are segmented shrunk by default (:func:`~zest_core.pipeline.segmentation.quickshift_downscale`);
+    the factor is folded in whenever it is above 1, so that a segmentation (or signature) made at another
+    scale is never read back. Below that size the keys are what they were before the rule.
+    """
+    downscale = quickshift_downscale(config.segmentation, config.segmentation_params, image_size)
+    return config.segmentation_params if downscale == 1 else {**config.segmentation_params, "downscale": downscale}
+
+
+def config_key(config: ZestConfig, image_size: tuple[int, int]) -> str:
+    """The config's part of a signature's cache key: its fingerprint, and quickshift's shrink factor above 1."""
+    downscale = quickshift_downscale(config.segmentation, config.segmentation_params, image_size)
+    return config.fingerprint() if downscale == 1 else f"{config.fingerprint()}|quickshift-downscale={downscale}"
 
 
 def _decode_segments(record: NpzRecord) -> np.ndarray:

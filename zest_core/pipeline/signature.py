@@ -16,7 +16,7 @@ from ..cache.store import SIGNATURE_FILE, CacheArg, SignatureCache, resolve_cach
 from ..errors import SignatureFileError, ZestError
 from .config import ZestConfig
 from .local_fit import check_samples_determine_fits
-from .probe import Probe, ProgressFn, prepare_probe
+from .probe import Probe, ProgressFn, config_key, prepare_probe
 from .counting import QueryCount
 from .device import resolve_device
 from .fingerprint import model_fingerprint
@@ -265,7 +265,7 @@ def cached_signature(
     if store is None or fingerprint is None:
         return None
     identity = {"model_fingerprint": fingerprint, "refset_fingerprint": refset.fingerprint(), "config": config.to_dict()}
-    key = SignatureCache.key(fingerprint, refset.fingerprint(), config.fingerprint())
+    key = SignatureCache.key(fingerprint, refset.fingerprint(), config_key(config, refset.image_size))
     return store.load(key, SIGNATURE_FILE, Signature.from_record, identity)
 
 
@@ -273,7 +273,8 @@ def store_signature(store: SignatureCache | None, signature: Signature) -> None:
     """Cache ``signature`` under its own model, reference-set and config fingerprints (nothing without a cache or fingerprint)."""
     if store is None or signature.model_fingerprint is None:
         return
-    key = SignatureCache.key(signature.model_fingerprint, signature.refset_fingerprint, signature.config.fingerprint())
+    image_size = tuple(signature.segments.shape[1:])
+    key = SignatureCache.key(signature.model_fingerprint, signature.refset_fingerprint, config_key(signature.config, image_size))
     store.store(key, SIGNATURE_FILE, signature.to_record())
 
 

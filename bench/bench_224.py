@@ -10,10 +10,11 @@ The first audit runs on a fresh, empty signature cache: every signature is compu
 ``--no-cache`` (the cache only adds the writing of a few small files), and the cache it leaves lets a
 second audit, of a new suspect, show what an audit costs once the reference and the null are cached.
 
-Then the same network runs in a bare ``torch.inference_mode`` loop, channels-last, at the audit's
-batch size, for up to 1,024 forward passes: its rate, times the audit's counted queries, is pure
-inference of the audit's images, and the ratio of the audit's wall time to it is what the audit
-costs above pure inference.
+The same network runs in a bare ``torch.inference_mode`` loop, channels-last, at the audit's batch
+size, for up to 1,024 forward passes, once just before the audit and once just after it (a shared
+machine's speed drifts over a 15-minute run): the mean of the two rates, times the audit's counted
+queries, is pure inference of the audit's images, and the ratio of the audit's wall time to it is
+what the audit costs above pure inference. The ratio against each loop alone is printed too.
 
 Usage: python bench/bench_224.py [--family torchvision|timm] [--images 64] [--budget 4112] [--out DIR]
 """
@@ -128,12 +129,14 @@ def main() -> None:
     base = [sys.executable, "-m", "zest_core.cli", "audit", spec(work / "reference.safetensors")]
     options = ["--unrelated", *unrelated, "--refset", str(work / "photos"), "--budget", str(args.budget), "--json"]
 
+    batch = effective_batch_size(None, torch.device("cpu"), (3, 224, 224))
+    sampled = 1024
+    before = bare_loop(network(args.family, 0), sampled, batch) / sampled  # seconds per image
     wall, peak, output = timed([*base, spec(work / "suspect.safetensors"), *options], env)
+    after = bare_loop(network(args.family, 0), sampled, batch) / sampled
     record = json.loads(output)
     queries = int(record["queries"]["now"]["images"])
-    batch = effective_batch_size(None, torch.device("cpu"), (3, 224, 224))
-    sampled = min(queries, 1024)
-    bare = bare_loop(network(args.family, 0), sampled, batch) * queries / sampled
+    bare = (before + after) / 2 * queries
     # The cache's lever: the reference and the null computed once, then a new suspect costs its own queries.
     cached_wall, cached_peak, cached_output = timed([*base, spec(work / "suspect2.safetensors"), *options], env)
     cached_queries = int(json.loads(cached_output)["queries"]["now"]["images"])
@@ -144,7 +147,10 @@ def main() -> None:
         "p_value": record.get("p_value") or record.get("decision", {}).get("p_value"),
         "audit_wall_s": round(wall, 1), "audit_peak_gb": round(peak, 2), "forward_images": queries,
         "bare_loop_s": round(bare, 1), "bare_loop_sampled_passes": sampled, "bare_images_per_s": round(queries / bare, 1),
+        "bare_images_per_s_before": round(1 / before, 1), "bare_images_per_s_after": round(1 / after, 1),
         "ratio_to_pure_inference": round(wall / bare, 3),
+        "ratio_to_the_loop_before": round(wall / (before * queries), 3),
+        "ratio_to_the_loop_after": round(wall / (after * queries), 3),
         "cached_audit_wall_s": round(cached_wall, 1), "cached_audit_peak_gb": round(cached_peak, 2),
         "cached_forward_images": cached_queries,
     }

@@ -10,24 +10,17 @@ Usage: python bench/bench_quickshift_scale.py [--sides 224 256 320 448]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from skimage import data, transform
 from sklearn.metrics import adjusted_rand_score
 
 from zest_core import segment_image
 
-PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "cat", "hubble_deep_field", "immunohistochemistry", "retina"]
-
-
-def photos(side: int) -> list[np.ndarray]:
-    out = []
-    for name in PHOTOS:
-        image = getattr(data, name)()
-        image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
-        out.append((transform.resize(image, (side, side), anti_aliasing=True) * 255).astype(np.uint8))
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_segmentation import _photos as photos  # noqa: E402 - the photographs the segmentation tests hold to 10-40
 
 
 def timed(images: list[np.ndarray], **params) -> tuple[float, list[np.ndarray]]:

@@ -132,7 +132,7 @@ def segment_reference_set(
     pixels = len(refset) * refset.image_size[0] * refset.image_size[1]
     if method == "quickshift" and workers > 1 and pixels >= PROCESS_PIXELS and sys.platform.startswith("linux"):
         # scikit-image's quickshift holds the GIL (measured: 8 photos of 224 px took 8.7 s alone and 7.6 s
-        # on 2 threads), and takes about 1 s per 224-px image: large sets are segmented in forked worker
+        # on 2 threads), and takes about 1 s per 224-px image unshrunk (0.07-0.15 s shrunk): large sets go to forked worker
         # processes (as torch's DataLoader forks its workers on Linux; spawn would re-run the caller's
         # script), joined before this returns. Same function, same seeds: the same labels.
         context = multiprocessing.get_context("fork")

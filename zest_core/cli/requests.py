@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 from .._shared.limits import LIMITS
 from ..errors import ZestError
@@ -47,9 +47,6 @@ class Request:
     argv: tuple[str, ...] = ()
     limits: Mapping[str, str] = field(default_factory=dict)
 
-    # The destinations of the namespace that are not fields of their own (the limit flags go into ``limits``).
-    _FOLDED: ClassVar[tuple[str, ...]] = tuple(limit_dest(limit.flag) for limit in LIMITS)
-
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace, argv: tuple[str, ...] = ()) -> Request:
         """The request of this type that argparse's ``namespace`` describes.
@@ -60,20 +57,18 @@ class Request:
             If the namespace holds a destination that is not a field of this request (a flag added to
             the parser without its field): a fault of the program, named, never of the user's input.
         """
-        values = {key: value for key, value in vars(namespace).items() if key not in _PARSER_KEYS}
-        limits = {limit.flag: values.pop(limit_dest(limit.flag)) for limit in LIMITS
-                  if values.get(limit_dest(limit.flag)) is not None}
-        for name in cls._FOLDED:
-            values.pop(name, None)
+        # argparse's lists (nargs) as tuples, so that a request is immutable all through.
+        values = {key: tuple(value) if isinstance(value, list) else value
+                  for key, value in vars(namespace).items() if key not in _PARSER_KEYS}
+        limits = {}
+        for limit in LIMITS:  # the limit flags are not fields of their own: they go into ``limits``
+            value = values.pop(limit_dest(limit.flag), None)
+            if value is not None:
+                limits[limit.flag] = value
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ZestError(f"{cls.__name__}: the parser's destinations {unknown} are not fields of the request")
-        if "image_size" in values and values["image_size"] is not None:
-            values["image_size"] = tuple(values["image_size"])
-        for name in ("unrelated", "models", "methods"):
-            if values.get(name) is not None:
-                values[name] = tuple(values[name])
         return cls(argv=tuple(argv), limits=limits, **values)
 
     def replace(self, **changes: Any) -> Request:
